@@ -1,0 +1,315 @@
+"""`TaskSource`: one labelled text dataset, whatever its origin, with labels kept as names."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataError
+
+DATA_DIR_ENV = "FEWSHOT_NLP_DATA"
+_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data directory: the argument, else ``$FEWSHOT_NLP_DATA``."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    if not chosen:
+        raise DataError(
+            f"No data directory given: pass data_dir=... (CLI: --data_dir) or set {DATA_DIR_ENV}, "
+            "e.g. to ../shared/data."
+        )
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise DataError(f"Data directory {path} does not exist or is not a folder.")
+    return path
+
+
+@dataclass
+class TaskSource:
+    """One labelled text dataset: texts, optional text pairs, and string label names.
+
+    Build it with :meth:`from_dataset`, :meth:`from_files` or :meth:`from_data_dir`. The
+    label -> example-ids index is built once, at construction.
+    """
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+    text_pairs: list[str] | None = None
+    label_index: dict[str, list[int]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.texts) != len(self.labels):
+            raise DataError(
+                f"Source {self.name!r}: {len(self.texts)} texts but {len(self.labels)} labels."
+            )
+        if self.text_pairs is not None and len(self.text_pairs) != len(self.texts):
+            raise DataError(
+                f"Source {self.name!r}: {len(self.text_pairs)} text pairs for "
+                f"{len(self.texts)} texts."
+            )
+        if not self.texts:
+            raise DataError(f"Source {self.name!r} has no examples.")
+        self.labels = [str(label) for label in self.labels]
+        index: dict[str, list[int]] = {}
+        for i, label in enumerate(self.labels):
+            index.setdefault(label, []).append(i)
+        self.label_index = index
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def label_names(self) -> list[str]:
+        """Label names in order of first appearance."""
+        return list(self.label_index)
+
+    @property
+    def is_pair_task(self) -> bool:
+        return self.text_pairs is not None
+
+    def restrict_to(self, labels: Iterable[str], *, where: str = "") -> TaskSource:
+        """A new source with only these labels; every one of them must have examples."""
+        wanted = [str(label) for label in labels]
+        missing = [label for label in wanted if label not in self.label_index]
+        if missing:
+            raise DataError(
+                f"Source {self.name!r}{where}: {len(missing)} requested label(s) have no examples "
+                f"here: {_preview(missing)}. The data has {len(self.label_index)} labels: "
+                f"{_preview(self.label_names)}. Pick the split or file that holds those labels."
+            )
+        keep = sorted(i for label in wanted for i in self.label_index[label])
+        return TaskSource(
+            name=self.name,
+            texts=[self.texts[i] for i in keep],
+            labels=[self.labels[i] for i in keep],
+            text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in keep],
+        )
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_dataset(
+        cls,
+        dataset,
+        *,
+        name: str | None = None,
+        split: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        text_pair_column: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> TaskSource:
+        """From a ``datasets.Dataset`` or ``DatasetDict``; ``ClassLabel`` ids become names."""
+        import datasets
+
+        if isinstance(dataset, datasets.DatasetDict):
+            if split is None:
+                if len(dataset) != 1:
+                    raise DataError(
+                        f"DatasetDict has splits {list(dataset)}: pass split=... to pick one."
+                    )
+                split = next(iter(dataset))
+            if split not in dataset:
+                raise DataError(f"Split {split!r} not in the DatasetDict; it has {list(dataset)}.")
+            dataset = dataset[split]
+        name = name or getattr(dataset.info, "dataset_name", None) or "dataset"
+        columns = list(dataset.column_names)
+        for role, column in (
+            ("text_column", text_column),
+            ("label_column", label_column),
+            ("text_pair_column", text_pair_column),
+        ):
+            if column is not None and column not in columns:
+                raise DataError(
+                    f"Source {name!r}: {role}={column!r} is not a column; the columns are "
+                    f"{columns}. Pass {role}=<one of them>."
+                )
+        raw_labels = dataset[label_column]
+        feature = dataset.features[label_column]
+        if isinstance(feature, datasets.ClassLabel):
+            label_names = [feature.int2str(int(x)) for x in raw_labels]
+        else:
+            label_names = [str(x) for x in raw_labels]
+        texts = dataset[text_column]
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise DataError(
+                f"Source {name!r}: column {text_column!r} holds non-text values at rows "
+                f"{bad[:5]} (e.g. {texts[bad[0]]!r}). Clean or drop those rows."
+            )
+        source = cls(
+            name=name,
+            texts=list(texts),
+            labels=label_names,
+            text_pairs=None if text_pair_column is None else list(dataset[text_pair_column]),
+        )
+        return source if labels is None else source.restrict_to(labels)
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        name: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        text_pair_column: str | None = None,
+        labels: Sequence[str] | None = None,
+    ) -> TaskSource:
+        """From local ``.jsonl`` / ``.json`` / ``.csv`` files, read by ``datasets``' builders."""
+        import datasets
+
+        paths = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+        if not paths:
+            raise DataError("No files given.")
+        builders = set()
+        for path in paths:
+            _check_readable(path)
+            if path.suffix.lower() not in _FILE_BUILDERS:
+                raise DataError(
+                    f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json or .csv."
+                )
+            builders.add(_FILE_BUILDERS[path.suffix.lower()])
+        if len(builders) > 1:
+            raise DataError(f"Files {[str(p) for p in paths]} mix formats; give one format.")
+        builder = builders.pop()
+        try:
+            dataset = datasets.load_dataset(
+                builder, data_files=[str(p) for p in paths], split="train"
+            )
+        except Exception as error:  # find the offending line to say where the file is broken
+            if builder == "json":
+                for path in paths:
+                    _raise_on_bad_json_line(path)
+            raise DataError(f"Could not read {[str(p) for p in paths]}: {error}") from error
+        return cls.from_dataset(
+            dataset,
+            name=name or paths[0].parent.name or paths[0].stem,
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+            labels=labels,
+        )
+
+    @classmethod
+    def from_data_dir(
+        cls,
+        name: str,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        split: str = "train",
+        fold: str | None = None,
+        part: str | None = None,
+        text_column: str = "text",
+        label_column: str = "label",
+        text_pair_column: str | None = "auto",
+    ) -> TaskSource:
+        """A dataset of the data directory by name: ``NAME/{split}.jsonl``.
+
+        With ``part`` (``train`` / ``validation`` / ``test``) and a ``splits.json`` beside the
+        data, only that class split's labels are kept: the held-out-class protocol.
+        """
+        root = resolve_data_dir(data_dir)
+        folder = root / name
+        if not folder.is_dir():
+            available = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise DataError(
+                f"No dataset {name!r} in {root}. Available: {', '.join(available) or 'none'}."
+            )
+        path = folder / f"{split}.jsonl"
+        if not path.is_file():
+            splits = sorted(p.stem for p in folder.glob("*.jsonl"))
+            raise DataError(f"{path} does not exist; {name} has splits {splits}.")
+        if text_pair_column == "auto":
+            text_pair_column = "text_pair" if _first_record_has(path, "text_pair") else None
+        wanted = class_split_labels(folder, fold=fold, part=part) if part is not None else None
+        source = cls.from_files(
+            path,
+            name=name,
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        )
+        if wanted is None:
+            return source
+        where = (
+            f" ({split}.jsonl, fold {fold}, part {part})" if fold else f" ({split}.jsonl, {part})"
+        )
+        return source.restrict_to(wanted, where=where)
+
+
+def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str]:
+    """The labels of one part of a dataset's ``splits.json`` (either shape)."""
+    splits_file = folder / "splits.json"
+    if not splits_file.is_file():
+        raise DataError(
+            f"part={part!r} needs {splits_file}, which does not exist: {folder.name} has no "
+            "standard class split. Drop part=... to use all its labels."
+        )
+    spec = json.loads(splits_file.read_text(encoding="utf-8"))
+    if "folds" in spec:
+        folds = spec["folds"]
+        if fold is None:
+            raise DataError(
+                f"{splits_file} has folds {sorted(folds)}: pass fold=... (CLI: --fold)."
+            )
+        if str(fold) not in folds:
+            raise DataError(f"Fold {fold!r} is not in {splits_file}; it has folds {sorted(folds)}.")
+        spec = folds[str(fold)]
+    elif fold is not None:
+        raise DataError(f"{splits_file} has a single class split, no folds: pass fold=None.")
+    if part not in spec or not isinstance(spec[part], list):
+        parts = [k for k, v in spec.items() if isinstance(v, list)]
+        raise DataError(f"Part {part!r} is not in {splits_file}; it has parts {parts}.")
+    return [str(label) for label in spec[part]]
+
+
+def _check_readable(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(f"File {path} does not exist.")
+    if path.stat().st_size == 0 or not path.read_text(encoding="utf-8", errors="replace").strip():
+        raise DataError(f"File {path} is empty: it needs at least one labelled example.")
+
+
+def _raise_on_bad_json_line(path: Path) -> None:
+    if path.suffix.lower() != ".jsonl":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"{path}, line {error.lineno}: not valid JSON ({error.msg}). Fix that line."
+            ) from error
+        return
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataError(
+                    f"{path}, line {lineno}: not valid JSON ({error.msg}): {line.strip()[:80]!r}. "
+                    "Each line must be one JSON object."
+                ) from error
+            if not isinstance(record, dict):
+                raise DataError(f"{path}, line {lineno}: expected a JSON object, got {line!r}.")
+
+
+def _first_record_has(path: Path, key: str) -> bool:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    return key in json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+    return False
+
+
+def _preview(items: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(x) for x in items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")

@@ -1,0 +1,276 @@
+"""MAML on any sequence classifier with fast weights as a dict (no model copies).
+
+The encoder runs through ``torch.func.functional_call`` with the adapted tensors swapped
+in; the head is applied by us to the features its input hook captures, so it can take any
+episode's number of classes. Second order keeps the inner gradients' graph
+(``create_graph=True``); first order does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..data.collate import EpisodeBatch
+from ..errors import ConfigError, ModelError, TrainingError
+from ..modeling.head import find_head, head_module, head_param_names, init_head
+from ..modeling.lora import lora_param_names
+from .config import MAMLConfig
+
+HEAD_WEIGHT, HEAD_BIAS = "head.weight", "head.bias"
+_LAYER_RE = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
+
+
+class _FeaturesReady(Exception):
+    """Raised by the head's input hook: the encoder's work is done."""
+
+
+@dataclass
+class EpisodeOutput:
+    """What one episode gives: the query loss to differentiate, and numbers to log."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+    fast_weights: dict[str, torch.Tensor] | None = None
+
+
+class MAML(nn.Module):
+    """A sequence classifier plus the meta-learned adaptation rule.
+
+    ``maml(batch)`` adapts to the episode's support set and returns the query loss; its
+    ``backward()`` is the meta-gradient for the model's trainable parameters (and the
+    learned inner learning rates, if any).
+    """
+
+    def __init__(self, model: nn.Module, config: MAMLConfig | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config or MAMLConfig()
+        self.head_name = find_head(model, self.config.head_name)
+        self._head_params = head_param_names(model, self.head_name)
+        self.fast_names = self._select_fast_names()
+        self.log_inner_lrs = self._make_inner_lrs()
+
+    # ------------------------------------------------------------------ set-up
+    def _select_fast_names(self) -> list[str]:
+        scope = self.config.adapt_scope
+        named = [(n, p) for n, p in self.model.named_parameters() if n not in self._head_params]
+        if scope == "head":
+            return []
+        if scope == "lora":
+            return lora_param_names(self.model)
+        trainable = [n for n, p in named if p.requires_grad]
+        if scope == "full":
+            return trainable
+        k = int(scope.split(":")[1])
+        layer_ids = {int(m.group(1)) for n in trainable if (m := _LAYER_RE.search(n))}
+        if not layer_ids:
+            raise ModelError(
+                f"adapt_scope={scope!r}: no numbered encoder layers found in "
+                f"{type(self.model).__name__}; use 'full', 'lora' or 'head'."
+            )
+        first_top = max(layer_ids) + 1 - k
+        embeddings_end = min(i for i, (n, _) in enumerate(named) if _LAYER_RE.search(n))
+        names = []
+        for i, (n, p) in enumerate(named):
+            if not p.requires_grad:
+                continue
+            match = _LAYER_RE.search(n)
+            if (match and int(match.group(1)) >= first_top) or (not match and i > embeddings_end):
+                names.append(n)
+        return names
+
+    def _lr_key(self, name: str) -> str:
+        if self.config.learn_inner_lr == "layer":
+            if name in (HEAD_WEIGHT, HEAD_BIAS):
+                return "head"
+            match = _LAYER_RE.search(name)
+            return f"layer_{match.group(1)}" if match else "other"
+        return name.replace(".", "__")
+
+    def _make_inner_lrs(self) -> nn.ParameterDict | None:
+        if self.config.learn_inner_lr == "none":
+            return None
+        start = math.log(self.config.inner_learning_rate)
+        keys = dict.fromkeys(self._lr_key(n) for n in [*self.fast_names, HEAD_WEIGHT, HEAD_BIAS])
+        return nn.ParameterDict({k: nn.Parameter(torch.tensor(start)) for k in keys})
+
+    def inner_lr(self, name: str) -> torch.Tensor | float:
+        if self.log_inner_lrs is None:
+            return self.config.inner_learning_rate
+        return self.log_inner_lrs[self._lr_key(name)].exp()
+
+    def meta_parameters(self) -> list[nn.Parameter]:
+        """What the outer loop updates: trainable model weights (not the per-episode head)."""
+        params = [
+            p
+            for n, p in self.model.named_parameters()
+            if p.requires_grad and n not in self._head_params
+        ]
+        if self.log_inner_lrs is not None:
+            params += list(self.log_inner_lrs.parameters())
+        return params
+
+    # ------------------------------------------------------------------ forward pieces
+    @contextlib.contextmanager
+    def _attention_context(self, create_graph: bool):
+        """Second order needs double backward, which only the math SDPA kernel has."""
+        impl = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
+        if not create_graph or impl in (None, "eager"):
+            yield
+            return
+        if impl != "sdpa":
+            raise ConfigError(
+                f"Second-order MAML needs double backward through attention, which "
+                f"attn_implementation={impl!r} does not provide. Load the model with "
+                "attn_implementation='eager' or 'sdpa', or set first_order=True."
+            )
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+
+    def features(
+        self,
+        params: dict[str, torch.Tensor],
+        inputs: dict[str, torch.Tensor],
+        create_graph: bool = False,
+    ) -> torch.Tensor:
+        """The head's input features with ``params`` swapped into the model."""
+        size = self.config.support_batch_size
+        n = next(iter(inputs.values())).shape[0]
+        if size and n > size:
+            return torch.cat(
+                [
+                    self.features(
+                        params, {k: v[i : i + size] for k, v in inputs.items()}, create_graph
+                    )
+                    for i in range(0, n, size)
+                ]
+            )
+        captured: list[torch.Tensor] = []
+
+        def grab(_module, args):
+            captured.append(args[0])
+            raise _FeaturesReady
+
+        handle = head_module(self.model, self.head_name).register_forward_pre_hook(grab)
+        try:
+            with self._attention_context(create_graph):
+                functional_call(self.model, params, args=(), kwargs=inputs, strict=False)
+        except _FeaturesReady:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise ModelError(f"The head {self.head_name!r} was never called in the forward pass.")
+        feats = captured[0]
+        if feats.dim() != 2:
+            raise ModelError(
+                f"The head {self.head_name!r} receives {feats.dim()}-D input; fewshot-nlp "
+                "needs one feature vector per example (encoder-style classifiers)."
+            )
+        return feats
+
+    @staticmethod
+    def logits(feats: torch.Tensor, fast: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.linear(feats, fast[HEAD_WEIGHT], fast[HEAD_BIAS])
+
+    # ------------------------------------------------------------------ the inner loop
+    def adapt_fast_weights(
+        self,
+        support: dict[str, torch.Tensor],
+        labels: torch.Tensor,
+        n_way: int,
+        *,
+        source: str = "episode",
+        meta_grad: bool = True,
+        inner_steps: int | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Run the inner loop on a support set; return the fast weights and support metrics.
+
+        With ``meta_grad`` the result stays connected to the meta-parameters (through the
+        head init always; through the inner gradients too when second order).
+        """
+        if n_way < 2:
+            raise ConfigError(f"Episode from {source!r} has {n_way} class; MAML needs >= 2.")
+        create_graph = meta_grad and not self.config.first_order
+        steps = self.config.inner_steps if inner_steps is None else inner_steps
+        params = dict(self.model.named_parameters())
+        fast = {n: params[n] for n in self.fast_names}
+        if not meta_grad:
+            fast = {n: w.detach().requires_grad_() for n, w in fast.items()}
+        with torch.enable_grad():
+            feats = self.features(fast, support, create_graph)
+            weight, bias = init_head(feats, labels, n_way, self.config.head_init)
+            if not meta_grad:
+                weight, bias = weight.detach(), bias.detach()
+            fast[HEAD_WEIGHT] = weight.requires_grad_() if not weight.requires_grad else weight
+            fast[HEAD_BIAS] = bias.requires_grad_() if not bias.requires_grad else bias
+            metrics: dict[str, float] = {}
+            encoder_adapts = bool(self.fast_names)
+            for step in range(steps):
+                if step > 0 and encoder_adapts:
+                    feats = self.features(fast, support, create_graph)
+                loss = F.cross_entropy(self.logits(feats, fast), labels)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"Non-finite support loss ({loss.item()}) on the episode from "
+                        f"{source!r} at inner step {step}: lower inner_learning_rate or check "
+                        "the inputs. No update was made."
+                    )
+                if step == 0:
+                    metrics["support_loss_before"] = loss.item()
+                names = list(fast)
+                grads = torch.autograd.grad(
+                    loss,
+                    [fast[n] for n in names],
+                    create_graph=create_graph,
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+                fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(names, grads)}
+                if not meta_grad:
+                    fast = {n: w.detach().requires_grad_() for n, w in fast.items()}
+                    feats = feats.detach() if not encoder_adapts else feats
+        return fast, metrics
+
+    def forward(self, batch: EpisodeBatch, detailed_metrics: bool = False) -> EpisodeOutput:
+        """Adapt on the support set, return the query loss at the adapted weights."""
+        fast, metrics = self.adapt_fast_weights(
+            batch.support, batch.support_labels, batch.n_way, source=batch.source
+        )
+        create_graph = not self.config.first_order
+        q_logits = self.logits(self.features(fast, batch.query, create_graph), fast)
+        loss = F.cross_entropy(q_logits, batch.query_labels)
+        metrics["query_loss"] = loss.item()
+        metrics["query_accuracy"] = (
+            (q_logits.argmax(-1) == batch.query_labels).float().mean().item()
+        )
+        if detailed_metrics:
+            metrics.update(self._detailed_metrics(batch, fast))
+        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
+
+    @torch.no_grad()
+    def _detailed_metrics(self, batch: EpisodeBatch, fast: dict) -> dict[str, float]:
+        """Support loss after adaptation and query accuracy of the un-adapted (init) head."""
+        params = dict(self.model.named_parameters())
+        base = {n: params[n] for n in self.fast_names}
+        s_feats = self.features(base, batch.support)
+        weight, bias = init_head(s_feats, batch.support_labels, batch.n_way, self.config.head_init)
+        q_before = F.linear(self.features(base, batch.query), weight, bias)
+        s_after = self.logits(self.features(fast, batch.support), fast)
+        return {
+            "query_accuracy_before": (q_before.argmax(-1) == batch.query_labels)
+            .float()
+            .mean()
+            .item(),
+            "support_loss_after": F.cross_entropy(s_after, batch.support_labels).item(),
+        }

