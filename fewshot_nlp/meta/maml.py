@@ -28,6 +28,18 @@ HEAD_WEIGHT, HEAD_BIAS = "head.weight", "head.bias"
 _LAYER_RE = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
 
 
+def enable_activation_checkpointing(model: nn.Module) -> None:
+    """Non-reentrant checkpointing: the only kind that supports second-order gradients."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kwargs = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.x
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    elif getattr(base, "supports_gradient_checkpointing", False):
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    else:
+        raise ModelError(f"{type(base).__name__} does not support gradient checkpointing.")
+
+
 class _FeaturesReady(Exception):
     """Raised by the head's input hook: the encoder's work is done."""
 
@@ -57,6 +69,8 @@ class MAML(nn.Module):
         self._head_params = head_param_names(model, self.head_name)
         self.fast_names = self._select_fast_names()
         self.log_inner_lrs = self._make_inner_lrs()
+        if self.config.gradient_checkpointing:
+            enable_activation_checkpointing(model)
 
     # ------------------------------------------------------------------ set-up
     def _select_fast_names(self) -> list[str]:
@@ -164,7 +178,8 @@ class MAML(nn.Module):
         handle = head_module(self.model, self.head_name).register_forward_pre_hook(grab)
         try:
             with self._attention_context(create_graph):
-                functional_call(self.model, params, args=(), kwargs=inputs, strict=False)
+                encoder = {k: v for k, v in params.items() if k not in (HEAD_WEIGHT, HEAD_BIAS)}
+                functional_call(self.model, encoder, args=(), kwargs=inputs, strict=False)
         except _FeaturesReady:
             pass
         finally:
@@ -233,6 +248,8 @@ class MAML(nn.Module):
                     loss,
                     [fast[n] for n in names],
                     create_graph=create_graph,
+                    # the head init still needs the step-0 support graph for the meta-gradient
+                    retain_graph=create_graph or (meta_grad and step == 0),
                     allow_unused=True,
                     materialize_grads=True,
                 )
