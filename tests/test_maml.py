@@ -70,12 +70,14 @@ def reference_meta_grads(maml: MAML, batch: EpisodeBatch, steps: int, lr: float,
     for name in dict(clone.named_parameters()):
         if name in params:
             _assign(clone, name, params[name])
-    fast = {n: params[n] for n in maml.fast_names}
+    # The inner loss sees its own copy of the adapted weights (theta * 1): the head init
+    # reads the original ones, so inner gradients are partials with the head held fixed.
+    fast = {n: params[n] * 1.0 for n in maml.fast_names}
 
     def feats(inputs):
         return clone(**inputs).logits
 
-    f = feats(batch.support)
+    f = feats(batch.support)  # the head init's forward (theta itself)
     n = batch.n_way
     protos = torch.stack([f[batch.support_labels == c].mean(0) for c in range(n)])
     if maml.config.head_init == "proto":
@@ -83,6 +85,9 @@ def reference_meta_grads(maml: MAML, batch: EpisodeBatch, steps: int, lr: float,
     else:
         W = torch.zeros(n, f.shape[1], dtype=f.dtype, requires_grad=True)
         b = torch.zeros(n, dtype=f.dtype, requires_grad=True)
+    for k, w in fast.items():
+        _assign(clone, k, w)
+    f = feats(batch.support)  # the inner loss's own forward (theta * 1)
     for _ in range(steps):
         loss = F.cross_entropy(f @ W.T + b, batch.support_labels)
         names = list(fast)
@@ -161,6 +166,7 @@ def test_first_order_is_query_gradient_at_adapted_weights(tokenizer):
     batch = make_batch(tokenizer)
     grads, _ = our_meta_grads(maml, batch)
     fast, _ = maml.adapt_fast_weights(batch.support, batch.support_labels, 3, meta_grad=False)
+    fast = {n: w.requires_grad_() for n, w in fast.items()}
     q_loss = F.cross_entropy(
         maml.logits(maml.features(fast, batch.query), fast), batch.query_labels
     )
@@ -308,3 +314,17 @@ def test_bad_config_values():
         MAMLConfig(adapt_scope="top:x")
     with pytest.raises(ConfigError, match="head_init"):
         MAMLConfig(head_init="xavier")
+
+
+@pytest.mark.parametrize("scope", ["full", "head"])
+def test_detached_chunked_adaptation_equals_meta_path(tokenizer, scope):
+    """Inference-time adaptation (chunked, no graph) lands on the same fast weights."""
+    maml = build(scope, True, 3)
+    batch = make_batch(tokenizer, n_way=3, k=3, q=1)
+    ref, _ = maml.adapt_fast_weights(batch.support, batch.support_labels, 3)
+    maml.config.support_batch_size = 4
+    fast, metrics = maml.adapt_fast_weights(batch.support, batch.support_labels, 3, meta_grad=False)
+    assert set(fast) == set(ref)
+    for name in ref:
+        torch.testing.assert_close(fast[name], ref[name].detach(), atol=1e-9, rtol=1e-7)
+    assert metrics["support_loss_before"] > 0

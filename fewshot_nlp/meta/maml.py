@@ -40,6 +40,10 @@ def enable_activation_checkpointing(model: nn.Module) -> None:
         raise ModelError(f"{type(base).__name__} does not support gradient checkpointing.")
 
 
+def _as_float(value) -> float | torch.Tensor:
+    return value.detach() if isinstance(value, torch.Tensor) else value
+
+
 class _FeaturesReady(Exception):
     """Raised by the head's input hook: the encoder's work is done."""
 
@@ -216,17 +220,15 @@ class MAML(nn.Module):
         """
         if n_way < 2:
             raise ConfigError(f"Episode from {source!r} has {n_way} class; MAML needs >= 2.")
-        create_graph = meta_grad and not self.config.first_order
         steps = self.config.inner_steps if inner_steps is None else inner_steps
+        if not meta_grad:
+            return self._adapt_detached(support, labels, n_way, source, steps)
+        create_graph = not self.config.first_order
         params = dict(self.model.named_parameters())
         fast = {n: params[n] for n in self.fast_names}
-        if not meta_grad:
-            fast = {n: w.detach().requires_grad_() for n, w in fast.items()}
         with torch.enable_grad():
             feats = self.features(fast, support, create_graph)
             weight, bias = init_head(feats, labels, n_way, self.config.head_init)
-            if not meta_grad:
-                weight, bias = weight.detach(), bias.detach()
             fast[HEAD_WEIGHT] = weight.requires_grad_() if not weight.requires_grad else weight
             fast[HEAD_BIAS] = bias.requires_grad_() if not bias.requires_grad else bias
             metrics: dict[str, float] = {}
@@ -244,19 +246,86 @@ class MAML(nn.Module):
                 if step == 0:
                     metrics["support_loss_before"] = loss.item()
                 names = list(fast)
-                grads = torch.autograd.grad(
-                    loss,
-                    [fast[n] for n in names],
-                    create_graph=create_graph,
-                    # the head init still needs the step-0 support graph for the meta-gradient
-                    retain_graph=create_graph or (meta_grad and step == 0),
-                    allow_unused=True,
-                    materialize_grads=True,
-                )
+                grads = self._inner_grads(loss, fast, names, create_graph, first=step == 0)
                 fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(names, grads)}
-                if not meta_grad:
-                    fast = {n: w.detach().requires_grad_() for n, w in fast.items()}
-                    feats = feats.detach() if not encoder_adapts else feats
+        return fast, metrics
+
+    @staticmethod
+    def _inner_grads(loss, fast, names, create_graph: bool, first: bool):
+        """Partial derivatives of the support loss, the head held fixed.
+
+        At step 0 the head is a function of the encoder (prototypes). The inner step must
+        not follow that path, yet the meta-gradient must: so the head's partials are taken
+        first, and the encoder's backward is given ``-dL/dW`` at the head to cancel it.
+        """
+        head = fast[HEAD_WEIGHT], fast[HEAD_BIAS]
+        encoder = [n for n in names if n not in (HEAD_WEIGHT, HEAD_BIAS)]
+        if not (first and head[0].grad_fn is not None):
+            return torch.autograd.grad(
+                loss,
+                [fast[n] for n in names],
+                create_graph=create_graph,
+                retain_graph=create_graph or first,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+        g_head = torch.autograd.grad(loss, head, retain_graph=True, create_graph=create_graph)
+        g_enc = ()
+        if encoder:
+            g_enc = torch.autograd.grad(
+                [loss, *head],
+                [fast[n] for n in encoder],
+                grad_outputs=[torch.ones_like(loss), -g_head[0], -g_head[1]],
+                retain_graph=True,
+                create_graph=create_graph,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+        by_name = dict(zip(encoder, g_enc))
+        by_name[HEAD_WEIGHT], by_name[HEAD_BIAS] = g_head
+        return [by_name[n] for n in names]
+
+    def _adapt_detached(self, support, labels, n_way, source, steps):
+        """The inner loop without a meta-gradient: support chunks accumulate their gradients,
+        so memory is bounded by ``support_batch_size`` whatever the support set's size."""
+        total = labels.shape[0]
+        size = self.config.support_batch_size or total
+        chunks = [slice(i, i + size) for i in range(0, total, size)]
+        parts = [({k: v[c] for k, v in support.items()}, labels[c]) for c in chunks]
+        params = dict(self.model.named_parameters())
+        fast = {n: params[n].detach() for n in self.fast_names}
+        with torch.no_grad():
+            feats = torch.cat([self.features(fast, inputs) for inputs, _ in parts])
+        weight, bias = init_head(feats, labels, n_way, self.config.head_init)
+        fast[HEAD_WEIGHT], fast[HEAD_BIAS] = weight.detach(), bias.detach()
+        cached = list(feats.split(size)) if not self.fast_names else None
+        metrics: dict[str, float] = {}
+        for step in range(steps):
+            grads = {n: torch.zeros_like(w) for n, w in fast.items()}
+            step_loss = 0.0
+            for i, (inputs, chunk_labels) in enumerate(parts):
+                leaf = {n: w.detach().requires_grad_() for n, w in fast.items()}
+                with torch.enable_grad():
+                    f = cached[i] if cached is not None else self.features(leaf, inputs)
+                    loss = (
+                        F.cross_entropy(self.logits(f, leaf), chunk_labels, reduction="sum") / total
+                    )
+                    names = list(leaf)
+                    chunk_grads = torch.autograd.grad(
+                        loss, [leaf[n] for n in names], allow_unused=True, materialize_grads=True
+                    )
+                step_loss += loss.item()
+                for n, g in zip(names, chunk_grads):
+                    grads[n] += g
+            if not math.isfinite(step_loss):
+                raise TrainingError(
+                    f"Non-finite support loss ({step_loss}) on {source!r} at inner step {step}: "
+                    "lower the inner learning rate or check the inputs. No update was made."
+                )
+            if step == 0:
+                metrics["support_loss_before"] = step_loss
+            with torch.no_grad():
+                fast = {n: w - _as_float(self.inner_lr(n)) * grads[n] for n, w in fast.items()}
         return fast, metrics
 
     def forward(self, batch: EpisodeBatch, detailed_metrics: bool = False) -> EpisodeOutput:

@@ -1,0 +1,157 @@
+"""`MetaTrainingArguments`: every field is a CLI flag and a YAML key (via HfArgumentParser)."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from ..errors import ConfigError
+from .config import MAMLConfig
+
+
+def _help(text: str, **kwargs):
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class MetaTrainingArguments:
+    """Arguments of `MetaTrainer`, named as in ``transformers.TrainingArguments`` where shared."""
+
+    output_dir: str = _help(
+        "Where checkpoints and the final meta-model are written.", default="runs/meta"
+    )
+    overwrite_output_dir: bool = _help(
+        "Allow writing into an output_dir holding another run.", default=False
+    )
+    max_steps: int = _help("Number of meta-updates (outer optimizer steps).", default=1000)
+    learning_rate: float = _help("Outer (meta) AdamW learning rate.", default=2e-5)
+    weight_decay: float = _help("AdamW weight decay of the outer optimizer.", default=0.0)
+    warmup_steps: int = _help("Linear warm-up steps of the outer learning rate.", default=0)
+    lr_scheduler_type: str = _help(
+        "transformers scheduler name: linear, cosine, constant, ...", default="linear"
+    )
+    max_grad_norm: float = _help(
+        "Clip the meta-gradient to this norm (0: no clipping).", default=1.0
+    )
+    seed: int = _help("Seed of the model init, the episode stream and dropout.", default=42)
+    logging_steps: int = _help("Log metrics every this many steps.", default=10)
+    eval_steps: int = _help("Episodic validation every this many steps (0: never).", default=0)
+    save_steps: int = _help(
+        "Save a checkpoint every this many steps (0: only at the end).", default=0
+    )
+    save_total_limit: int | None = _help(
+        "Keep at most this many checkpoints (oldest pruned).", default=None
+    )
+    load_best_model_at_end: bool = _help(
+        "End with the checkpoint of best eval accuracy.", default=False
+    )
+    mixed_precision: str = _help(
+        "'no' or 'bf16' (fp16 is refused: no loss scaling in the inner loop).", default="no"
+    )
+    gradient_accumulation_steps: int = _help("Meta-batches accumulated per update.", default=1)
+    report_to: list[str] = _help(
+        "Trackers through Accelerate, e.g. tensorboard ('none': off).",
+        default_factory=lambda: ["none"],
+    )
+    resume_from_checkpoint: str | None = _help(
+        "A checkpoint folder, or 'true' for the latest in output_dir.", default=None
+    )
+    push_to_hub: bool = _help("Push the final meta-model to the Hub.", default=False)
+    hub_model_id: str | None = _help("Repository id for push_to_hub, e.g. user/name.", default=None)
+    use_cpu: bool = _help("Run on the CPU even if a GPU is present.", default=False)
+    max_nan_steps: int = _help(
+        "Non-finite meta-losses skipped (with a warning) before stopping.", default=10
+    )
+    # ---- meta-learning
+    meta_batch_size: int = _help("Episodes per meta-update (split across processes).", default=4)
+    n_way: str = _help("Classes per episode: an int, a range 'min-max', or 'all'.", default="5")
+    k_shot: int = _help("Support examples per class.", default=5)
+    q_query: int = _help("Query examples per class.", default=5)
+    temperature: float = _help(
+        "Source mixing: size**temperature (0 uniform, 1 proportional).", default=0.5
+    )
+    inner_steps: int = _help("Inner-loop SGD steps on the support set.", default=1)
+    inner_learning_rate: float = _help(
+        "Inner-loop learning rate (the start, if learned).", default=1e-3
+    )
+    first_order: bool = _help("First-order MAML (no second derivatives).", default=True)
+    adapt_scope: str = _help("'full', 'lora', 'head' (ANIL) or 'top:K'.", default="full")
+    learn_inner_lr: str = _help("Learn inner LRs: 'none', 'param' or 'layer'.", default="none")
+    head_init: str = _help("Episode head init: 'proto', 'zero' or 'random'.", default="proto")
+    gradient_checkpointing: bool = _help(
+        "Recompute encoder activations in the inner loop.", default=False
+    )
+    support_batch_size: int | None = _help(
+        "Support-set chunk size (None: whole set).", default=None
+    )
+    eval_episodes: int = _help("Episodes per validation.", default=50)
+    max_length: int = _help("Tokenizer max_length (longer texts are truncated).", default=64)
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision not in ("no", "bf16"):
+            raise ConfigError(
+                f"mixed_precision={self.mixed_precision!r}: use 'no' or 'bf16'. fp16 needs loss "
+                "scaling inside the inner loop, which fewshot-nlp does not do."
+            )
+        for name in (
+            "max_steps",
+            "meta_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if isinstance(self.report_to, str):
+            self.report_to = [self.report_to]
+        self.maml_config()  # validates the meta fields
+        self.parsed_n_way()
+
+    def parsed_n_way(self) -> int | tuple[int, int] | str:
+        value = str(self.n_way).strip()
+        if value == "all":
+            return value
+        if "-" in value:
+            low, _, high = value.partition("-")
+            if low.isdigit() and high.isdigit():
+                return (int(low), int(high))
+        elif value.isdigit():
+            return int(value)
+        raise ConfigError(f"n_way={self.n_way!r}: give an int (5), a range ('2-10') or 'all'.")
+
+    def maml_config(self) -> MAMLConfig:
+        return MAMLConfig(
+            inner_steps=self.inner_steps,
+            inner_learning_rate=self.inner_learning_rate,
+            first_order=self.first_order,
+            adapt_scope=self.adapt_scope,
+            head_init=self.head_init,
+            learn_inner_lr=self.learn_inner_lr,
+            gradient_checkpointing=self.gradient_checkpointing,
+            support_batch_size=self.support_batch_size,
+        )
+
+
+def check_config_keys(values: dict, dataclass_types, where: str) -> None:
+    """Unknown keys are errors naming the closest valid key."""
+    valid = {f.name for cls in dataclass_types for f in fields(cls)} | {"config"}
+    for key in values:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown key {key!r} in {where}.{hint}")
+
+
+def load_yaml_config(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist.")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of argument names to values.")
+    return values

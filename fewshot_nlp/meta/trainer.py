@@ -1,0 +1,499 @@
+"""`MetaTrainer`: meta-training with Accelerate, resumable checkpoints and callbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import shutil
+import signal
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import TrainerControl, TrainerState
+from transformers.optimization import get_scheduler
+
+from ..data.collate import EpisodeCollator
+from ..data.episodes import EpisodeSampler
+from ..errors import ConfigError, TrainingError
+from ..modeling.lora import apply_lora
+from .arguments import MetaTrainingArguments
+from .maml import MAML
+from .saving import atomic_folder_write, load_inner_lrs, load_model_weights, save_meta_model
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "trainer_state.json"
+RNG_FILE = "rng_state.safetensors"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+EVAL_SEED_OFFSET = 10_000
+
+
+class MetaTrainer:
+    """Meta-trains ``model`` on episodes from ``train_sources`` (mirrors ``transformers.Trainer``).
+
+    Each process draws its own share of the meta-batch; gradients are averaged across
+    processes before every update, so N processes equal one process on the whole batch.
+    """
+
+    def __init__(
+        self,
+        model,
+        args: MetaTrainingArguments,
+        train_sources,
+        eval_sources=None,
+        tokenizer=None,
+        callbacks=None,
+        lora_config=None,
+    ) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        self.args = args
+        report_to = [r for r in args.report_to if r != "none"]
+        self.accelerator = Accelerator(
+            mixed_precision=args.mixed_precision,
+            cpu=args.use_cpu,
+            log_with=report_to or None,
+            project_dir=args.output_dir,
+        )
+        world = self.accelerator.num_processes
+        if args.meta_batch_size % world:
+            raise ConfigError(
+                f"meta_batch_size={args.meta_batch_size} must be divisible by the "
+                f"{world} processes so each takes an equal share."
+            )
+        set_seed(args.seed)
+        if args.adapt_scope == "lora":
+            model = apply_lora(model, lora_config)
+        self.maml = MAML(model, args.maml_config()).to(self.accelerator.device)
+        self.tokenizer = tokenizer
+        self.collator = (
+            EpisodeCollator(tokenizer, max_length=args.max_length) if tokenizer else None
+        )
+        self.train_sources = list(train_sources)
+        self.eval_sources = list(eval_sources or [])
+        self.sampler = EpisodeSampler(
+            self.train_sources,
+            args.parsed_n_way(),
+            args.k_shot,
+            args.q_query,
+            temperature=args.temperature,
+            seed=args.seed,
+        ).for_process(self.accelerator.process_index, world)
+        self.optimizer = torch.optim.AdamW(
+            self.maml.meta_parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
+        )
+        self.scheduler = get_scheduler(
+            args.lr_scheduler_type,
+            self.optimizer,
+            num_warmup_steps=args.warmup_steps,
+            num_training_steps=args.max_steps,
+        )
+        self.callbacks = list(callbacks or [])
+        self.state = TrainerState(
+            max_steps=args.max_steps,
+            logging_steps=args.logging_steps,
+            eval_steps=args.eval_steps,
+            save_steps=args.save_steps,
+        )
+        self.control = TrainerControl()
+        self._stop_signal: int | None = None
+        self._nan_steps = 0
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.args.output_dir)
+
+    @property
+    def model(self):
+        return self.maml.model
+
+    def fingerprint(self) -> str:
+        """What a checkpoint must match to be resumed: parameter names/shapes and adaptation."""
+        shapes = [(n, tuple(p.shape)) for n, p in self.maml.named_parameters() if p.requires_grad]
+        blob = json.dumps([shapes, self.maml.config.to_dict()], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> TrainerState:
+        args = self.args
+        self._check_output_dir()
+        if args.resume_from_checkpoint:
+            self._resume(self._find_checkpoint(args.resume_from_checkpoint))
+        if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
+            self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
+        self._call("on_train_begin")
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+        try:
+            self._loop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.accelerator.end_training()
+        if self._stop_signal is None:
+            if args.load_best_model_at_end and self.state.best_model_checkpoint:
+                self._load_weights(Path(self.state.best_model_checkpoint))
+            self.save_model(args.output_dir)
+        self._call("on_train_end")
+        return self.state
+
+    def _on_signal(self, signum, _frame) -> None:
+        if self._stop_signal is not None:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        if self.accelerator.is_main_process:
+            print(f"\nSignal {signum}: finishing this step, then saving a checkpoint.", flush=True)
+
+    def _loop(self) -> None:
+        from tqdm.auto import tqdm
+
+        args, state = self.args, self.state
+        bar = tqdm(
+            total=args.max_steps,
+            initial=state.global_step,
+            desc="meta-train",
+            disable=not self.accelerator.is_local_main_process,
+            dynamic_ncols=True,
+        )
+        window: list[dict] = []
+        start = time.perf_counter()
+        while state.global_step < args.max_steps:
+            metrics = self._meta_step(detailed=(state.global_step + 1) % args.logging_steps == 0)
+            if metrics is None:
+                continue
+            state.global_step += 1
+            window.append(metrics)
+            bar.update(1)
+            bar.set_postfix(
+                loss=f"{metrics['meta_loss']:.3f}", acc=f"{metrics['query_accuracy']:.3f}"
+            )
+            self._call("on_step_end")
+            if state.global_step % args.logging_steps == 0:
+                elapsed = time.perf_counter() - start
+                self._log(window, elapsed)
+                window, start = [], time.perf_counter()
+            if args.eval_steps and state.global_step % args.eval_steps == 0 and self.eval_sources:
+                self.evaluate()
+            stop_now = self._stop_signal is not None or self.control.should_training_stop
+            if (args.save_steps and state.global_step % args.save_steps == 0) or stop_now:
+                self._save_checkpoint()
+            if stop_now:
+                break
+        bar.close()
+
+    def _meta_step(self, detailed: bool) -> dict | None:
+        """One outer update (with accumulation); ``None`` if skipped for a non-finite loss."""
+        args, acc = self.args, self.accelerator
+        local = args.meta_batch_size // acc.num_processes
+        self.maml.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        count = 0
+        failed = None
+        for _ in range(args.gradient_accumulation_steps):
+            for _ in range(local):
+                batch = self.collator(self.sampler.sample()).to(acc.device)
+                try:
+                    with acc.autocast():
+                        out = self.maml(batch, detailed_metrics=detailed)
+                    loss = out.loss / (local * args.gradient_accumulation_steps)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"Non-finite query loss on {batch.source!r}.")
+                    loss.backward()
+                except TrainingError as error:
+                    failed = str(error)
+                    continue
+                for key, value in out.metrics.items():
+                    totals[key] = totals.get(key, 0.0) + value
+                count += 1
+        flag = torch.tensor(float(failed is not None), device=acc.device)
+        if acc.reduce(flag).item() > 0:
+            return self._skip_step(failed or "another process hit a non-finite loss")
+        self._average_gradients()
+        if args.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(self.maml.meta_parameters(), args.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        metrics = {k: v / count for k, v in totals.items()}
+        metrics["meta_loss"] = metrics.pop("query_loss")
+        return metrics
+
+    def _skip_step(self, reason: str) -> None:
+        self._nan_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        if self._nan_steps > self.args.max_nan_steps:
+            raise TrainingError(
+                f"{self._nan_steps} meta-steps had non-finite losses (last: {reason}); stopping. "
+                "The last checkpoint is kept. Lower learning_rate / inner_learning_rate."
+            )
+        warnings.warn(
+            f"Skipping a meta-step: {reason} ({self._nan_steps}/{self.args.max_nan_steps})",
+            stacklevel=2,
+        )
+        return None
+
+    def _average_gradients(self) -> None:
+        """All-reduce the meta-gradient once, as one flat tensor."""
+        if self.accelerator.num_processes == 1:
+            return
+        params = self.maml.meta_parameters()
+        flat = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
+        )
+        flat = self.accelerator.reduce(flat, reduction="mean")
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = flat[offset : offset + n].view_as(p).clone()
+            offset += n
+
+    # ------------------------------------------------------------------ logging / eval
+    def _log(self, window: list[dict], elapsed: float) -> None:
+        logs = {k: float(np.mean([m[k] for m in window if k in m])) for k in window[-1]}
+        logs["learning_rate"] = self.scheduler.get_last_lr()[0]
+        logs["episodes_per_second"] = len(window) * self.args.meta_batch_size / max(elapsed, 1e-9)
+        if self.maml.log_inner_lrs is not None:
+            for key, value in self.maml.log_inner_lrs.items():
+                logs[f"inner_lr/{key}"] = float(value.exp())
+        logs["step"] = self.state.global_step
+        self.state.log_history.append(logs)
+        if self.accelerator.is_main_process:
+            self.accelerator.log(logs, step=self.state.global_step)
+        self._call("on_log", logs=logs)
+
+    @torch.no_grad()
+    def evaluate(self, eval_sources=None, episodes: int | None = None) -> dict[str, float]:
+        """Mean query accuracy after adaptation on held-out episodes (the same ones every time)."""
+        sources = list(eval_sources or self.eval_sources)
+        if not sources:
+            raise ConfigError("evaluate() needs eval_sources (MetaTrainer(eval_sources=...)).")
+        args = self.args
+        sampler = EpisodeSampler(
+            sources,
+            args.parsed_n_way(),
+            args.k_shot,
+            args.q_query,
+            temperature=args.temperature,
+            seed=args.seed + EVAL_SEED_OFFSET,
+        )
+        sampler = sampler.for_process(
+            self.accelerator.process_index, self.accelerator.num_processes
+        )
+        self.maml.eval()
+        n = (episodes or args.eval_episodes) // self.accelerator.num_processes
+        accs, losses = [], []
+        for _ in range(max(n, 1)):
+            batch = self.collator(sampler.sample()).to(self.accelerator.device)
+            with self.accelerator.autocast():
+                fast, _ = self.maml.adapt_fast_weights(
+                    batch.support,
+                    batch.support_labels,
+                    batch.n_way,
+                    source=batch.source,
+                    meta_grad=False,
+                )
+                logits = self.maml.logits(self.maml.features(fast, batch.query), fast)
+            losses.append(
+                torch.nn.functional.cross_entropy(logits.float(), batch.query_labels).item()
+            )
+            accs.append((logits.argmax(-1) == batch.query_labels).float().mean().item())
+        stats = torch.tensor([sum(accs), sum(losses), len(accs)], device=self.accelerator.device)
+        stats = self.accelerator.reduce(stats, reduction="sum")
+        metrics = {
+            "eval_accuracy": (stats[0] / stats[2]).item(),
+            "eval_loss": (stats[1] / stats[2]).item(),
+        }
+        if self.state.best_metric is None or metrics["eval_accuracy"] > self.state.best_metric:
+            self.state.best_metric = metrics["eval_accuracy"]
+            self._pending_best = True
+        self.state.log_history.append({**metrics, "step": self.state.global_step})
+        if self.accelerator.is_main_process:
+            self.accelerator.log(metrics, step=self.state.global_step)
+        self._call("on_evaluate", metrics=metrics)
+        return metrics
+
+    # ------------------------------------------------------------------ saving
+    def _info(self) -> dict:
+        base = getattr(self.model, "peft_config", None)
+        name = (
+            base["default"].base_model_name_or_path
+            if base
+            else getattr(self.model.config, "_name_or_path", None)
+        )
+        return {
+            "base_model": name,
+            "max_length": self.args.max_length,
+            "meta_training": {
+                "steps": self.state.global_step,
+                "meta_batch_size": self.args.meta_batch_size,
+                "n_way": self.args.n_way,
+                "k_shot": self.args.k_shot,
+                "q_query": self.args.q_query,
+                "temperature": self.args.temperature,
+                "learning_rate": self.args.learning_rate,
+                "sources": [
+                    {
+                        "name": s.name,
+                        "examples": len(s),
+                        "classes": len(s.label_index),
+                        "probability": float(p),
+                    }
+                    for s, p in zip(self.train_sources, self.sampler.source_probs)
+                ],
+            },
+            "best_eval_accuracy": self.state.best_metric,
+        }
+
+    def save_model(self, output_dir: str | Path | None = None) -> Path | None:
+        """The meta-model as a Hub-format folder (main process only)."""
+        output_dir = Path(output_dir or self.args.output_dir)
+        if not self.accelerator.is_main_process:
+            return None
+        self.accelerator.wait_for_everyone() if self.accelerator.num_processes > 1 else None
+        save_meta_model(self.maml, output_dir, tokenizer=self.tokenizer, info=self._info())
+        (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
+        if self.args.push_to_hub:
+            from ..export import push_folder_to_hub
+
+            push_folder_to_hub(output_dir, self.args.hub_model_id)
+        return output_dir
+
+    def _save_checkpoint(self) -> None:
+        acc = self.accelerator
+        step = self.state.global_step
+        final = self.output_dir / f"checkpoint-{step}"
+        best = getattr(self, "_pending_best", False)
+        if best:
+            self.state.best_model_checkpoint = str(final)
+            self._pending_best = False
+        if acc.is_main_process:
+
+            def write(folder: Path) -> None:
+                save_meta_model(self.maml, folder, tokenizer=self.tokenizer, info=self._info())
+                torch.save(self.optimizer.state_dict(), folder / OPTIMIZER_FILE)
+                torch.save(self.scheduler.state_dict(), folder / SCHEDULER_FILE)
+                save_file({"cpu": torch.get_rng_state()}, str(folder / RNG_FILE))
+                (folder / "sampler.json").write_text(json.dumps(self.sampler.state_dict()))
+                (folder / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
+
+            try:
+                atomic_folder_write(final, write)
+            except OSError as error:
+                raise TrainingError(
+                    f"Could not write checkpoint {final}: {error}. Earlier checkpoints are intact; "
+                    "free disk space or point output_dir at a writable folder, then resume."
+                ) from error
+            self._prune_checkpoints()
+        if acc.num_processes > 1:
+            acc.wait_for_everyone()
+        self._call("on_save")
+
+    def _prune_checkpoints(self) -> None:
+        limit = self.args.save_total_limit
+        if not limit:
+            return
+        keep_best = self.state.best_model_checkpoint
+        checkpoints = sorted_checkpoints(self.output_dir)
+        removable = [c for c in checkpoints if str(c) != keep_best]
+        while len(checkpoints) > limit and removable:
+            victim = removable.pop(0)
+            shutil.rmtree(victim, ignore_errors=True)
+            checkpoints.remove(victim)
+
+    # ------------------------------------------------------------------ resuming
+    def _check_output_dir(self) -> None:
+        out = self.output_dir
+        if self.args.resume_from_checkpoint or self.args.overwrite_output_dir or not out.is_dir():
+            return
+        if sorted_checkpoints(out) or (out / STATE_FILE).exists():
+            raise ConfigError(
+                f"output_dir {out} already holds a run. Pass --resume_from_checkpoint true to "
+                "continue it, --overwrite_output_dir to start over there, or another output_dir."
+            )
+
+    def _find_checkpoint(self, spec: str | bool) -> Path:
+        if str(spec).lower() == "true":
+            checkpoints = sorted_checkpoints(self.output_dir)
+            if not checkpoints:
+                raise ConfigError(
+                    f"resume_from_checkpoint=true but {self.output_dir} has no checkpoint-* folder."
+                )
+            return checkpoints[-1]
+        path = Path(spec)
+        if not (path / STATE_FILE).is_file():
+            raise ConfigError(f"{path} is not a checkpoint folder (no {STATE_FILE}).")
+        return path
+
+    def _load_weights(self, folder: Path) -> None:
+        load_model_weights(self.model, folder)
+        load_inner_lrs(self.maml, folder)
+
+    def _resume(self, folder: Path) -> None:
+        saved = json.loads((folder / STATE_FILE).read_text())
+        if saved.get("fingerprint") != self.fingerprint():
+            raise ConfigError(
+                f"Checkpoint {folder} was written by another model or adaptation config "
+                f"(fingerprint {saved.get('fingerprint')} != {self.fingerprint()}). Resume with "
+                "the same model and meta arguments, or start a new output_dir."
+            )
+        self._load_weights(folder)
+        self.optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
+        self.scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
+        torch.set_rng_state(load_file(str(folder / RNG_FILE))["cpu"])
+        self.sampler.load_state_dict(json.loads((folder / "sampler.json").read_text()))
+        state = saved["state"]
+        for key in ("global_step", "log_history", "best_metric", "best_model_checkpoint"):
+            setattr(self.state, key, state.get(key))
+        if self.accelerator.is_main_process:
+            print(f"Resumed from {folder} at step {self.state.global_step}.")
+
+    # ------------------------------------------------------------------ callbacks
+    def _call(self, event: str, **kwargs) -> None:
+        for callback in self.callbacks:
+            handler = getattr(callback, event, None)
+            if handler is not None:
+                result = handler(self.args, self.state, self.control, model=self.model, **kwargs)
+                if isinstance(result, TrainerControl):
+                    self.control = result
+
+
+def sorted_checkpoints(output_dir: Path) -> list[Path]:
+    if not Path(output_dir).is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p)
+        for p in Path(output_dir).iterdir()
+        if p.is_dir() and (m := CHECKPOINT_RE.match(p.name))
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def _state_json(state: TrainerState, fingerprint: str) -> str:
+    fields = ("global_step", "max_steps", "log_history", "best_metric", "best_model_checkpoint")
+    clean = {k: getattr(state, k) for k in fields}
+    return json.dumps(
+        {"fingerprint": fingerprint, "state": clean},
+        indent=2,
+        default=lambda x: None if isinstance(x, float) and math.isnan(x) else str(x),
+    )
+
+
+def _flat_config(args: MetaTrainingArguments) -> dict:
+    from dataclasses import asdict
+
+    return {
+        k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+        for k, v in asdict(args).items()
+    }
