@@ -108,6 +108,7 @@ def load_meta_model(path: str | Path, *, trust_remote_code: bool = False, torch_
     if not path.is_dir():
         raise ModelError(f"Model folder {path} does not exist.")
     info = read_meta_info(path) or {}
+    info["path"] = str(path)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     kwargs = dict(trust_remote_code=trust_remote_code, attn_implementation="eager")
     if torch_dtype is not None:

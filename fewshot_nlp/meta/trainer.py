@@ -266,7 +266,7 @@ class MetaTrainer:
         logs["episodes_per_second"] = len(window) * self.args.meta_batch_size / max(elapsed, 1e-9)
         if self.maml.log_inner_lrs is not None:
             for key, value in self.maml.log_inner_lrs.items():
-                logs[f"inner_lr/{key}"] = float(value.exp())
+                logs[f"inner_lr/{key}"] = float(value.detach().exp())
         logs["step"] = self.state.global_step
         self.state.log_history.append(logs)
         if self.accelerator.is_main_process:

@@ -1,0 +1,174 @@
+"""A meta-trained model + a few labelled examples of new classes -> a standard classifier."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from .data.collate import EpisodeCollator
+from .data.sources import TaskSource
+from .errors import DataError
+from .meta.config import MAMLConfig
+from .meta.maml import HEAD_BIAS, HEAD_WEIGHT, MAML
+from .meta.saving import load_inner_lrs, load_meta_model
+from .modeling.head import set_head
+
+DEFAULT_SUPPORT_BATCH = 64
+
+
+def as_task_source(
+    train_data, *, text_column="text", label_column="label", text_pair_column=None
+) -> TaskSource:
+    """Whatever the user has (Dataset, (text, label) pairs, file paths) as a TaskSource."""
+    import datasets
+
+    if isinstance(train_data, TaskSource):
+        return train_data
+    if isinstance(train_data, (datasets.Dataset, datasets.DatasetDict)):
+        return TaskSource.from_dataset(
+            train_data,
+            name="train_data",
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        )
+    if isinstance(train_data, (str, os.PathLike)) or (
+        isinstance(train_data, Sequence)
+        and train_data
+        and isinstance(train_data[0], (str, os.PathLike))
+    ):
+        return TaskSource.from_files(
+            train_data,
+            name="train_data",
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        )
+    pairs = list(train_data)
+    if not pairs or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise DataError(
+            "train_data must be a Dataset, file path(s), or a list of (text, label) pairs."
+        )
+    if any(isinstance(label, int) for _, label in pairs):
+        warnings.warn(
+            "Labels are integers without names: using them as the label names.", stacklevel=3
+        )
+    return TaskSource(
+        name="train_data", texts=[t for t, _ in pairs], labels=[str(y) for _, y in pairs]
+    )
+
+
+def adapt(
+    model,
+    train_data,
+    *,
+    tokenizer=None,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    max_length: int | None = None,
+    support_batch_size: int | None = None,
+    merge_lora: bool = True,
+):
+    """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
+
+    ``model`` is a meta-trained folder (its recorded adaptation is replayed) or any
+    sequence-classification checkpoint (adapted with default settings and a warning).
+    """
+    info: dict = {}
+    config: MAMLConfig | None = None
+    if isinstance(model, (str, os.PathLike)):
+        model, loaded_tokenizer, config, info = load_meta_model(model)
+        tokenizer = tokenizer or loaded_tokenizer
+        if config is None:
+            warnings.warn(
+                f"{info.get('path', 'The model')} is not a meta-trained fewshot-nlp run (no "
+                "fewshot_nlp.json): adapting it as a plain checkpoint with default settings.",
+                stacklevel=2,
+            )
+    if tokenizer is None:
+        raise DataError("adapt() needs a tokenizer when given a model object: pass tokenizer=...")
+    config = config or MAMLConfig(
+        adapt_scope="head" if not hasattr(model, "peft_config") else "lora"
+    )
+    overrides = {
+        "support_batch_size": support_batch_size
+        or config.support_batch_size
+        or DEFAULT_SUPPORT_BATCH
+    }
+    if steps is not None:
+        overrides["inner_steps"] = steps
+    if learning_rate is not None:
+        overrides["inner_learning_rate"] = learning_rate
+        overrides["learn_inner_lr"] = "none"
+    config = replace(config, **overrides)
+    source = as_task_source(
+        train_data,
+        text_column=text_column,
+        label_column=label_column,
+        text_pair_column=text_pair_column,
+    )
+    if len(source.label_index) < 2:
+        raise DataError(
+            f"train_data has {len(source.label_index)} class ({source.label_names}): a classifier "
+            "needs at least 2 labels with examples."
+        )
+    max_length = max_length or info.get("max_length") or 128
+    label_names = source.label_names
+    label_ids = {name: i for i, name in enumerate(label_names)}
+    collator = EpisodeCollator(tokenizer, max_length=max_length)
+    _warn_truncation(tokenizer, source.texts, source.text_pairs, max_length)
+    support = collator.encode(source.texts, source.text_pairs)
+    labels = torch.tensor([label_ids[y] for y in source.labels])
+
+    model.eval()
+    maml = MAML(model, config)
+    if isinstance(info.get("path"), str):
+        load_inner_lrs(maml, info["path"])
+    device = next(model.parameters()).device
+    support = {k: v.to(device) for k, v in support.items()}
+    fast, metrics = maml.adapt_fast_weights(
+        support, labels.to(device), len(label_names), source="train_data", meta_grad=False
+    )
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in maml.fast_names:
+            params[name].copy_(fast[name])
+    if hasattr(model, "peft_config") and merge_lora:
+        model = model.merge_and_unload()
+    set_head(model, maml.head_name, fast[HEAD_WEIGHT], fast[HEAD_BIAS], label_names)
+    model.fewshot_nlp_adaptation = {
+        "classes": len(label_names),
+        "examples": len(source),
+        "inner_steps": config.inner_steps,
+        "inner_learning_rate": config.inner_learning_rate,
+        "adapt_scope": config.adapt_scope,
+        "head_init": config.head_init,
+        "support_loss_before": metrics.get("support_loss_before"),
+        "meta_trained": bool(info.get("maml")),
+        "meta_training": info.get("meta_training"),
+        "base_model": info.get("base_model"),
+    }
+    return model
+
+
+def _warn_truncation(tokenizer, texts, pairs, max_length: int) -> None:
+    lengths = tokenizer(texts, pairs, truncation=False)["input_ids"]
+    over = sum(len(ids) > max_length for ids in lengths)
+    if over:
+        warnings.warn(
+            f"{over} of {len(texts)} texts are longer than max_length={max_length} "
+            "tokens and were truncated.",
+            stacklevel=3,
+        )
+
+
+def is_meta_trained(path: str | Path) -> bool:
+    return (Path(path) / "fewshot_nlp.json").is_file()

