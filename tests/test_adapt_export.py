@@ -1,0 +1,184 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from fewshot_nlp import ConfigError, DataError, TaskSource
+from fewshot_nlp.adapt import adapt
+from fewshot_nlp.export import export
+from fewshot_nlp.meta.arguments import MetaTrainingArguments
+from fewshot_nlp.meta.trainer import MetaTrainer
+
+from .conftest import tiny_model
+
+
+@pytest.fixture(scope="module")
+def meta_run(tmp_path_factory, tokenizer, data_dir):
+    out = tmp_path_factory.mktemp("meta") / "run"
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    args = MetaTrainingArguments(
+        output_dir=str(out),
+        max_steps=2,
+        meta_batch_size=2,
+        n_way="3",
+        k_shot=2,
+        q_query=2,
+        inner_steps=2,
+        inner_learning_rate=0.1,
+        max_length=16,
+        use_cpu=True,
+    )
+    MetaTrainer(tiny_model(), args, sources, tokenizer=tokenizer).train()
+    return out
+
+
+def few_shot(n_classes, per_class=2):
+    return [
+        (f"example {i} of topic {c} words", f"topic_{c}")
+        for c in range(n_classes)
+        for i in range(per_class)
+    ]
+
+
+def test_round_trip_logits_equal_plain_transformers(meta_run, tokenizer, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    model = adapt(str(meta_run), few_shot(4))
+    assert model.config.id2label == {i: f"topic_{i}" for i in range(4)}
+    out = export(model, tokenizer, tmp_path / "clf")
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    batch = tokenizer(["what is topic 2", "another text"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.eval()(**batch).logits, loaded.eval()(**batch).logits, atol=1e-5, rtol=1e-5
+        )
+
+
+def test_export_loads_without_fewshot_nlp(meta_run, tokenizer, tmp_path):
+    out = export(adapt(str(meta_run), few_shot(3)), tokenizer, tmp_path / "clf")
+    code = (
+        "import sys, json\n"
+        "from transformers import AutoModelForSequenceClassification, pipeline\n"
+        f"m = AutoModelForSequenceClassification.from_pretrained({str(out)!r})\n"
+        f"p = pipeline('text-classification', model={str(out)!r})\n"
+        "r = p('example 1 of topic 1 words')\n"
+        "assert 'fewshot_nlp' not in sys.modules\n"
+        "print(json.dumps([sorted(m.config.id2label.values()), r[0]['label']]))\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    labels, predicted = json.loads(result.stdout.strip().splitlines()[-1])
+    assert labels == ["topic_0", "topic_1", "topic_2"] and predicted in labels
+
+
+def test_model_card_yaml(meta_run, tokenizer, tmp_path):
+    model = adapt(str(meta_run), few_shot(2))
+    out = export(model, tokenizer, tmp_path / "clf", eval_results={"accuracy": 0.9})
+    text = (out / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---")[1])
+    assert meta["library_name"] == "transformers"
+    assert meta["pipeline_tag"] == "text-classification"
+    assert {"fewshot-nlp", "maml"} <= set(meta["tags"])
+    assert meta["base_model"] and meta["datasets"] == ["trec"]
+    assert meta["model-index"][0]["results"][0]["metrics"][0] == {"type": "accuracy", "value": 0.9}
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+
+
+def test_many_classes_and_chunked_support(meta_run):
+    model = adapt(str(meta_run), few_shot(150, per_class=1), support_batch_size=32)
+    assert model.config.num_labels == 150
+    assert model.classifier.weight.shape[0] == 150
+
+
+def test_lora_merged_equals_unmerged(tokenizer, tmp_path):
+    from fewshot_nlp import apply_lora, default_lora_config
+
+    base = tiny_model()
+    cfg = default_lora_config(r=2, target_modules=["query", "value"])
+    cfg.init_lora_weights = False
+    peft_model = apply_lora(base, cfg)
+    peft_model.eval()
+    merged = adapt(peft_model, few_shot(3), tokenizer=tokenizer, merge_lora=False)
+    batch = tokenizer(["some text here"], return_tensors="pt")
+    with torch.no_grad():
+        unmerged_logits = merged(**batch).logits
+        merged_logits = merged.merge_and_unload()(**batch).logits
+    torch.testing.assert_close(unmerged_logits, merged_logits, atol=1e-5, rtol=1e-5)
+
+
+def test_plain_checkpoint_warns(tokenizer, tmp_path):
+    plain = tiny_model()
+    plain.save_pretrained(tmp_path / "plain")
+    tokenizer.save_pretrained(tmp_path / "plain")
+    with pytest.warns(UserWarning, match="not a meta-trained"):
+        model = adapt(str(tmp_path / "plain"), few_shot(2))
+    assert model.config.num_labels == 2
+
+
+def test_bad_inputs(meta_run, tokenizer, tmp_path):
+    with pytest.raises(DataError, match="at least 2 labels"):
+        adapt(str(meta_run), [("a", "x"), ("b", "x")])
+    with pytest.warns(UserWarning, match="integers without names"):
+        model = adapt(str(meta_run), [("a b", 0), ("c d", 1)])
+    assert model.config.id2label == {0: "0", 1: "1"}
+    with pytest.warns(UserWarning, match="truncated"):
+        adapt(str(meta_run), [("word " * 50, "a"), ("b", "b")], max_length=8)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("keep")
+    with pytest.raises(ConfigError, match="overwrite"):
+        export(model, tokenizer, tmp_path / "taken")
+    assert (tmp_path / "taken" / "x").read_text() == "keep"
+
+
+def test_push_without_token_reports_failure(meta_run, tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    model = adapt(str(meta_run), few_shot(2))
+    with pytest.raises(ConfigError, match="No Hub token"):
+        export(model, tokenizer, tmp_path / "clf", push_to_hub=True, hub_model_id="me/clf")
+
+
+def test_cli_adapt_and_predict(meta_run, tmp_path, capsys):
+    from fewshot_nlp.cli import main
+
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join(json.dumps({"utterance": t, "intent": y}) for t, y in few_shot(3)))
+    out = tmp_path / "clf"
+    assert (
+        main(
+            [
+                "adapt",
+                "--model",
+                str(meta_run),
+                "--train-file",
+                str(data),
+                "--text-column",
+                "utterance",
+                "--label_column",
+                "intent",
+                "--output-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert main(["predict", "--model", str(out), "example 0 of topic 1 words"]) == 0
+    assert "topic_" in capsys.readouterr().out
+    assert (
+        main(
+            ["adapt", "--model", str(meta_run), "--train-file", str(data), "--output-dir", str(out)]
+        )
+        == 2
+    )
