@@ -141,13 +141,15 @@ def adapt_command(argv: list[str]) -> int:
     add("--private", action="store_true", help="Create the Hub repository as private.")
     args = parser.parse_args(argv)
 
+    from transformers import AutoTokenizer
+
     from .adapt import adapt
     from .export import export
-    from .meta.saving import load_meta_model
 
-    model, tokenizer, _, _ = load_meta_model(resolve_model_path(args.model))
+    path = resolve_model_path(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(path)  # the model itself is loaded once, by adapt
     adapted = adapt(
-        resolve_model_path(args.model),
+        path,
         args.train_file,
         tokenizer=tokenizer,
         text_column=args.text_column,
@@ -158,7 +160,6 @@ def adapt_command(argv: list[str]) -> int:
         max_length=args.max_length,
         merge_lora=not args.keep_adapter,
     )
-    del model
     out = export(
         adapted,
         tokenizer,
