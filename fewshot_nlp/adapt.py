@@ -6,7 +6,6 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -168,7 +167,3 @@ def _warn_truncation(tokenizer, texts, pairs, max_length: int) -> None:
             "tokens and were truncated.",
             stacklevel=3,
         )
-
-
-def is_meta_trained(path: str | Path) -> bool:
-    return (Path(path) / "fewshot_nlp.json").is_file()

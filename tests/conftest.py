@@ -83,3 +83,23 @@ def tiny_model(family: str = "bert", num_labels: int = 2, dtype=torch.float32, *
 @pytest.fixture
 def make_tiny_model():
     return tiny_model
+
+
+def tiny_meta_args(output_dir, **overrides):
+    """Meta-training arguments sized for tiny models: 3-way 2-shot, short texts, CPU."""
+    from fewshot_nlp.meta.arguments import MetaTrainingArguments
+
+    values = dict(
+        output_dir=str(output_dir),
+        max_steps=6,
+        meta_batch_size=2,
+        n_way="3",
+        k_shot=2,
+        q_query=2,
+        inner_steps=1,
+        inner_learning_rate=0.1,
+        learning_rate=1e-3,
+        max_length=16,
+        use_cpu=True,
+    )
+    return MetaTrainingArguments(**{**values, **overrides})

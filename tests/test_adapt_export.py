@@ -10,28 +10,16 @@ import yaml
 from fewshot_nlp import ConfigError, DataError, TaskSource
 from fewshot_nlp.adapt import adapt
 from fewshot_nlp.export import export
-from fewshot_nlp.meta.arguments import MetaTrainingArguments
 from fewshot_nlp.meta.trainer import MetaTrainer
 
-from .conftest import tiny_model
+from .conftest import tiny_meta_args, tiny_model
 
 
 @pytest.fixture(scope="module")
 def meta_run(tmp_path_factory, tokenizer, data_dir):
     out = tmp_path_factory.mktemp("meta") / "run"
     sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
-    args = MetaTrainingArguments(
-        output_dir=str(out),
-        max_steps=2,
-        meta_batch_size=2,
-        n_way="3",
-        k_shot=2,
-        q_query=2,
-        inner_steps=2,
-        inner_learning_rate=0.1,
-        max_length=16,
-        use_cpu=True,
-    )
+    args = tiny_meta_args(out, max_steps=2, inner_steps=2)
     MetaTrainer(tiny_model(), args, sources, tokenizer=tokenizer).train()
     return out
 

@@ -13,7 +13,7 @@ from fewshot_nlp.cli import main as cli_main
 from fewshot_nlp.meta.arguments import MetaTrainingArguments
 from fewshot_nlp.meta.trainer import MetaTrainer
 
-from .conftest import tiny_model
+from .conftest import tiny_meta_args, tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -25,26 +25,9 @@ def small_sources(data_dir):
 
 
 def make_trainer(tokenizer, sources, tmp_path, **overrides):
-    values = dict(
-        output_dir=str(tmp_path / "run"),
-        max_steps=6,
-        meta_batch_size=2,
-        n_way="3",
-        k_shot=2,
-        q_query=2,
-        inner_steps=1,
-        inner_learning_rate=0.1,
-        learning_rate=1e-3,
-        logging_steps=2,
-        max_length=16,
-        seed=3,
-        use_cpu=True,
-    )
-    values.update(overrides)
+    args = tiny_meta_args(tmp_path / "run", **{"logging_steps": 2, "seed": 3, **overrides})
     model = tiny_model("bert", hidden_dropout_prob=0.1)
-    return MetaTrainer(
-        model, MetaTrainingArguments(**values), sources, sources, tokenizer=tokenizer
-    )
+    return MetaTrainer(model, args, sources, sources, tokenizer=tokenizer)
 
 
 def weights(trainer):

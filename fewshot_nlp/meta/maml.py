@@ -70,6 +70,8 @@ class MAML(nn.Module):
         self.model = model
         self.config = config or MAMLConfig()
         self.head_name = find_head(model, self.config.head_name)
+        # Not registered as a submodule: it already is one, inside self.model.
+        self.__dict__["_head_module"] = head_module(model, self.head_name)
         self._head_params = head_param_names(model, self.head_name)
         self.fast_names = self._select_fast_names()
         self.log_inner_lrs = self._make_inner_lrs()
@@ -179,7 +181,7 @@ class MAML(nn.Module):
             captured.append(args[0])
             raise _FeaturesReady
 
-        handle = head_module(self.model, self.head_name).register_forward_pre_hook(grab)
+        handle = self._head_module.register_forward_pre_hook(grab)
         try:
             with self._attention_context(create_graph):
                 encoder = {k: v for k, v in params.items() if k not in (HEAD_WEIGHT, HEAD_BIAS)}

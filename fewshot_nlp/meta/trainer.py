@@ -108,6 +108,7 @@ class MetaTrainer:
         self.control = TrainerControl()
         self._stop_signal: int | None = None
         self._nan_steps = 0
+        self._pending_best = False  # an evaluation beat the best: the next checkpoint is best
 
     # ------------------------------------------------------------------ properties
     @property
@@ -359,9 +360,9 @@ class MetaTrainer:
     def save_model(self, output_dir: str | Path | None = None) -> Path | None:
         """The meta-model as a Hub-format folder (main process only)."""
         output_dir = Path(output_dir or self.args.output_dir)
+        self.accelerator.wait_for_everyone()  # every process, so all have finished their steps
         if not self.accelerator.is_main_process:
             return None
-        self.accelerator.wait_for_everyone() if self.accelerator.num_processes > 1 else None
         save_meta_model(self.maml, output_dir, tokenizer=self.tokenizer, info=self._info())
         (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
         if self.args.push_to_hub:
@@ -374,8 +375,7 @@ class MetaTrainer:
         acc = self.accelerator
         step = self.state.global_step
         final = self.output_dir / f"checkpoint-{step}"
-        best = getattr(self, "_pending_best", False)
-        if best:
+        if self._pending_best:
             self.state.best_model_checkpoint = str(final)
             self._pending_best = False
         if acc.is_main_process:
