@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import FewShotError
 
@@ -227,10 +228,121 @@ def episodes_command(argv: list[str]) -> int:
     return 0
 
 
+def evaluate_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fewshot-nlp evaluate",
+        description="Episodic or fixed-shot evaluation of maml / finetune / prototype, paired.",
+    )
+    add = parser.add_argument
+    add("--model", required=True, help="Meta-trained folder or any classification checkpoint.")
+    add(
+        "--baseline_model",
+        "--baseline-model",
+        default=None,
+        help="Checkpoint for the finetune/prototype baselines (default: --model).",
+    )
+    add("--data_dir", "--data-dir", default=None, help="Data directory (else $FEWSHOT_NLP_DATA).")
+    add("--dataset", help="Episodic protocol: dataset name in the data directory.")
+    add("--split", default="test", help="File of the dataset the episodes come from.")
+    add("--fold", default=None, help="Class-split fold of splits.json (e.g. 01).")
+    add("--part", default=None, help="Class-split part: train, validation or test.")
+    add("--n_way", "--n-way", default="5", help="Classes per episode: int, 'min-max' or 'all'.")
+    add("--k_shot", "--k-shot", default="1,5", help="Comma-separated shots per class.")
+    add("--q_query", "--q-query", type=int, default=15, help="Query examples per class.")
+    add("--episodes", type=int, default=600, help="Episodes per shot setting.")
+    add("--seed", type=int, default=0, help="Seed of the episode stream.")
+    add("--method", default="maml,finetune,prototype", help="Comma-separated methods.")
+    add("--train_file", "--train-file", default=None, help="Fixed-shot protocol: few-shot file.")
+    add("--test_file", "--test-file", default=None, help="Fixed-shot protocol: test file.")
+    add("--finetune_steps", "--finetune-steps", type=int, default=10, help="Baseline steps.")
+    add(
+        "--finetune_learning_rate",
+        "--finetune-learning-rate",
+        type=float,
+        default=5e-5,
+        help="Baseline encoder learning rate.",
+    )
+    add(
+        "--prototype_pooling",
+        "--prototype-pooling",
+        default="mean",
+        help="Prototype features: 'mean' (mean-pooled last layer) or 'head' (head input).",
+    )
+    add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
+    add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
+    args = parser.parse_args(argv)
+
+    from .data.sources import TaskSource, resolve_data_dir
+    from .errors import ConfigError
+    from .evaluation import (
+        METHODS,
+        FewShotModel,
+        FinetuneConfig,
+        evaluate_episodes,
+        evaluate_fixed,
+        format_table,
+        plot_accuracy,
+        write_results,
+    )
+    from .meta.arguments import MetaTrainingArguments
+
+    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    finetune = FinetuneConfig(steps=args.finetune_steps, learning_rate=args.finetune_learning_rate)
+
+    def load(path):
+        return FewShotModel(
+            resolve_model_path(path), finetune=finetune, prototype_pooling=args.prototype_pooling
+        )
+
+    model = load(args.model)
+    baseline = load(args.baseline_model) if args.baseline_model else None
+    if args.train_file or args.test_file:
+        if not (args.train_file and args.test_file):
+            raise ConfigError("The fixed-shot protocol needs both --train_file and --test_file.")
+        root = resolve_data_dir(args.data_dir) if args.data_dir else None
+
+        def file(name):
+            path = Path(name)
+            return path if path.exists() or root is None else root / name
+
+        train = TaskSource.from_files(file(args.train_file), name="train")
+        test = TaskSource.from_files(file(args.test_file), name=Path(args.test_file).parts[0])
+        results = evaluate_fixed(model, train, test, methods=methods, baseline_model=baseline)
+    else:
+        if not args.dataset:
+            raise ConfigError("Give --dataset (episodic) or --train_file/--test_file (fixed-shot).")
+        source = TaskSource.from_data_dir(
+            args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
+        )
+        shots = [int(k) for k in args.k_shot.split(",")]
+        n_way = MetaTrainingArguments(n_way=args.n_way).parsed_n_way()
+        results = evaluate_episodes(
+            model,
+            [source],
+            n_way=n_way,
+            k_shots=shots,
+            q_query=args.q_query,
+            episodes=args.episodes,
+            seed=args.seed,
+            methods=methods,
+            baseline_model=baseline,
+        )
+    print(format_table(results))
+    if args.output_file:
+        print(f"results: {write_results(results, args.output_file)}")
+    if args.plot:
+        print(f"plot: {plot_accuracy(results, args.plot)}")
+    return 0
+
+
 COMMANDS = {
     "meta-train": (meta_train, "Meta-train an encoder with MAML."),
     "adapt": (adapt_command, "Adapt to a few labelled examples and export."),
     "predict": (predict_command, "Classify texts with an exported model."),
+    "evaluate": (evaluate_command, "Episodic / fixed-shot evaluation against baselines."),
     "episodes": (episodes_command, "Print sample episodes and the source mixture."),
     "quickstart": (None, "The whole story on the embedded default (see README)."),
 }

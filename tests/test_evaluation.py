@@ -1,0 +1,205 @@
+import json
+
+import pytest
+
+from fewshot_nlp import TaskSource
+from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.evaluation import (
+    FewShotModel,
+    evaluate_episodes,
+    evaluate_fixed,
+    plot_accuracy,
+    summarize,
+)
+from fewshot_nlp.meta.trainer import MetaTrainer
+from fewshot_nlp.metrics import classification_metric
+
+from .conftest import tiny_meta_args, tiny_model
+
+TOPICS = {
+    "weather": [
+        "it will rain tomorrow",
+        "sunny skies and warm wind",
+        "snow storm tonight",
+        "heavy rain and thunder",
+        "cloudy with a chance of rain",
+        "the forecast says sun",
+    ],
+    "banking": [
+        "transfer money to my account",
+        "my card was declined",
+        "check my bank balance",
+        "open a savings account",
+        "the atm kept my card",
+        "wire money abroad",
+    ],
+    "music": [
+        "play some jazz songs",
+        "turn up the guitar music",
+        "next song please",
+        "add this track to my playlist",
+        "play the new album",
+        "shuffle my favourite songs",
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def toy_source():
+    # every text names its topic: the classes are separable for any sensible encoder
+    return TaskSource(
+        name="toy",
+        texts=[f"{y}: {t}" for y, ts in TOPICS.items() for t in ts],
+        labels=[y for y, ts in TOPICS.items() for _ in ts],
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tokenizer, data_dir):
+    out = tmp_path_factory.mktemp("eval") / "run"
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    MetaTrainer(
+        tiny_model(), tiny_meta_args(out, max_steps=2), sources, tokenizer=tokenizer
+    ).train()
+    return str(out)
+
+
+def test_metric_goes_through_evaluate():
+    import evaluate
+
+    metric = classification_metric()
+    assert isinstance(metric, evaluate.Metric)
+    scores = metric.compute(predictions=[0, 1, 1, 2], references=[0, 1, 2, 2])
+    assert scores["accuracy"] == 0.75
+    assert scores["f1_macro"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+
+
+def test_prototype_on_separable_toy_scores_one(minilm_path, toy_source):
+    results = evaluate_episodes(
+        minilm_path,
+        [toy_source],
+        n_way=3,
+        k_shots=[2],
+        q_query=4,
+        episodes=5,
+        methods=["prototype"],
+        progress=False,
+    )
+    assert results[0]["results"]["2"]["accuracy"]["mean"] == 1.0
+
+
+def test_same_seed_same_numbers_and_schema(tiny_run, toy_source):
+    model = FewShotModel(tiny_run)
+    kwargs = dict(n_way=3, k_shots=[1, 2], q_query=2, episodes=4, progress=False)
+    a = evaluate_episodes(model, [toy_source], seed=1, **kwargs)
+    b = evaluate_episodes(model, [toy_source], seed=1, **kwargs)
+    assert a == [
+        {
+            **x,
+            "results": {
+                k: {**v, "adapt_seconds": y["results"][k]["adapt_seconds"]}
+                for k, v in x["results"].items()
+            },
+        }
+        for x, y in zip(b, a)
+    ]
+    assert [e["method"] for e in a] == ["maml", "finetune", "prototype"]
+    for entry in a:
+        assert {"protocol", "model", "dataset", "method", "results"} <= set(entry)
+        assert set(entry["results"]) == {"1", "2"}
+        for r in entry["results"].values():
+            assert set(r["accuracy"]) == {"mean", "ci95"} and set(r["f1_macro"]) == {"mean", "ci95"}
+            assert r["episodes"] == 4
+
+
+def test_ci_shrinks_with_more_episodes(tiny_run, toy_source):
+    model = FewShotModel(tiny_run)
+    widths = []
+    for episodes in (5, 60):
+        r = evaluate_episodes(
+            model,
+            [toy_source],
+            n_way=3,
+            k_shots=[1],
+            q_query=2,
+            episodes=episodes,
+            methods=["prototype"],
+            progress=False,
+        )
+        widths.append(r[0]["results"]["1"]["accuracy"]["ci95"])
+    assert widths[1] < widths[0]
+    assert summarize([0.5, 0.7])["ci95"] == pytest.approx(1.96 * 0.1414213 / 2**0.5, rel=1e-5)
+
+
+def test_fixed_shot_protocol(tiny_run, toy_source):
+    train = TaskSource(name="few", texts=toy_source.texts[::2], labels=toy_source.labels[::2])
+    test = TaskSource(name="toy", texts=toy_source.texts[1::2], labels=toy_source.labels[1::2])
+    results = evaluate_fixed(tiny_run, train, test, methods=["maml", "prototype"])
+    assert [r["protocol"] for r in results] == ["fixed", "fixed"]
+    assert results[0]["results"]["3"]["test_examples"] == 9
+
+
+def test_plot_is_png(tiny_run, toy_source, tmp_path):
+    results = evaluate_episodes(
+        tiny_run,
+        [toy_source],
+        n_way=2,
+        k_shots=[1, 2],
+        q_query=1,
+        episodes=3,
+        methods=["prototype", "maml"],
+        progress=False,
+    )
+    path = plot_accuracy(results, tmp_path / "acc.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_evaluate(tiny_run, data_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = cli_main(
+        [
+            "evaluate",
+            "--model",
+            tiny_run,
+            "--data-dir",
+            str(data_dir),
+            "--dataset",
+            "banking77",
+            "--fold",
+            "01",
+            "--part",
+            "test",
+            "--n_way",
+            "3",
+            "--k_shot",
+            "1,2",
+            "--q-query",
+            "2",
+            "--episodes",
+            "3",
+            "--method",
+            "prototype,maml",
+            "--output_file",
+            str(out),
+        ]
+    )
+    assert code == 0
+    results = json.loads(out.read_text())
+    assert [r["method"] for r in results] == ["prototype", "maml"]
+    assert "accuracy" in capsys.readouterr().out
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--model",
+                tiny_run,
+                "--dataset",
+                "trec",
+                "--method",
+                "knn",
+                "--data_dir",
+                str(data_dir),
+            ]
+        )
+        == 2
+    )
