@@ -85,6 +85,12 @@ class MetaTrainingArguments:
     support_batch_size: int | None = _help(
         "Support-set chunk size (None: whole set).", default=None
     )
+    feature_warmup_steps: int = _help(
+        "Before meta-training, fit the pooler and distil the encoder's mean-pooled embedding "
+        "into the head's input for this many steps (0: off). See fewshot_nlp.meta.warmup.",
+        default=0,
+    )
+    feature_warmup_learning_rate: float = _help("Feature warm-up learning rate.", default=2e-5)
     eval_episodes: int = _help("Episodes per validation.", default=50)
     max_length: int = _help("Tokenizer max_length (longer texts are truncated).", default=64)
 

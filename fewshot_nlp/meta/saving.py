@@ -118,7 +118,7 @@ def load_meta_model(path: str | Path, *, trust_remote_code: bool = False, torch_
 
         peft_config = PeftConfig.from_pretrained(path)
         base = AutoModelForSequenceClassification.from_pretrained(
-            peft_config.base_model_name_or_path, **kwargs
+            _resolve_base(path, peft_config.base_model_name_or_path), **kwargs
         )
         model = PeftModel.from_pretrained(base, path, is_trainable=True)
     else:
@@ -127,6 +127,16 @@ def load_meta_model(path: str | Path, *, trust_remote_code: bool = False, torch_
     if config is not None and info.get("head_name"):
         config.head_name = info["head_name"]
     return model, tokenizer, config, info
+
+
+def _resolve_base(path: Path, recorded: str) -> str:
+    """The adapter's base; a warmed-up base is found beside the run even if it moved."""
+    if Path(recorded).is_dir() or not Path(recorded).is_absolute():
+        return recorded
+    for candidate in (path / Path(recorded).name, path.parent / Path(recorded).name):
+        if candidate.is_dir():
+            return str(candidate)
+    raise ModelError(f"The LoRA base {recorded} of {path} does not exist; restore that folder.")
 
 
 def atomic_folder_write(final: Path, write) -> Path:

@@ -26,6 +26,7 @@ from ..modeling.lora import apply_lora
 from .arguments import MetaTrainingArguments
 from .maml import MAML
 from .saving import atomic_folder_write, load_inner_lrs, load_model_weights, save_meta_model
+from .warmup import FeatureWarmupConfig, warm_up_features
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ RNG_FILE = "rng_state.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 EVAL_SEED_OFFSET = 10_000
+WARMED_BASE_DIR = "warmed_base"
 
 
 class MetaTrainer:
@@ -72,8 +74,13 @@ class MetaTrainer:
                 f"{world} processes so each takes an equal share."
             )
         set_seed(args.seed)
+        self._check_output_dir()
+        self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
         if args.adapt_scope == "lora":
             model = apply_lora(model, lora_config)
+            if args.feature_warmup_steps:  # the adapter's base is the warmed-up encoder
+                warmed = str((self.output_dir / WARMED_BASE_DIR).resolve())
+                model.peft_config["default"].base_model_name_or_path = warmed
         self.maml = MAML(model, args.maml_config()).to(self.accelerator.device)
         self.tokenizer = tokenizer
         self.collator = (
@@ -126,9 +133,53 @@ class MetaTrainer:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ training
+    def _feature_warmup(self, model, tokenizer, sources) -> dict | None:
+        """Warm the head's input features up once per run (see ``meta.warmup``).
+
+        LoRA runs keep the warmed base in ``output_dir/warmed_base`` (their adapters refer to
+        it); a resumed LoRA run loads it back instead of warming up again.
+        """
+        args, acc = self.args, self.accelerator
+        if not args.feature_warmup_steps:
+            return None
+        folder = self.output_dir / WARMED_BASE_DIR
+        if args.resume_from_checkpoint:
+            if args.adapt_scope == "lora":
+                if not folder.is_dir():
+                    raise ConfigError(f"Resuming a LoRA run with feature warm-up needs {folder}.")
+                load_model_weights(model, folder)
+            return None
+        if tokenizer is None:
+            raise ConfigError(
+                "feature_warmup_steps needs the tokenizer: MetaTrainer(tokenizer=...)."
+            )
+        model.to(acc.device)
+        texts = [text for source in sources for text in source.texts]
+        config = FeatureWarmupConfig(
+            steps=args.feature_warmup_steps,
+            seed=args.seed,
+            learning_rate=args.feature_warmup_learning_rate,
+        )
+        metrics = warm_up_features(
+            model, tokenizer, texts, config, progress=acc.is_local_main_process
+        )
+        if acc.num_processes > 1:  # one set of warmed weights for every process
+            from accelerate.utils import broadcast
+
+            for param in model.parameters():
+                param.data.copy_(broadcast(param.data, from_process=0))
+        if args.adapt_scope == "lora" and acc.is_main_process:
+
+            def write(tmp: Path) -> None:
+                model.save_pretrained(tmp)
+                tokenizer.save_pretrained(tmp)
+
+            atomic_folder_write(folder, write)
+        acc.wait_for_everyone()
+        return metrics
+
     def train(self) -> TrainerState:
         args = self.args
-        self._check_output_dir()
         if args.resume_from_checkpoint:
             self._resume(self._find_checkpoint(args.resume_from_checkpoint))
         if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
@@ -355,6 +406,7 @@ class MetaTrainer:
                 ],
             },
             "best_eval_accuracy": self.state.best_metric,
+            "feature_warmup": self.warmup_metrics,
         }
 
     def save_model(self, output_dir: str | Path | None = None) -> Path | None:
