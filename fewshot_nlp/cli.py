@@ -130,12 +130,6 @@ def adapt_command(argv: list[str]) -> int:
     add("--steps", type=int, default=None, help="Inner steps (default: the meta-trained number).")
     add("--learning_rate", "--learning-rate", type=float, default=None, help="Inner learning rate.")
     add("--max_length", "--max-length", type=int, default=None, help="Tokenizer max length.")
-    add(
-        "--keep_adapter",
-        "--keep-adapter",
-        action="store_true",
-        help="Write a PEFT adapter, not merged weights.",
-    )
     add("--overwrite", action="store_true", help="Replace an existing output_dir.")
     add("--push_to_hub", "--push-to-hub", action="store_true", help="Upload the export to the Hub.")
     add("--hub_model_id", "--hub-model-id", default=None, help="user/name for --push_to_hub.")
@@ -159,7 +153,6 @@ def adapt_command(argv: list[str]) -> int:
         steps=args.steps,
         learning_rate=args.learning_rate,
         max_length=args.max_length,
-        merge_lora=not args.keep_adapter,
     )
     out = export(
         adapted,

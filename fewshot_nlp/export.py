@@ -102,11 +102,18 @@ def export(
     hub_model_id: str | None = None,
     private: bool = False,
     token: str | None = None,
+    endpoint: str | None = None,
 ) -> Path:
     """``save_pretrained`` (safetensors) + tokenizer + model card, written atomically.
 
-    A PEFT model is written as an adapter folder (``AutoPeftModelForSequenceClassification``).
+    LoRA models are exported merged (``adapt`` merges by default): an adapter folder would
+    miss the adapted head and point at a base with another label set.
     """
+    if hasattr(model, "peft_config"):
+        raise ConfigError(
+            "export() got an unmerged PEFT model: call adapt(..., merge_lora=True) (the default) "
+            "or model.merge_and_unload() first, so the export loads with plain transformers."
+        )
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise ConfigError(
@@ -127,16 +134,23 @@ def export(
             f"Could not write {output_dir}: {error}. Nothing was left half-written."
         ) from error
     if push_to_hub:
-        push_folder_to_hub(output_dir, hub_model_id, private=private, token=token)
+        push_folder_to_hub(
+            output_dir, hub_model_id, private=private, token=token, endpoint=endpoint
+        )
     return output_dir
 
 
 def push_folder_to_hub(
-    folder: str | Path, repo_id: str | None, *, private: bool = False, token: str | None = None
+    folder: str | Path,
+    repo_id: str | None,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    endpoint: str | None = None,
 ) -> str:
     """Upload ``folder`` with huggingface_hub; the token is never printed or written."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
     from huggingface_hub.utils import get_token
 
     if not repo_id:
@@ -147,7 +161,7 @@ def push_folder_to_hub(
             "No Hub token found: set HF_TOKEN or run `hf auth login`, then retry. "
             "Nothing was uploaded."
         )
-    api = HfApi(token=token)
+    api = HfApi(token=token, endpoint=endpoint)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         info = api.upload_folder(
@@ -156,6 +170,11 @@ def push_folder_to_hub(
             repo_type="model",
             commit_message="Upload few-shot classifier (fewshot-nlp)",
         )
+    except OfflineModeIsEnabled:
+        raise FewShotError(
+            f"Cannot push {folder} to {repo_id}: HF_HUB_OFFLINE is set. Unset it to push. "
+            "Nothing was uploaded."
+        ) from None
     except HfHubHTTPError as error:
         status = getattr(getattr(error, "response", None), "status_code", None)
         hint = (

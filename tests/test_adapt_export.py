@@ -104,6 +104,8 @@ def test_lora_merged_equals_unmerged(tokenizer, tmp_path):
         unmerged_logits = merged(**batch).logits
         merged_logits = merged.merge_and_unload()(**batch).logits
     torch.testing.assert_close(unmerged_logits, merged_logits, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="unmerged PEFT model"):
+        export(apply_lora(tiny_model(), cfg), tokenizer, tmp_path / "clf")
 
 
 def test_plain_checkpoint_warns(tokenizer, tmp_path):
@@ -170,3 +172,75 @@ def test_cli_adapt_and_predict(meta_run, tmp_path, capsys):
         )
         == 2
     )
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """The suite runs offline; the push tests only talk to a loopback server."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+def test_push_to_hub_uploads_the_exported_folder(meta_run, tokenizer, tmp_path, capsys, hub_online):
+    from .hub_server import FakeHub
+
+    token = "hf_loopbacktesttoken123"
+    model = adapt(str(meta_run), few_shot(2))
+    with FakeHub(token) as hub:
+        out = export(
+            model,
+            tokenizer,
+            tmp_path / "clf",
+            push_to_hub=True,
+            hub_model_id="me/clf",
+            token=token,
+            endpoint=hub.url,
+        )
+    received = hub.repos["me/clf"]
+    local = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert received == local and "model.safetensors" in received
+    assert not hub.unknown
+    assert hub.validated and hub.validated[0]["pipeline_tag"] == "text-classification"
+    printed = capsys.readouterr()
+    assert token not in printed.out + printed.err
+    assert all(token.encode() not in data for data in local.values())
+
+
+def test_push_offline_is_a_clear_error(meta_run, tokenizer, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from fewshot_nlp import FewShotError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    model = adapt(str(meta_run), few_shot(2))
+    with pytest.raises(FewShotError, match="HF_HUB_OFFLINE is set"):
+        export(
+            model,
+            tokenizer,
+            tmp_path / "clf",
+            push_to_hub=True,
+            hub_model_id="me/clf",
+            token="hf_x",
+            endpoint="http://127.0.0.1:9",
+        )
+
+
+def test_push_with_bad_token_fails_loudly(meta_run, tokenizer, tmp_path, hub_online):
+    from fewshot_nlp import FewShotError
+
+    from .hub_server import FakeHub
+
+    model = adapt(str(meta_run), few_shot(2))
+    with FakeHub("hf_right") as hub, pytest.raises(FewShotError, match="invalid") as error:
+        export(
+            model,
+            tokenizer,
+            tmp_path / "clf",
+            push_to_hub=True,
+            hub_model_id="me/clf",
+            token="hf_wrong",
+            endpoint=hub.url,
+        )
+    assert "hf_wrong" not in str(error.value)
+    assert hub.repos == {}
