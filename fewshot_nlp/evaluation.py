@@ -27,6 +27,7 @@ from .meta.config import MAMLConfig
 from .meta.maml import MAML
 from .meta.saving import load_inner_lrs, load_meta_model
 from .metrics import classification_metric
+from .modeling.head import class_prototypes
 
 METHODS = ("maml", "finetune", "prototype")
 
@@ -91,7 +92,7 @@ class FewShotModel:
             )
         if method == "prototype":
             with torch.no_grad():
-                protos = _class_means(self._frozen_features(support), labels, n_way)
+                protos = class_prototypes(self._frozen_features(support), labels, n_way)
             return self._predict_batches(
                 query_texts, query_pairs, lambda q: -torch.cdist(self._frozen_features(q), protos)
             )
@@ -153,10 +154,15 @@ class FewShotModel:
         return {n: p.detach() for n, p in params.items()}, (weight.detach(), bias.detach())
 
 
-def _class_means(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
-    from .modeling.head import class_prototypes
+def _runners(model, baseline_model, methods) -> dict[str, FewShotModel]:
+    """Which loaded model runs each method: ``maml`` the main one, baselines the baseline."""
 
-    return class_prototypes(features, labels, n_way)
+    def load(m):
+        return m if isinstance(m, FewShotModel) else FewShotModel(m)
+
+    main = load(model)
+    base = main if baseline_model is None else load(baseline_model)
+    return {m: (main if m == "maml" else base) for m in methods}
 
 
 def summarize(values: Sequence[float]) -> dict[str, float]:
@@ -186,17 +192,7 @@ def evaluate_episodes(
     """Episodic protocol: every method sees the same episodes (a paired comparison)."""
     from tqdm.auto import tqdm
 
-    main = model if isinstance(model, FewShotModel) else FewShotModel(model)
-    base = (
-        main
-        if baseline_model is None
-        else (
-            baseline_model
-            if isinstance(baseline_model, FewShotModel)
-            else FewShotModel(baseline_model)
-        )
-    )
-    models = {m: (main if m == "maml" else base) for m in methods}
+    models = _runners(model, baseline_model, methods)
     raw = {m: {} for m in methods}
     for k in k_shots:
         sampler = EpisodeSampler(sources, n_way, k, q_query, seed=seed)
@@ -255,16 +251,7 @@ def evaluate_fixed(
     shots: str = "",
 ) -> list[dict]:
     """Fixed-shot protocol: adapt once on all classes of ``train``, score all of ``test``."""
-    main = model if isinstance(model, FewShotModel) else FewShotModel(model)
-    base = (
-        main
-        if baseline_model is None
-        else (
-            baseline_model
-            if isinstance(baseline_model, FewShotModel)
-            else FewShotModel(baseline_model)
-        )
-    )
+    models = _runners(model, baseline_model, methods)
     names = train.label_names
     ids = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(test.label_names) - set(ids))
@@ -277,7 +264,7 @@ def evaluate_fixed(
     references = [ids.get(y, -1) for y in test.labels]
     out = []
     for method in methods:
-        runner = main if method == "maml" else base
+        runner = models[method]
         start = time.perf_counter()
         pred = runner.predict(
             method,
