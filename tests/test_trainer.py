@@ -249,3 +249,40 @@ def test_short_minilm_run_improves_held_out_accuracy(minilm_path, data_dir, tmp_
     trainer.train()
     after = trainer.evaluate()["eval_accuracy"]
     assert after > before + 0.01, (before, after)
+
+
+def test_tensorboard_logs_offline(tokenizer, small_sources, tmp_path):
+    trainer = make_trainer(
+        tokenizer, small_sources, tmp_path, max_steps=2, logging_steps=1, report_to=["tensorboard"]
+    )
+    trainer.train()
+    events = list((tmp_path / "run").rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+
+
+def test_load_best_model_at_end(tokenizer, small_sources, tmp_path):
+    trainer = make_trainer(
+        tokenizer,
+        small_sources,
+        tmp_path,
+        max_steps=6,
+        eval_steps=2,
+        save_steps=2,
+        eval_episodes=4,
+        load_best_model_at_end=True,
+        learning_rate=5e-3,
+    )
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    evals = [
+        (e["eval_accuracy"], e["step"]) for e in trainer.state.log_history if "eval_accuracy" in e
+    ]
+    best_accuracy = max(a for a, _ in evals)
+    first_best_step = next(step for a, step in evals if a == best_accuracy)
+    assert trainer.state.best_metric == best_accuracy
+    assert best.endswith(f"checkpoint-{first_best_step}")
+    from safetensors.torch import load_file
+
+    final = load_file(str(tmp_path / "run" / "model.safetensors"))
+    chosen = load_file(str(Path(best) / "model.safetensors"))
+    assert all(torch.equal(final[k], chosen[k]) for k in chosen)
