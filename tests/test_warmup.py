@@ -121,3 +121,30 @@ def test_diverging_distillation_keeps_the_fitted_weights(tokenizer, texts):
     )
     for (name, a), b in zip(model.named_parameters(), fit_only.parameters()):
         assert torch.equal(a, b), name
+
+
+def test_lora_meta_model_merged_on_request(tokenizer, data_dir, tmp_path):
+    from fewshot_nlp import default_lora_config
+
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    args = tiny_meta_args(
+        tmp_path / "run", max_steps=1, adapt_scope="lora", merge_lora_on_save=True
+    )
+    lora = default_lora_config(r=2, target_modules=["query", "value"])
+    lora.init_lora_weights = False
+    trainer = MetaTrainer(tiny_model(), args, sources, tokenizer=tokenizer, lora_config=lora)
+    trainer.train()
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "adapter_model.safetensors").exists()
+    model, _, config, info = load_meta_model(tmp_path / "run")
+    assert not info["lora"] and config.adapt_scope == "head"
+    batch = dict(tokenizer(["how far is the moon"], return_tensors="pt"))
+    trainer.maml.eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            MAML(model, config).features({}, batch),
+            trainer.maml.features({}, batch),
+            atol=1e-5,
+            rtol=1e-5,
+        )

@@ -85,6 +85,11 @@ class MetaTrainingArguments:
     support_batch_size: int | None = _help(
         "Support-set chunk size (None: whole set).", default=None
     )
+    merge_lora_on_save: bool = _help(
+        "Save the final LoRA meta-model merged into full weights (default: adapter + base); "
+        "adapt() then adapts only the head of the merged model.",
+        default=False,
+    )
     feature_warmup_steps: int = _help(
         "Before meta-training, fit the pooler and distil the encoder's mean-pooled embedding "
         "into the head's input for this many steps (0: off). See fewshot_nlp.meta.warmup.",

@@ -50,7 +50,8 @@ def save_meta_model(
         )
     config = maml.config.to_dict()
     if merge_lora and config["adapt_scope"] == "lora":
-        config["adapt_scope"] = "full"
+        # The LoRA inner learning rate is far too large for full weights: adapt the head only.
+        config["adapt_scope"] = "head"
     meta = {
         "format_version": FORMAT_VERSION,
         "maml": config,

@@ -415,7 +415,13 @@ class MetaTrainer:
         self.accelerator.wait_for_everyone()  # every process, so all have finished their steps
         if not self.accelerator.is_main_process:
             return None
-        save_meta_model(self.maml, output_dir, tokenizer=self.tokenizer, info=self._info())
+        save_meta_model(
+            self.maml,
+            output_dir,
+            tokenizer=self.tokenizer,
+            info=self._info(),
+            merge_lora=self.args.merge_lora_on_save,
+        )
         (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
         if self.args.push_to_hub:
             from ..export import push_folder_to_hub
