@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FewShotError
+from .errors import ConfigError, FewShotError
 
 PACKAGED_MINILM = "minilm"
 
@@ -131,6 +131,13 @@ def adapt_command(argv: list[str]) -> int:
     add("--learning_rate", "--learning-rate", type=float, default=None, help="Inner learning rate.")
     add("--max_length", "--max-length", type=int, default=None, help="Tokenizer max length.")
     add("--overwrite", action="store_true", help="Replace an existing output_dir.")
+    add(
+        "--keep_adapter",
+        "--keep-adapter",
+        action="store_true",
+        help="LoRA runs: write a PEFT adapter folder (AutoPeftModelForSequenceClassification "
+        "loads it) instead of merging the adapter into the weights.",
+    )
     add("--push_to_hub", "--push-to-hub", action="store_true", help="Upload the export to the Hub.")
     add("--hub_model_id", "--hub-model-id", default=None, help="user/name for --push_to_hub.")
     add("--private", action="store_true", help="Create the Hub repository as private.")
@@ -140,8 +147,15 @@ def adapt_command(argv: list[str]) -> int:
 
     from .adapt import adapt
     from .export import export
+    from .meta.saving import read_meta_info
 
     path = resolve_model_path(args.model)
+    if args.keep_adapter and not (read_meta_info(path) or {}).get("lora"):
+        raise ConfigError(
+            f"--keep-adapter needs a LoRA meta-trained run (adapt_scope: lora, saved without "
+            f"merge_lora_on_save); {path} holds no adapter. Drop --keep-adapter to export "
+            "full weights."
+        )
     tokenizer = AutoTokenizer.from_pretrained(path)  # the model itself is loaded once, by adapt
     adapted = adapt(
         path,
@@ -153,12 +167,14 @@ def adapt_command(argv: list[str]) -> int:
         steps=args.steps,
         learning_rate=args.learning_rate,
         max_length=args.max_length,
+        merge_lora=not args.keep_adapter,
     )
     out = export(
         adapted,
         tokenizer,
         args.output_dir,
         overwrite=args.overwrite,
+        keep_adapter=args.keep_adapter,
         push_to_hub=args.push_to_hub,
         hub_model_id=args.hub_model_id,
         private=args.private,
@@ -266,7 +282,6 @@ def evaluate_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from .data.sources import TaskSource, resolve_data_dir
-    from .errors import ConfigError
     from .evaluation import (
         METHODS,
         FewShotModel,

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 
 import yaml
 
 from .errors import ConfigError, FewShotError
-from .meta.saving import atomic_folder_write
+from .meta.saving import atomic_folder_write, is_peft
+from .modeling.head import find_head
+
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def model_card(
-    model, *, eval_results: dict | None = None, datasets: list[str] | None = None
+    model,
+    *,
+    eval_results: dict | None = None,
+    datasets: list[str] | None = None,
+    keep_adapter: bool = False,
 ) -> str:
     """README.md with YAML metadata, written from what the adaptation recorded."""
     record = getattr(model, "fewshot_nlp_adaptation", {}) or {}
@@ -20,9 +29,10 @@ def model_card(
     sources = [s["name"] for s in meta_training.get("sources", [])]
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     metadata = {
-        "library_name": "transformers",
+        "library_name": "peft" if keep_adapter else "transformers",
         "pipeline_tag": "text-classification",
-        "tags": ["fewshot-nlp", "maml", "few-shot", "text-classification"],
+        "tags": ["fewshot-nlp", "maml", "few-shot", "text-classification"]
+        + (["lora", "peft"] if keep_adapter else []),
     }
     if base:
         metadata["base_model"] = str(base)
@@ -73,11 +83,24 @@ def model_card(
             f"head init `{record.get('head_init')}`.",
             "",
         ]
+    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
+    if keep_adapter:
+        lines += [
+            "The LoRA adapter is kept unmerged: `adapter_config.json` and "
+            "`adapter_model.safetensors` hold it (with the classification head), beside the "
+            "base weights it applies to. The adapter's `base_model_name_or_path` is this "
+            "folder (its absolute path when exported, the repo id once pushed).",
+            "",
+            "```python",
+            "from peft import AutoPeftModelForSequenceClassification",
+            "",
+            'model = AutoPeftModelForSequenceClassification.from_pretrained("PATH_OR_REPO")',
+            "```",
+            "",
+            "Plain transformers finds the adapter too (after moving the folder, use this):",
+            "",
+        ]
     lines += [
-        "Labels: " + ", ".join(f"`{x}`" for x in labels),
-        "",
-        "## Use",
-        "",
         "```python",
         "from transformers import pipeline",
         "",
@@ -103,16 +126,27 @@ def export(
     private: bool = False,
     token: str | None = None,
     endpoint: str | None = None,
+    keep_adapter: bool = False,
 ) -> Path:
     """``save_pretrained`` (safetensors) + tokenizer + model card, written atomically.
 
-    LoRA models are exported merged (``adapt`` merges by default): an adapter folder would
-    miss the adapted head and point at a base with another label set.
+    LoRA models are exported merged by default (``adapt`` merges them). With
+    ``keep_adapter=True`` an unmerged LoRA model (``adapt(..., merge_lora=False)``) is written
+    as a PEFT adapter folder: the adapter (LoRA + the head in ``modules_to_save``) beside the
+    base weights with the new label set, so that both ``AutoPeftModelForSequenceClassification``
+    and plain transformers load it with the right labels.
     """
-    if hasattr(model, "peft_config"):
+    if is_peft(model) and not keep_adapter:
         raise ConfigError(
             "export() got an unmerged PEFT model: call adapt(..., merge_lora=True) (the default) "
-            "or model.merge_and_unload() first, so the export loads with plain transformers."
+            "or model.merge_and_unload() first, or pass keep_adapter=True (CLI: --keep-adapter) "
+            "to write a PEFT adapter folder."
+        )
+    if keep_adapter and not is_peft(model):
+        raise ConfigError(
+            "keep_adapter=True needs an unmerged LoRA model: adapt a LoRA meta-trained run with "
+            "adapt(..., merge_lora=False) (CLI: adapt --keep-adapter). This model has no adapter "
+            "(a full or head-only run, or a run saved with merge_lora_on_save)."
         )
     output_dir = Path(output_dir)
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
@@ -120,10 +154,14 @@ def export(
             f"{output_dir} exists and is not empty: pass overwrite=True "
             "(CLI: --overwrite) or choose another output_dir."
         )
-    card = model_card(model, eval_results=eval_results)
+    card = model_card(model, eval_results=eval_results, keep_adapter=keep_adapter)
+    base_reference = str(output_dir.resolve())
 
     def write(folder: Path) -> None:
-        model.save_pretrained(folder, safe_serialization=True)
+        if keep_adapter:
+            save_with_adapter(model, folder, base_reference)
+        else:
+            model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         (folder / "README.md").write_text(card, encoding="utf-8")
 
@@ -134,10 +172,60 @@ def export(
             f"Could not write {output_dir}: {error}. Nothing was left half-written."
         ) from error
     if push_to_hub:
+        replace = {}
+        if keep_adapter and hub_model_id:
+            # On the Hub the base is the repo itself, not this machine's folder.
+            replace[ADAPTER_CONFIG] = _adapter_config_bytes(output_dir, hub_model_id)
         push_folder_to_hub(
-            output_dir, hub_model_id, private=private, token=token, endpoint=endpoint
+            output_dir,
+            hub_model_id,
+            private=private,
+            token=token,
+            endpoint=endpoint,
+            replace=replace,
         )
     return output_dir
+
+
+def save_with_adapter(model, folder: Path, base_reference: str) -> None:
+    """Base weights (new labels, LoRA unmerged) + a SEQ_CLS adapter whose base is ``folder``.
+
+    A plain adapter can't work here: the adapted head has the new label set, so the base it
+    loads into must have it too; the head also rides in ``modules_to_save``.
+    """
+    import torch
+    from peft import get_peft_model
+
+    adapter_name = model.active_adapter
+    lora_config = copy.deepcopy(model.peft_config[adapter_name])
+    trained = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    base = copy.deepcopy(model).unload()
+    base.save_pretrained(folder, safe_serialization=True)
+    base.name_or_path = base_reference  # else peft renames the adapter's base after it
+    lora_config.task_type = "SEQ_CLS"
+    lora_config.modules_to_save = [find_head(base)]
+    lora_config.base_model_name_or_path = base_reference
+    lora_config.inference_mode = True
+    adapter_model = get_peft_model(base, lora_config, adapter_name=adapter_name)
+    fresh = {n: p for n, p in adapter_model.named_parameters() if "lora_" in n}
+    if fresh.keys() != trained.keys():
+        raise FewShotError(
+            "Could not carry the LoRA weights into the exported adapter: the layers differ "
+            f"({sorted(fresh.keys() ^ trained.keys())[:3]})."
+        )
+    with torch.no_grad():
+        for name, param in fresh.items():
+            param.copy_(trained[name])
+    config = adapter_model.peft_config[adapter_name]
+    config.modules_to_save = list(dict.fromkeys(config.modules_to_save))  # peft adds its own
+    # The embeddings are never trained here: don't look for the base (not written yet).
+    adapter_model.save_pretrained(folder, safe_serialization=True, save_embedding_layers=False)
+
+
+def _adapter_config_bytes(folder: Path, base_reference: str) -> bytes:
+    config = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_reference
+    return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
 
 
 def push_folder_to_hub(
@@ -147,9 +235,13 @@ def push_folder_to_hub(
     private: bool = False,
     token: str | None = None,
     endpoint: str | None = None,
+    replace: dict[str, bytes] | None = None,
 ) -> str:
-    """Upload ``folder`` with huggingface_hub; the token is never printed or written."""
-    from huggingface_hub import HfApi
+    """Upload ``folder`` in one commit; ``replace`` swaps in other contents for some files.
+
+    The token comes from the usual places and is never printed or written.
+    """
+    from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
     from huggingface_hub.utils import get_token
 
@@ -164,10 +256,10 @@ def push_folder_to_hub(
     api = HfApi(token=token, endpoint=endpoint)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
-            folder_path=str(folder),
+        info = api.create_commit(
             repo_id=repo_id,
             repo_type="model",
+            operations=_commit_operations(Path(folder), replace or {}, CommitOperationAdd),
             commit_message="Upload few-shot classifier (fewshot-nlp)",
         )
     except OfflineModeIsEnabled:
@@ -185,3 +277,14 @@ def push_folder_to_hub(
             "The upload did not complete."
         ) from None
     return str(getattr(info, "commit_url", info))
+
+
+def _commit_operations(folder: Path, replace: dict[str, bytes], add) -> list:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return [
+        add(
+            path_in_repo=path.relative_to(folder).as_posix(),
+            path_or_fileobj=replace.get(path.relative_to(folder).as_posix(), str(path)),
+        )
+        for path in files
+    ]

@@ -244,3 +244,151 @@ def test_push_with_bad_token_fails_loudly(meta_run, tokenizer, tmp_path, hub_onl
         )
     assert "hf_wrong" not in str(error.value)
     assert hub.repos == {}
+
+
+@pytest.fixture(scope="module")
+def lora_meta_run(tmp_path_factory, tokenizer, data_dir):
+    out = tmp_path_factory.mktemp("meta-lora") / "run"
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    args = tiny_meta_args(out, max_steps=2, adapt_scope="lora", inner_learning_rate=0.5)
+    MetaTrainer(tiny_model(), args, sources, tokenizer=tokenizer).train()
+    return out
+
+
+LOAD_ADAPTER_EXPORT = """
+import json, sys
+import torch
+from peft import AutoPeftModelForSequenceClassification, PeftModel
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+path, texts = sys.argv[1], json.loads(sys.argv[2])
+tokenizer = AutoTokenizer.from_pretrained(path)
+batch = tokenizer(texts, return_tensors="pt", padding=True)
+peft_model = AutoPeftModelForSequenceClassification.from_pretrained(path).eval()
+plain = AutoModelForSequenceClassification.from_pretrained(path).eval()
+with torch.no_grad():
+    peft_logits = peft_model(**batch).logits
+    plain_logits = plain(**batch).logits
+prediction = pipeline("text-classification", model=path)(texts[0])[0]["label"]
+assert "fewshot_nlp" not in sys.modules
+print(json.dumps({
+    "is_peft": isinstance(peft_model, PeftModel),
+    "lora_layers": sum("lora_A" in n for n, _ in peft_model.named_parameters()),
+    "labels": [peft_model.config.id2label[i] for i in range(peft_model.config.num_labels)],
+    "peft_logits": peft_logits.tolist(),
+    "plain_logits": plain_logits.tolist(),
+    "prediction": prediction,
+}))
+"""
+
+
+def test_keep_adapter_loads_with_auto_peft_model(lora_meta_run, tokenizer, tmp_path):
+    """The adapter folder loads in a process without fewshot_nlp, with the user's labels."""
+    model = adapt(str(lora_meta_run), few_shot(3), merge_lora=False)
+    assert hasattr(model, "peft_config")
+    out = export(model, tokenizer, tmp_path / "clf", keep_adapter=True)
+    texts = ["example 1 of topic 1 words", "a different text"]
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_ADAPTER_EXPORT, str(out), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""},
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["is_peft"] and loaded["lora_layers"] > 0
+    assert loaded["labels"] == ["topic_0", "topic_1", "topic_2"]
+    assert loaded["prediction"] in loaded["labels"]
+    batch = tokenizer(texts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = model.eval()(**batch).logits
+    for key in ("peft_logits", "plain_logits"):
+        torch.testing.assert_close(torch.tensor(loaded[key]), expected, atol=1e-5, rtol=1e-5)
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["task_type"] == "SEQ_CLS"
+    assert adapter_config["modules_to_save"][0] == "classifier"
+    assert len(set(adapter_config["modules_to_save"])) == len(adapter_config["modules_to_save"])
+    assert adapter_config["base_model_name_or_path"] == str(out.resolve())
+    card = yaml.safe_load((out / "README.md").read_text().split("---")[1])
+    assert card["library_name"] == "peft" and "lora" in card["tags"]
+
+
+def test_keep_adapter_is_unmerged_and_matches_the_merged_export(lora_meta_run, tokenizer, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForSequenceClassification
+
+    adapted = adapt(str(lora_meta_run), few_shot(3), merge_lora=False)
+    adapter_dir = export(adapted, tokenizer, tmp_path / "adapter", keep_adapter=True)
+    merged_dir = export(adapted.merge_and_unload(), tokenizer, tmp_path / "merged")
+    base_weights = load_file(str(adapter_dir / "model.safetensors"))
+    merged_weights = load_file(str(merged_dir / "model.safetensors"))
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    # The meta-trained LoRA update lives in the adapter, not in the base weights.
+    assert not torch.allclose(base_weights[query], merged_weights[query])
+    adapter = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in adapter.items())
+    assert any("classifier" in k for k in adapter)
+    batch = tokenizer(["what is topic 2"], return_tensors="pt")
+    merged = AutoModelForSequenceClassification.from_pretrained(merged_dir).eval()
+    via_adapter = AutoModelForSequenceClassification.from_pretrained(adapter_dir).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            via_adapter(**batch).logits, merged(**batch).logits, atol=1e-5, rtol=1e-5
+        )
+
+
+def test_keep_adapter_bad_inputs(meta_run, lora_meta_run, tokenizer, tmp_path):
+    from fewshot_nlp.cli import main
+
+    with pytest.raises(ConfigError, match="needs an unmerged LoRA model"):
+        export(adapt(str(meta_run), few_shot(2)), tokenizer, tmp_path / "a", keep_adapter=True)
+    with pytest.raises(ConfigError, match="keep_adapter=True"):
+        export(adapt(str(lora_meta_run), few_shot(2), merge_lora=False), tokenizer, tmp_path / "b")
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in few_shot(2)))
+    argv = ["adapt", "--model", str(meta_run), "--train-file", str(data), "--keep-adapter"]
+    assert main([*argv, "--output-dir", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_keep_adapter_then_predict(lora_meta_run, tmp_path, capsys):
+    from fewshot_nlp.cli import main
+
+    data = tmp_path / "few.jsonl"
+    data.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in few_shot(3)))
+    out = tmp_path / "clf"
+    argv = ["adapt", "--model", str(lora_meta_run), "--train-file", str(data)]
+    assert main([*argv, "--output-dir", str(out), "--keep-adapter"]) == 0
+    assert (out / "adapter_model.safetensors").is_file() and (out / "model.safetensors").is_file()
+    assert main(["predict", "--model", str(out), "example 0 of topic 1 words"]) == 0
+    assert "topic_" in capsys.readouterr().out
+
+
+def test_push_keep_adapter_points_the_adapter_at_the_repo(
+    lora_meta_run, tokenizer, tmp_path, hub_online
+):
+    from .hub_server import FakeHub
+
+    token = "hf_loopbacktesttoken123"
+    model = adapt(str(lora_meta_run), few_shot(2), merge_lora=False)
+    with FakeHub(token) as hub:
+        out = export(
+            model,
+            tokenizer,
+            tmp_path / "clf",
+            keep_adapter=True,
+            push_to_hub=True,
+            hub_model_id="me/clf",
+            token=token,
+            endpoint=hub.url,
+        )
+    received = hub.repos["me/clf"]
+    local = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert set(received) == set(local) and "adapter_model.safetensors" in received
+    uploaded_config = json.loads(received.pop("adapter_config.json"))
+    local_config = json.loads(local.pop("adapter_config.json"))
+    assert uploaded_config["base_model_name_or_path"] == "me/clf"
+    assert {**uploaded_config, "base_model_name_or_path": str(out.resolve())} == local_config
+    assert received == local

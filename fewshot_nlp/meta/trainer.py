@@ -37,6 +37,7 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 EVAL_SEED_OFFSET = 10_000
 WARMED_BASE_DIR = "warmed_base"
+BASE_MODEL_DIR = "base_model"
 
 
 class MetaTrainer:
@@ -77,10 +78,10 @@ class MetaTrainer:
         self._check_output_dir()
         self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
         if args.adapt_scope == "lora":
+            base_dir = self._keep_lora_base(model, tokenizer)
             model = apply_lora(model, lora_config)
-            if args.feature_warmup_steps:  # the adapter's base is the warmed-up encoder
-                warmed = str((self.output_dir / WARMED_BASE_DIR).resolve())
-                model.peft_config["default"].base_model_name_or_path = warmed
+            if base_dir is not None:
+                model.peft_config["default"].base_model_name_or_path = str(base_dir.resolve())
         self.maml = MAML(model, args.maml_config()).to(self.accelerator.device)
         self.tokenizer = tokenizer
         self.collator = (
@@ -136,8 +137,8 @@ class MetaTrainer:
     def _feature_warmup(self, model, tokenizer, sources) -> dict | None:
         """Warm the head's input features up once per run (see ``meta.warmup``).
 
-        LoRA runs keep the warmed base in ``output_dir/warmed_base`` (their adapters refer to
-        it); a resumed LoRA run loads it back instead of warming up again.
+        LoRA runs keep the warmed base in ``output_dir/warmed_base`` (``_keep_lora_base``);
+        a resumed LoRA run loads it back instead of warming up again.
         """
         args, acc = self.args, self.accelerator
         if not args.feature_warmup_steps:
@@ -168,15 +169,31 @@ class MetaTrainer:
 
             for param in model.parameters():
                 param.data.copy_(broadcast(param.data, from_process=0))
-        if args.adapt_scope == "lora" and acc.is_main_process:
+        return metrics
+
+    def _keep_lora_base(self, model, tokenizer) -> Path | None:
+        """Save the base a LoRA run's adapter refers to, when no name can load it.
+
+        A warmed-up base differs from the checkpoint it came from, and a model built in
+        memory has no name at all: both are kept in the run (``warmed_base`` / ``base_model``).
+        """
+        args, acc = self.args, self.accelerator
+        if args.feature_warmup_steps:
+            folder = self.output_dir / WARMED_BASE_DIR
+        elif getattr(model.config, "_name_or_path", ""):
+            return None
+        else:
+            folder = self.output_dir / BASE_MODEL_DIR
+        if not args.resume_from_checkpoint and acc.is_main_process:
 
             def write(tmp: Path) -> None:
                 model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
+                if tokenizer is not None:
+                    tokenizer.save_pretrained(tmp)
 
             atomic_folder_write(folder, write)
         acc.wait_for_everyone()
-        return metrics
+        return folder
 
     def train(self) -> TrainerState:
         args = self.args

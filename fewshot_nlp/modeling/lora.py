@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from torch import nn
 
 from ..errors import ConfigError
@@ -26,7 +28,8 @@ def apply_lora(model: nn.Module, lora_config=None) -> nn.Module:
 
     if isinstance(model, PeftModel):
         return model
-    config = lora_config or default_lora_config()
+    # A copy: the caller's config may serve other runs, and peft fills fields in.
+    config = copy.deepcopy(lora_config) if lora_config is not None else default_lora_config()
     # The episode head is rebuilt per episode: peft must not keep a trainable copy of it.
     config.modules_to_save = None
     config.task_type = None
