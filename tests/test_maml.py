@@ -328,3 +328,20 @@ def test_detached_chunked_adaptation_equals_meta_path(tokenizer, scope):
     for name in ref:
         torch.testing.assert_close(fast[name], ref[name].detach(), atol=1e-9, rtol=1e-7)
     assert metrics["support_loss_before"] > 0
+
+
+def test_second_order_checkpointing_under_sdpa(tokenizer):
+    """The recompute in backward must use the attention kernel the forward used."""
+    from transformers import AutoModelForSequenceClassification
+
+    eager = tiny_model("bert", dtype=torch.float64)
+    batch = make_batch(tokenizer)
+    cfg = dict(inner_steps=2, inner_learning_rate=0.3, first_order=False)
+    expected, _ = our_meta_grads(MAML(eager, MAMLConfig(**cfg)).double(), batch)
+    sdpa = AutoModelForSequenceClassification.from_config(eager.config, attn_implementation="sdpa")
+    sdpa.load_state_dict(eager.state_dict())
+    ckpt = MAML(sdpa.double(), MAMLConfig(**cfg, gradient_checkpointing=True)).double()
+    ckpt.model.train()
+    got, _ = our_meta_grads(ckpt, batch)
+    for x, y in zip(got, expected):
+        torch.testing.assert_close(x, y, atol=1e-7, rtol=1e-6)
