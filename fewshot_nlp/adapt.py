@@ -24,10 +24,10 @@ def as_task_source(
     train_data, *, text_column="text", label_column="label", text_pair_column=None
 ) -> TaskSource:
     """Whatever the user has (Dataset, (text, label) pairs, file paths) as a TaskSource."""
-    import datasets
-
     if isinstance(train_data, TaskSource):
         return train_data
+    import datasets
+
     if isinstance(train_data, (datasets.Dataset, datasets.DatasetDict)):
         return TaskSource.from_dataset(
             train_data,

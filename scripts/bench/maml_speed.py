@@ -57,52 +57,71 @@ def build(model_name: str):
     return model, tokenizer
 
 
-def episode_batches(tokenizer, meta_batch: int):
+def episode_batches(
+    vocab_size: int,
+    meta_batch: int,
+    *,
+    n_way: int = 5,
+    k_shot: int = 5,
+    q_query: int = 5,
+    length: int = 32,
+    seed: int = 0,
+):
+    """Episodes of random token ids: the cost of a step depends on shapes, not on words."""
     import torch
 
     from fewshot_nlp import EpisodeBatch
 
-    words = (
-        "book flight balance card music weather transfer alarm rain pizza password hotel".split()
-    )
+    generator = torch.Generator().manual_seed(seed)
 
-    def texts(n, salt):
-        return [
-            " ".join(words[(i * 7 + j * 3 + salt) % len(words)] for j in range(30))
-            for i in range(n)
-        ]
+    def encoded(n: int) -> dict:
+        ids = torch.randint(1000, vocab_size, (n, length), generator=generator)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
-    def enc(x):
-        return dict(
-            tokenizer(x, padding="max_length", truncation=True, max_length=32, return_tensors="pt")
-        )
-
+    labels = torch.arange(n_way)
     return [
         EpisodeBatch(
-            support=enc(texts(25, 2 * t)),
-            support_labels=torch.arange(5).repeat(5),
-            query=enc(texts(25, 2 * t + 1)),
-            query_labels=torch.arange(5).repeat(5),
-            label_names=[str(i) for i in range(5)],
+            support=encoded(n_way * k_shot),
+            support_labels=labels.repeat(k_shot),
+            query=encoded(n_way * q_query),
+            query_labels=labels.repeat(q_query),
+            label_names=[str(i) for i in range(n_way)],
             source="bench",
         )
-        for t in range(meta_batch)
+        for _ in range(meta_batch)
     ]
 
 
-def run_variant(name: str, model_name: str, repeats: int) -> dict:
+def parse_variant(name: str) -> tuple[str, str, int, set[str]]:
+    """'so-lora-3-ckpt' -> ('so', 'lora', 3, {'ckpt'}); 'reference-3' -> ('reference', '', 3, …)."""
+    parts = name.split("-")
+    if parts[0] == "reference":
+        return "reference", "", int(parts[1]), set(parts[2:])
+    return parts[0], parts[1], int(parts[2]), set(parts[3:])
+
+
+def make_step(model, name: str, batches, *, autocast_dtype=None):
+    """One optimizer step of variant ``name`` over ``batches`` (a meta-step, or the reference:
+    the same number of plain forward/backward passes through the unmodified model).
+
+    Returns ``(step, model)``: LoRA variants wrap the model.
+    """
+    import contextlib
+
     import torch
 
     from fewshot_nlp import MAML, MAMLConfig, apply_lora, default_lora_config
 
-    torch.manual_seed(0)
-    model, tokenizer = build(model_name)
-    batches = episode_batches(tokenizer, 2)
-    parts = name.split("-")
-    steps = int(parts[2] if parts[0] != "reference" else parts[1])
-    flags = set(parts[3:])
-    if parts[0] == "reference":
-        model.classifier = torch.nn.Linear(model.config.hidden_size, 5)
+    order, scope, steps, flags = parse_variant(name)
+    device = next(model.parameters()).device
+
+    def autocast():
+        if autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=autocast_dtype)
+
+    if order == "reference":
+        model.classifier = torch.nn.Linear(model.config.hidden_size, batches[0].n_way).to(device)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
         loss_fn = torch.nn.functional.cross_entropy
 
@@ -110,33 +129,51 @@ def run_variant(name: str, model_name: str, repeats: int) -> dict:
             opt.zero_grad()
             for b in batches:
                 for _ in range(steps):
-                    loss_fn(model(**b.support).logits, b.support_labels).backward()
-                loss_fn(model(**b.query).logits, b.query_labels).backward()
-            opt.step()
-    else:
-        if parts[1] == "lora":
-            model = apply_lora(model, default_lora_config(r=8))
-        maml = MAML(
-            model,
-            MAMLConfig(
-                inner_steps=steps,
-                inner_learning_rate=1e-3,
-                first_order=parts[0] == "fo",
-                adapt_scope=parts[1],
-                gradient_checkpointing="ckpt" in flags,
-                head_init="zero" if "zero" in flags else "proto",
-            ),
-        )
-        maml.train()
-        opt = torch.optim.AdamW(maml.meta_parameters(), lr=1e-5)
-
-        def step():
-            opt.zero_grad()
-            for b in batches:
-                (maml(b).loss / len(batches)).backward()
+                    with autocast():
+                        logits = model(**b.support).logits
+                    loss_fn(logits.float(), b.support_labels).backward()
+                with autocast():
+                    logits = model(**b.query).logits
+                loss_fn(logits.float(), b.query_labels).backward()
             opt.step()
 
-    model.train()
+        model.train()
+        return step, model
+    if scope == "lora":
+        model = apply_lora(model, default_lora_config(r=8))
+    maml = MAML(
+        model,
+        MAMLConfig(
+            inner_steps=steps,
+            inner_learning_rate=1e-3,
+            first_order=order == "fo",
+            adapt_scope=scope,
+            gradient_checkpointing="ckpt" in flags,
+            head_init="zero" if "zero" in flags else "proto",
+            learn_inner_lr="layer" if "lr" in flags else "none",
+        ),
+    ).to(device)
+    maml.train()
+    opt = torch.optim.AdamW(maml.meta_parameters(), lr=1e-5)
+
+    def step():
+        opt.zero_grad()
+        for b in batches:
+            with autocast():
+                loss = maml(b).loss / len(batches)
+            loss.backward()
+        opt.step()
+
+    return step, model
+
+
+def run_variant(name: str, model_name: str, repeats: int) -> dict:
+    import torch
+
+    torch.manual_seed(0)
+    model, _ = build(model_name)
+    batches = episode_batches(model.config.vocab_size, 2)
+    step, model = make_step(model, name, batches)
     step()  # warm-up
     times = []
     for _ in range(repeats):
@@ -209,8 +246,7 @@ def main() -> None:
     print("| variant | s / meta-step | × reference | saved for backward, GiB / task |")
     print("|---|---|---|---|")
     for name, r in results.items():
-        steps = name.split("-")[2] if not name.startswith("reference") else name.split("-")[1]
-        ref = results[f"reference-{steps}"]["seconds"]
+        ref = results[f"reference-{parse_variant(name)[2]}"]["seconds"]
         print(
             f"| {name} | {r['seconds']:.3f} | {r['seconds'] / ref:.2f} | "
             f"{r['saved_gib_per_task']:.3f} |"
