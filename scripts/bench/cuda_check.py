@@ -44,6 +44,19 @@ GRAD_VARIANTS = ["fo-full-1", "so-full-1", "so-full-3", "so-full-3-lr", "so-full
 GRAD_VARIANTS += ["fo-lora-3", "so-lora-3"]
 SPEED_VARIANTS = ["reference-1", "reference-3", "fo-full-1", "fo-full-3", "so-full-3"]
 SPEED_VARIANTS += ["so-full-3-ckpt", "fo-lora-1", "so-lora-3"]
+# (meta-batch, n_way, k_shot, q_query, length, variants): small episodes leave a GPU waiting
+# on kernel launches; large ones show the compute-bound ratios.
+SPEED_SHAPES = {
+    "small": (4, 5, 5, 10, 64, SPEED_VARIANTS),
+    "large": (
+        4,
+        10,
+        10,
+        15,
+        128,
+        ["reference-1", "reference-3", "fo-full-1", "so-full-3", "fo-lora-1", "so-lora-3"],
+    ),
+}
 
 
 # ---------------------------------------------------------------- inputs
@@ -155,7 +168,8 @@ def meta_gradients(
             gradient_checkpointing="ckpt" in flags,
             learn_inner_lr="layer" if "lr" in flags else "none",
         ),
-    ).to(device)
+    )
+    maml.to(device=device, dtype=next(model.parameters()).dtype)  # learned LRs too
     maml.train()
     for batch in batches:
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -248,13 +262,16 @@ def run_checks(device, model_path: str, quick: bool) -> tuple[list[dict], bool]:
 
 
 # ---------------------------------------------------------------- part 2: speed
-def run_speed(device, model_path: str, quick: bool) -> list[dict]:
-    meta_batch, repeats = (2, 2) if quick else (4, 10)
-    batches = episode_batches(30522, meta_batch, n_way=5, k_shot=5, q_query=10, length=64)
+def run_speed(device, model_path: str, quick: bool, shape: str) -> list[dict]:
+    meta_batch, n_way, k_shot, q_query, length, variants = SPEED_SHAPES[shape]
+    meta_batch, repeats = (2, 2) if quick else (meta_batch, 10)
+    batches = episode_batches(
+        30522, meta_batch, n_way=n_way, k_shot=k_shot, q_query=q_query, length=length
+    )
     batches = [b.to(device) for b in batches]
     rows = []
     for dtype_name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        for variant in SPEED_VARIANTS:
+        for variant in variants:
             torch.manual_seed(0)
             model = load_minilm(model_path, device)
             step, model = make_step(model, variant, batches, autocast_dtype=dtype)
@@ -439,7 +456,7 @@ def speed_table(rows) -> str:
             f"| {r['variant']} | {r['dtype']} | {r['seconds']:.4f} | "
             f"{r['seconds'] / ref:.2f} | {r['peak_gib']:.2f} |"
         )
-    for variant in SPEED_VARIANTS:
+    for variant in dict.fromkeys(r["variant"] for r in rows):
         if ("fp32", variant) in by_key and ("bf16", variant) in by_key:
             speedup = by_key[("fp32", variant)]["seconds"] / by_key[("bf16", variant)]["seconds"]
             lines.append(f"\nbf16 speed-up, {variant}: {speedup:.2f} ×")
@@ -472,6 +489,9 @@ def main() -> int:
     parser.add_argument("--report", default="cuda_check.md", help="Markdown report path.")
     parser.add_argument("--train_seconds", "--train-seconds", type=float, default=60.0)
     parser.add_argument("--parts", default="checks,speed,training", help="Which parts to run.")
+    parser.add_argument(
+        "--speed_shapes", "--speed-shapes", default="small,large", help="Episode sizes timed."
+    )
     parser.add_argument("--quick", action="store_true", help="Small sizes, to test the script.")
     args = parser.parse_args()
     if args.make_bundle:
@@ -500,13 +520,15 @@ def main() -> int:
         rows, ok = run_checks(device, model_path, args.quick)
         results["checks"] = rows
         write(f"### Checks ({time.perf_counter() - start:.0f} s)\n\n{checks_table(rows)}")
-    if "speed" in parts:
+    for shape in args.speed_shapes.split(",") if "speed" in parts else []:
         start = time.perf_counter()
-        rows = run_speed(device, model_path, args.quick)
-        results["speed"] = rows
+        rows = run_speed(device, model_path, args.quick, shape)
+        results[f"speed_{shape}"] = rows
+        meta_batch, n_way, k_shot, q_query, length, _ = SPEED_SHAPES[shape]
         write(
-            f"### Speed ({time.perf_counter() - start:.0f} s): MiniLM, meta-batch "
-            f"{2 if args.quick else 4}, 5-way 5-shot, 10 queries, length 64, median of "
+            f"### Speed, {shape} episodes ({time.perf_counter() - start:.0f} s): MiniLM, "
+            f"meta-batch {2 if args.quick else meta_batch}, {n_way}-way {k_shot}-shot, "
+            f"{q_query} queries per class, length {length}, median of "
             f"{2 if args.quick else 10} steps\n\n{speed_table(rows)}"
         )
     if "training" in parts:
