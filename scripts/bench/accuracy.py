@@ -65,7 +65,9 @@ SETTINGS = {
 START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
 
-def meta_train(target: str, setting: dict, data_dir: str, out: Path) -> tuple[str, float]:
+def meta_train(
+    target: str, setting: dict, data_dir: str, out: Path, learning_rate: float = 5e-4
+) -> tuple[str, float]:
     from fewshot_nlp.cli import load_classifier, parse_source_spec, resolve_model_path
     from fewshot_nlp.meta.arguments import MetaTrainingArguments
     from fewshot_nlp.meta.trainer import MetaTrainer
@@ -75,7 +77,7 @@ def meta_train(target: str, setting: dict, data_dir: str, out: Path) -> tuple[st
         output_dir=str(out),
         overwrite_output_dir=True,
         max_steps=setting["max_steps"],
-        learning_rate=5e-4,
+        learning_rate=learning_rate,
         meta_batch_size=setting["meta_batch_size"],
         n_way="2-5",
         k_shot=setting["k_shot"],
@@ -103,6 +105,9 @@ def main() -> None:
     parser.add_argument("--setting", choices=list(SETTINGS), default="cpu", help="Size.")
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), help="Target datasets.")
     parser.add_argument("--output_dir", default="runs/bench", help="Runs and JSON go here.")
+    parser.add_argument(
+        "--meta_learning_rate", type=float, default=5e-4, help="Outer (meta) learning rate."
+    )
     parser.add_argument("--benchmarks_file", default="BENCHMARKS.md", help="File to update.")
     args = parser.parse_args()
 
@@ -116,7 +121,9 @@ def main() -> None:
     base = FewShotModel(resolve_model_path("minilm"), max_length=setting["max_length"])
     report: dict = {"setting": args.setting, **setting, "targets": {}}
     for target in args.targets:
-        run, seconds = meta_train(target, setting, args.data_dir, out / f"meta-{target}")
+        run, seconds = meta_train(
+            target, setting, args.data_dir, out / f"meta-{target}", args.meta_learning_rate
+        )
         meta = FewShotModel(run, max_length=setting["max_length"])
         held = [
             TaskSource.from_data_dir(target, args.data_dir, split="test", fold="01", part="test")
