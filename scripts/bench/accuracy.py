@@ -119,7 +119,12 @@ def main() -> None:
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     base = FewShotModel(resolve_model_path("minilm"), max_length=setting["max_length"])
-    report: dict = {"setting": args.setting, **setting, "targets": {}}
+    report: dict = {
+        "setting": args.setting,
+        **setting,
+        "meta_learning_rate": args.meta_learning_rate,
+        "targets": {},
+    }
     for target in args.targets:
         run, seconds = meta_train(
             target, setting, args.data_dir, out / f"meta-{target}", args.meta_learning_rate
@@ -163,7 +168,9 @@ def write_section(report: dict, path: Path) -> None:
         "",
         f"Setting `{report['setting']}`: leave-one-dataset-out first-order LoRA-MAML of the "
         f"packaged MiniLM (22.7M parameters, ~5x smaller than RoBERTa-base) for "
-        f"{report['max_steps']} steps after a {report['feature_warmup_steps']}-step feature "
+        f"{report['max_steps']} steps (meta learning rate "
+        f"{report.get('meta_learning_rate', 5e-4):g}) after a "
+        f"{report['feature_warmup_steps']}-step feature "
         f"warm-up; {report['episodes']} episodes per episodic row (mean ± 95% CI). "
         "maml-base = the same adaptation from the un-meta-trained MiniLM; finetune and "
         "prototype run on MiniLM; every method sees the same episodes.",
