@@ -13,6 +13,7 @@ from .meta.saving import atomic_folder_write, is_peft
 from .modeling.head import find_head
 
 ADAPTER_CONFIG = "adapter_config.json"
+SEQ_CLS_HEADS = ("classifier", "score")  # modules peft always saves whole for SEQ_CLS
 
 
 def model_card(
@@ -195,15 +196,29 @@ def save_with_adapter(model, folder: Path, base_reference: str) -> None:
     """
     import torch
     from peft import get_peft_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     adapter_name = model.active_adapter
     lora_config = copy.deepcopy(model.peft_config[adapter_name])
-    trained = {n: p for n, p in model.named_parameters() if "lora_" in n}
-    base = copy.deepcopy(model).unload()
+    model = copy.deepcopy(model)
+    # peft saves the whole head module (e.g. RoBERTa's dense + out_proj) in modules_to_save
+    # for SEQ_CLS; LoRA layers inside it are merged into that copy instead.
+    head_root = find_head(model).split(".")[0]
+    wrapped = {head_root, *SEQ_CLS_HEADS}
+    base_prefix = "base_model.model."
+
+    def in_head(name: str) -> bool:
+        return name.removeprefix(base_prefix).split(".")[0] in wrapped
+
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer) and in_head(name):
+            module.merge()
+    trained = {n: p for n, p in model.named_parameters() if "lora_" in n and not in_head(n)}
+    base = model.unload()
     base.save_pretrained(folder, safe_serialization=True)
     base.name_or_path = base_reference  # else peft renames the adapter's base after it
     lora_config.task_type = "SEQ_CLS"
-    lora_config.modules_to_save = [find_head(base)]
+    lora_config.modules_to_save = [head_root]
     lora_config.base_model_name_or_path = base_reference
     lora_config.inference_mode = True
     adapter_model = get_peft_model(base, lora_config, adapter_name=adapter_name)

@@ -395,3 +395,27 @@ def test_push_keep_adapter_points_the_adapter_at_the_repo(
     assert uploaded_config["base_model_name_or_path"] == "me/clf"
     assert {**uploaded_config, "base_model_name_or_path": str(out.resolve())} == local_config
     assert received == local
+
+
+@pytest.mark.parametrize("family", ["roberta", "electra"])
+def test_keep_adapter_with_a_two_layer_head(family, tokenizer, tmp_path):
+    """peft saves RoBERTa-style heads (dense + out_proj) whole; their LoRA is merged into it."""
+    from peft import AutoPeftModelForSequenceClassification
+
+    from fewshot_nlp import apply_lora, default_lora_config
+
+    config = default_lora_config(r=2)
+    config.init_lora_weights = False  # non-zero LoRA everywhere, classifier.dense included
+    model = apply_lora(tiny_model(family), config)
+    adapted = adapt(model, few_shot(3), tokenizer=tokenizer, merge_lora=False)
+    out = export(adapted, tokenizer, tmp_path / "clf", keep_adapter=True)
+    loaded = AutoPeftModelForSequenceClassification.from_pretrained(out).eval()
+    assert loaded.config.id2label == {0: "topic_0", 1: "topic_1", 2: "topic_2"}
+    assert json.loads((out / "adapter_config.json").read_text())["modules_to_save"][0] == (
+        "classifier"
+    )
+    batch = tokenizer(["example 1 of topic 1 words"], return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            loaded(**batch).logits, adapted.eval()(**batch).logits, atol=1e-4, rtol=1e-4
+        )
