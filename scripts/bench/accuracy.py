@@ -66,7 +66,7 @@ START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 
 
 def meta_train(
-    target: str, setting: dict, data_dir: str, out: Path, learning_rate: float = 5e-4
+    target: str, setting: dict, data_dir: str, out: Path, learning_rate: float = 1e-4
 ) -> tuple[str, float]:
     from fewshot_nlp.cli import load_classifier, parse_source_spec, resolve_model_path
     from fewshot_nlp.meta.arguments import MetaTrainingArguments
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(TARGETS), help="Target datasets.")
     parser.add_argument("--output_dir", default="runs/bench", help="Runs and JSON go here.")
     parser.add_argument(
-        "--meta_learning_rate", type=float, default=5e-4, help="Outer (meta) learning rate."
+        "--meta_learning_rate", type=float, default=1e-4, help="Outer (meta) learning rate."
     )
     parser.add_argument("--benchmarks_file", default="BENCHMARKS.md", help="File to update.")
     args = parser.parse_args()
