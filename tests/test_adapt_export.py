@@ -182,21 +182,30 @@ def hub_online(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
 
-def test_push_to_hub_uploads_the_exported_folder(meta_run, tokenizer, tmp_path, capsys, hub_online):
+HUB_TOKEN = "hf_loopbacktesttoken123"
+
+
+def export_and_push(model, tokenizer, folder, **export_kwargs):
+    """Export ``model`` and push it to a loopback Hub; returns (folder, FakeHub)."""
     from .hub_server import FakeHub
 
-    token = "hf_loopbacktesttoken123"
-    model = adapt(str(meta_run), few_shot(2))
-    with FakeHub(token) as hub:
+    with FakeHub(HUB_TOKEN) as hub:
         out = export(
             model,
             tokenizer,
-            tmp_path / "clf",
+            folder,
             push_to_hub=True,
             hub_model_id="me/clf",
-            token=token,
+            token=HUB_TOKEN,
             endpoint=hub.url,
+            **export_kwargs,
         )
+    return out, hub
+
+
+def test_push_to_hub_uploads_the_exported_folder(meta_run, tokenizer, tmp_path, capsys, hub_online):
+    token = HUB_TOKEN
+    out, hub = export_and_push(adapt(str(meta_run), few_shot(2)), tokenizer, tmp_path / "clf")
     received = hub.repos["me/clf"]
     local = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert received == local and "model.safetensors" in received
@@ -372,21 +381,8 @@ def test_cli_keep_adapter_then_predict(lora_meta_run, tmp_path, capsys):
 def test_push_keep_adapter_points_the_adapter_at_the_repo(
     lora_meta_run, tokenizer, tmp_path, hub_online
 ):
-    from .hub_server import FakeHub
-
-    token = "hf_loopbacktesttoken123"
     model = adapt(str(lora_meta_run), few_shot(2), merge_lora=False)
-    with FakeHub(token) as hub:
-        out = export(
-            model,
-            tokenizer,
-            tmp_path / "clf",
-            keep_adapter=True,
-            push_to_hub=True,
-            hub_model_id="me/clf",
-            token=token,
-            endpoint=hub.url,
-        )
+    out, hub = export_and_push(model, tokenizer, tmp_path / "clf", keep_adapter=True)
     received = hub.repos["me/clf"]
     local = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     assert set(received) == set(local) and "adapter_model.safetensors" in received
