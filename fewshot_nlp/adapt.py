@@ -12,7 +12,7 @@ import torch
 from .data.collate import EpisodeCollator
 from .data.sources import TaskSource
 from .errors import DataError
-from .meta.config import MAMLConfig
+from .meta.config import MAMLConfig, plain_checkpoint_config
 from .meta.maml import HEAD_BIAS, HEAD_WEIGHT, MAML
 from .meta.saving import load_inner_lrs, load_meta_model
 from .modeling.head import set_head
@@ -75,11 +75,17 @@ def adapt(
     max_length: int | None = None,
     support_batch_size: int | None = None,
     merge_lora: bool = True,
+    head_init: str | None = None,
+    step_candidates: list[int] | None = None,
+    label_names: str | None = None,
 ):
     """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
 
     ``model`` is a meta-trained folder (its recorded adaptation is replayed) or any
     sequence-classification checkpoint (adapted with default settings and a warning).
+    ``head_init`` and ``step_candidates`` override the recorded head and the inner steps'
+    cross-validation (``[0, 1, 3]``: pick by k-fold on the support set; ``steps`` fixes them);
+    ``label_names`` ('auto', 'always', 'never') whether the label names join the support.
     """
     info: dict = {}
     config: MAMLConfig | None = None
@@ -94,9 +100,7 @@ def adapt(
             )
     if tokenizer is None:
         raise DataError("adapt() needs a tokenizer when given a model object: pass tokenizer=...")
-    config = config or MAMLConfig(
-        adapt_scope="head" if not hasattr(model, "peft_config") else "lora"
-    )
+    config = config or plain_checkpoint_config(model)
     overrides = {
         "support_batch_size": support_batch_size
         or config.support_batch_size
@@ -104,6 +108,13 @@ def adapt(
     }
     if steps is not None:
         overrides["inner_steps"] = steps
+        overrides["adapt_step_candidates"] = None
+    if step_candidates is not None:
+        overrides["adapt_step_candidates"] = list(step_candidates)
+    if head_init is not None:
+        overrides["adapt_head_init"] = head_init
+    if label_names is not None:
+        overrides["label_names"] = label_names
     if learning_rate is not None:
         overrides["inner_learning_rate"] = learning_rate
         overrides["learn_inner_lr"] = "none"
@@ -133,9 +144,19 @@ def adapt(
         load_inner_lrs(maml, info["path"])
     device = next(model.parameters()).device
     support = {k: v.to(device) for k, v in support.items()}
+    names = None
+    if not source.text_pairs:
+        names = {k: v.to(device) for k, v in collator.encode_label_names(label_names).items()}
     fast, metrics = maml.adapt_fast_weights(
-        support, labels.to(device), len(label_names), source="train_data", meta_grad=False
+        support,
+        labels.to(device),
+        len(label_names),
+        names=names,
+        source="train_data",
+        meta_grad=False,
     )
+    if metrics.get("cv_fallback"):
+        warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=2)
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name in maml.fast_names:
@@ -146,10 +167,15 @@ def adapt(
     model.fewshot_nlp_adaptation = {
         "classes": len(label_names),
         "examples": len(source),
-        "inner_steps": config.inner_steps,
+        "inner_steps": metrics["inner_steps"],
         "inner_learning_rate": config.inner_learning_rate,
         "adapt_scope": config.adapt_scope,
-        "head_init": config.head_init,
+        "head_init": config.adaptation_head_init,
+        "step_candidates": config.adapt_step_candidates,
+        "cv_accuracy": metrics.get("cv_accuracy"),
+        "cv_fallback": metrics.get("cv_fallback"),
+        "label_names_used": bool(metrics.get("label_names_used")),
+        "label_name_accuracy": metrics.get("label_name_accuracy"),
         "support_loss_before": metrics.get("support_loss_before"),
         "meta_trained": bool(info.get("maml")),
         "meta_training": info.get("meta_training"),

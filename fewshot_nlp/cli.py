@@ -4,40 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ConfigError, FewShotError
+from .meta.arguments import ModelDataArguments  # noqa: F401  (re-exported)
 
 PACKAGED_MINILM = "minilm"
-
-
-@dataclass
-class ModelDataArguments:
-    model_name_or_path: str = field(
-        default=PACKAGED_MINILM,
-        metadata={"help": "Checkpoint folder or id; 'minilm' = the packaged all-MiniLM-L6-v2."},
-    )
-    data_dir: str | None = field(
-        default=None, metadata={"help": "Data directory (else $FEWSHOT_NLP_DATA)."}
-    )
-    train_datasets: list[str] = field(
-        default_factory=lambda: ["snips", "trec", "agnews"],
-        metadata={"help": "Meta-training sources, each NAME[:SPLIT[:FOLD[:PART]]]."},
-    )
-    eval_datasets: list[str] = field(
-        default_factory=list, metadata={"help": "Validation sources, NAME[:SPLIT[:FOLD[:PART]]]."}
-    )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (adapt_scope=lora)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (adapt_scope=lora)."})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["query", "key", "value", "dense"],
-        metadata={"help": "Module names LoRA wraps."},
-    )
-    attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run model code from the checkpoint."}
-    )
 
 
 def resolve_model_path(name: str) -> str:
@@ -74,25 +46,15 @@ def load_classifier(path: str, attn_implementation: str = "sdpa", trust_remote_c
 
 # ---------------------------------------------------------------- meta-train
 def meta_train(argv: list[str]) -> int:
-    from transformers import HfArgumentParser
-
-    from .meta.arguments import MetaTrainingArguments, check_config_keys, load_yaml_config
+    from .meta.arguments import parse_meta_train_args
     from .meta.trainer import MetaTrainer
     from .modeling.lora import default_lora_config
 
-    types = (ModelDataArguments, MetaTrainingArguments)
-    parser = HfArgumentParser(
-        types,
+    model_args, args = parse_meta_train_args(
+        argv,
         prog="fewshot-nlp meta-train",
         description="Meta-train an encoder with MAML on episodes from many datasets.",
     )
-    parser.add_argument("--config", help="YAML file of argument defaults; flags override it.")
-    known, _ = parser.parse_known_args(argv)
-    if known.config:
-        values = load_yaml_config(known.config)
-        check_config_keys(values, types, known.config)
-        parser.set_defaults(**values)
-    model_args, args, _ = parser.parse_args_into_dataclasses(argv)
     model, tokenizer = load_classifier(
         model_args.model_name_or_path, model_args.attn_implementation, model_args.trust_remote_code
     )
@@ -130,6 +92,28 @@ def adapt_command(argv: list[str]) -> int:
     add("--steps", type=int, default=None, help="Inner steps (default: the meta-trained number).")
     add("--learning_rate", "--learning-rate", type=float, default=None, help="Inner learning rate.")
     add("--max_length", "--max-length", type=int, default=None, help="Tokenizer max length.")
+    add(
+        "--head_init",
+        "--head-init",
+        default=None,
+        choices=["proto", "cosine", "ridge", "logreg", "zero", "random"],
+        help="Head fitted on the support features (default: the run's adapt_head_init).",
+    )
+    add(
+        "--step_candidates",
+        "--step-candidates",
+        type=int,
+        nargs="+",
+        default=None,
+        help="Choose the inner steps among these by cross-validation on the examples, e.g. 0 1 3.",
+    )
+    add(
+        "--label_names",
+        "--label-names",
+        default=None,
+        choices=["auto", "always", "never"],
+        help="Use the label names as examples (default: the run's setting, 'auto').",
+    )
     add("--overwrite", action="store_true", help="Replace an existing output_dir.")
     add(
         "--keep_adapter",
@@ -168,6 +152,9 @@ def adapt_command(argv: list[str]) -> int:
         learning_rate=args.learning_rate,
         max_length=args.max_length,
         merge_lora=not args.keep_adapter,
+        head_init=args.head_init,
+        step_candidates=args.step_candidates,
+        label_names=args.label_names,
     )
     out = export(
         adapted,
@@ -240,7 +227,8 @@ def episodes_command(argv: list[str]) -> int:
 def evaluate_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="fewshot-nlp evaluate",
-        description="Episodic or fixed-shot evaluation of maml / finetune / prototype, paired.",
+        description="Episodic or fixed-shot evaluation of the meta-learned adaptation (maml) "
+        "against the baselines a user would try (logreg, prototype, finetune, setfit), paired.",
     )
     add = parser.add_argument
     add("--model", required=True, help="Meta-trained folder or any classification checkpoint.")
@@ -248,7 +236,8 @@ def evaluate_command(argv: list[str]) -> int:
         "--baseline_model",
         "--baseline-model",
         default=None,
-        help="Checkpoint for the finetune/prototype baselines (default: --model).",
+        help="Checkpoint the baselines run on (default: the base encoder the meta-model came "
+        "from, so baselines never benefit from or suffer our meta-training).",
     )
     add("--data_dir", "--data-dir", default=None, help="Data directory (else $FEWSHOT_NLP_DATA).")
     add("--dataset", help="Episodic protocol: dataset name in the data directory.")
@@ -260,22 +249,46 @@ def evaluate_command(argv: list[str]) -> int:
     add("--q_query", "--q-query", type=int, default=15, help="Query examples per class.")
     add("--episodes", type=int, default=600, help="Episodes per shot setting.")
     add("--seed", type=int, default=0, help="Seed of the episode stream.")
-    add("--method", default="maml,finetune,prototype", help="Comma-separated methods.")
+    add(
+        "--method",
+        default="maml,logreg,prototype,finetune",
+        help="Comma-separated methods: maml, logreg, prototype, finetune, setfit.",
+    )
+    add(
+        "--max_episodes",
+        "--max-episodes",
+        default=None,
+        help="Cap slow methods to the first N of the same episodes, e.g. finetune=100.",
+    )
     add("--train_file", "--train-file", default=None, help="Fixed-shot protocol: few-shot file.")
     add("--test_file", "--test-file", default=None, help="Fixed-shot protocol: test file.")
-    add("--finetune_steps", "--finetune-steps", type=int, default=10, help="Baseline steps.")
+    add("--finetune_epochs", "--finetune-epochs", type=int, default=10, help="Baseline epochs.")
+    add(
+        "--finetune_batch_size",
+        "--finetune-batch-size",
+        type=int,
+        default=16,
+        help="Baseline mini-batch size.",
+    )
     add(
         "--finetune_learning_rate",
         "--finetune-learning-rate",
         type=float,
         default=5e-5,
-        help="Baseline encoder learning rate.",
+        help="Baseline peak learning rate (linear warm-up over 10%% of steps, then decay).",
     )
+    add("--logreg_c", "--logreg-c", type=float, default=10.0, help="C of the logreg baseline.")
     add(
         "--prototype_pooling",
         "--prototype-pooling",
         default="mean",
         help="Prototype features: 'mean' (mean-pooled last layer) or 'head' (head input).",
+    )
+    add(
+        "--prototype_distance",
+        "--prototype-distance",
+        default="cosine",
+        help="Prototype distance: 'cosine' (L2-normalised features) or 'euclidean'.",
     )
     add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
     add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
@@ -298,11 +311,29 @@ def evaluate_command(argv: list[str]) -> int:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
-    finetune = FinetuneConfig(steps=args.finetune_steps, learning_rate=args.finetune_learning_rate)
+    caps = {}
+    for item in (args.max_episodes or "").split(","):
+        name, _, value = item.partition("=")
+        if not item.strip():
+            continue
+        if name.strip() not in METHODS or not value.strip().isdigit():
+            raise ConfigError(
+                f"--max_episodes {args.max_episodes!r}: give METHOD=N pairs, e.g. finetune=100."
+            )
+        caps[name.strip()] = int(value)
+    finetune = FinetuneConfig(
+        epochs=args.finetune_epochs,
+        batch_size=args.finetune_batch_size,
+        learning_rate=args.finetune_learning_rate,
+    )
 
     def load(path):
         return FewShotModel(
-            resolve_model_path(path), finetune=finetune, prototype_pooling=args.prototype_pooling
+            resolve_model_path(path),
+            finetune=finetune,
+            prototype_pooling=args.prototype_pooling,
+            prototype_distance=args.prototype_distance,
+            logreg_c=args.logreg_c,
         )
 
     model = load(args.model)
@@ -337,6 +368,7 @@ def evaluate_command(argv: list[str]) -> int:
             seed=args.seed,
             methods=methods,
             baseline_model=baseline,
+            method_episodes=caps,
         )
     print(format_table(results))
     if args.output_file:

@@ -1,8 +1,10 @@
 """Episodic and fixed-shot evaluation of few-shot methods, paired on the same episodes.
 
-Methods: ``maml`` (the model's own meta-learned adaptation), ``finetune`` (standard
-fine-tuning with a new head, AdamW), ``prototype`` (nearest class mean of the frozen
-encoder's features). Each returns query predictions for a support set.
+Methods: ``maml`` (the model's own meta-learned adaptation), and the baselines a user
+would try on the base encoder: ``logreg`` (logistic regression on frozen, mean-pooled,
+L2-normalised embeddings), ``prototype`` (nearest class mean, cosine by default),
+``finetune`` (a standard fine-tuning recipe with a new head) and ``setfit`` (when the
+``setfit`` package is installed). Each returns query predictions for a support set.
 """
 
 from __future__ import annotations
@@ -23,22 +25,39 @@ from .data.collate import EpisodeCollator
 from .data.episodes import Episode, EpisodeSampler
 from .data.sources import TaskSource
 from .errors import ConfigError
-from .meta.config import MAMLConfig
+from .meta.config import plain_checkpoint_config
 from .meta.maml import MAML
 from .meta.saving import load_inner_lrs, load_meta_model
 from .metrics import classification_metric
 from .modeling.head import class_prototypes
 
-METHODS = ("maml", "finetune", "prototype")
+METHODS = ("maml", "logreg", "prototype", "finetune", "setfit")
+DEFAULT_METHODS = ("maml", "logreg", "prototype", "finetune")
 
 
 @dataclass
 class FinetuneConfig:
-    """The fine-tuning baseline: AdamW on all weights and a new randomly initialised head."""
+    """The fine-tuning baseline as ``transformers.Trainer`` runs it for a new head: AdamW on
+    every weight, mini-batches, epochs, linear warm-up then decay, weight decay."""
 
-    steps: int = field(default=10, metadata={"help": "Full-batch AdamW steps on the support set."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Encoder learning rate."})
-    head_learning_rate: float = field(default=1e-2, metadata={"help": "New head's learning rate."})
+    epochs: int = field(default=10, metadata={"help": "Passes over the support set."})
+    batch_size: int = field(default=16, metadata={"help": "Support examples per step."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
+    seed: int = field(default=0, metadata={"help": "Seed of the head init and batch order."})
+
+
+def _require(module: str, method: str, extra: str, package: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ConfigError(
+            f"Method {method!r} needs the `{package}` package, which is not installed: "
+            f"pip install 'fewshot-nlp[{extra}]' (or pip install {package})."
+        ) from error
 
 
 class FewShotModel:
@@ -50,24 +69,41 @@ class FewShotModel:
         *,
         max_length: int | None = None,
         prototype_pooling: str = "mean",
+        prototype_distance: str = "cosine",
         finetune: FinetuneConfig | None = None,
+        logreg_c: float = 10.0,
         support_batch_size: int = 64,
+        cache_features: bool = False,
+        config_overrides: dict | None = None,
     ) -> None:
         if prototype_pooling not in ("mean", "head"):
             raise ConfigError(
                 f"prototype_pooling must be 'mean' or 'head', got {prototype_pooling!r}."
             )
+        if prototype_distance not in ("cosine", "euclidean"):
+            raise ConfigError(
+                f"prototype_distance must be 'cosine' or 'euclidean', got {prototype_distance!r}."
+            )
+        if logreg_c <= 0:
+            raise ConfigError(f"logreg_c must be > 0, got {logreg_c}.")
         self.path = str(path)
         model, self.tokenizer, config, info = load_meta_model(path)
         if config is None:
-            config = MAMLConfig(adapt_scope="lora" if hasattr(model, "peft_config") else "head")
+            config = plain_checkpoint_config(model)
         self.meta_trained = "maml" in info
-        self.config = replace(config, support_batch_size=support_batch_size)
+        self.config = replace(
+            config, support_batch_size=support_batch_size, **(config_overrides or {})
+        )
+        # Frozen features by text: the same held-out texts recur across episodes.
+        self._cache: dict | None = {} if cache_features else None
         self.model = model.eval()
         self.maml = MAML(self.model, self.config)
         load_inner_lrs(self.maml, path)
         self.collator = EpisodeCollator(self.tokenizer, max_length or info.get("max_length") or 128)
+        self.base_encoder = info.get("base_encoder") or info.get("base_model")
         self.prototype_pooling = prototype_pooling
+        self.prototype_distance = prototype_distance
+        self.logreg_c = logreg_c
         self.finetune_config = finetune or FinetuneConfig()
 
     # ---------------------------------------------------------------- methods
@@ -80,22 +116,37 @@ class FewShotModel:
         query_texts,
         support_pairs=None,
         query_pairs=None,
+        label_names: Sequence[str] | None = None,
     ) -> np.ndarray:
         support = self.collator.encode(list(support_texts), support_pairs)
         labels = torch.as_tensor(support_labels)
         if method == "maml":
-            fast, _ = self.maml.adapt_fast_weights(support, labels, n_way, meta_grad=False)
+            names = None
+            if label_names is not None and support_pairs is None:
+                names = self.collator.encode_label_names(label_names)
+            fast, _ = self.maml.adapt_fast_weights(
+                support, labels, n_way, names=names, meta_grad=False
+            )
+            if not self.maml.fast_names:  # head-only: the encoder's features do not move
+                feats = self._features("head", query_texts, query_pairs)
+                return self.maml.logits(feats, fast).argmax(-1).numpy()
             return self._predict_batches(
                 query_texts,
                 query_pairs,
                 lambda q: self.maml.logits(self.maml.features(fast, q), fast),
             )
-        if method == "prototype":
-            with torch.no_grad():
-                protos = class_prototypes(self._frozen_features(support), labels, n_way)
-            return self._predict_batches(
-                query_texts, query_pairs, lambda q: -torch.cdist(self._frozen_features(q), protos)
-            )
+        if method in ("prototype", "logreg"):
+            cosine = method == "logreg" or self.prototype_distance == "cosine"
+            pooling = self.prototype_pooling if method == "prototype" else "mean"
+            support_feats = self._features(pooling, support_texts, support_pairs, cosine)
+            query_feats = self._features(pooling, query_texts, query_pairs, cosine)
+            if method == "logreg":
+                classifier = self._fit_logreg(support_feats, labels)
+                return classifier.predict(query_feats.numpy())
+            protos = class_prototypes(support_feats, labels, n_way)
+            if cosine:
+                return (query_feats @ F.normalize(protos, dim=-1).T).argmax(-1).numpy()
+            return (-torch.cdist(query_feats, protos)).argmax(-1).numpy()
         if method == "finetune":
             params, head = self._finetune(support, labels, n_way)
             return self._predict_batches(
@@ -103,7 +154,50 @@ class FewShotModel:
                 query_pairs,
                 lambda q: F.linear(self.maml.features(params, q), head[0], head[1]),
             )
+        if method == "setfit":
+            model = self._fit_setfit(support_texts, support_labels, support_pairs)
+            return np.asarray(model.predict(list(query_texts), as_numpy=True))
         raise ConfigError(f"Unknown method {method!r}; choose from {METHODS}.")
+
+    @torch.no_grad()
+    def _features(self, pooling: str, texts, pairs, normalize: bool = False) -> torch.Tensor:
+        """Frozen features of texts ('mean': mean-pooled last layer; 'head': the head's input),
+        from the cache where this model keeps one."""
+        texts = list(texts)
+        pairs = None if pairs is None else list(pairs)
+        keys = [(pooling, t, None if pairs is None else pairs[i]) for i, t in enumerate(texts)]
+        cache = self._cache if self._cache is not None else {}
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        for i in range(0, len(todo), 128):
+            chunk = todo[i : i + 128]
+            inputs = self.collator.encode(
+                [k[1] for k in chunk], None if pairs is None else [k[2] for k in chunk]
+            )
+            if pooling == "head":
+                feats = self.maml.features({}, inputs)
+            else:
+                feats = self._mean_pooled(inputs)
+            cache.update(zip(chunk, feats))
+        feats = torch.stack([cache[k] for k in keys])
+        return F.normalize(feats, dim=-1) if normalize else feats
+
+    def _fit_logreg(self, feats: torch.Tensor, labels: torch.Tensor):
+        """What a user writes in ten lines: scikit-learn on the frozen sentence embeddings."""
+        linear_model = _require("sklearn.linear_model", "logreg", "baselines", "scikit-learn")
+        classifier = linear_model.LogisticRegression(C=self.logreg_c, max_iter=1000)
+        return classifier.fit(feats.numpy(), labels.numpy())
+
+    def _fit_setfit(self, texts, labels, pairs):
+        setfit = _require("setfit", "setfit", "setfit", "setfit")
+        if pairs is not None:
+            raise ConfigError("--method setfit does not take text pairs.")
+        import datasets
+
+        model = setfit.SetFitModel.from_pretrained(self.path)
+        train = datasets.Dataset.from_dict({"text": list(texts), "label": list(labels)})
+        args = setfit.TrainingArguments(batch_size=16, num_epochs=1, seed=0)
+        setfit.Trainer(model=model, args=args, train_dataset=train).train()
+        return model
 
     @torch.no_grad()
     def _predict_batches(self, texts, pairs, logits_fn, batch_size: int = 128) -> np.ndarray:
@@ -116,9 +210,7 @@ class FewShotModel:
             preds.append(logits_fn(batch).argmax(-1))
         return torch.cat(preds).numpy()
 
-    def _frozen_features(self, inputs) -> torch.Tensor:
-        if self.prototype_pooling == "head":
-            return self.maml.features({}, inputs)
+    def _mean_pooled(self, inputs) -> torch.Tensor:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         hidden = base.base_model(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -126,6 +218,8 @@ class FewShotModel:
 
     def _finetune(self, support, labels, n_way):
         """Standard fine-tuning on copies of the weights (the loaded model stays untouched)."""
+        from transformers.optimization import get_linear_schedule_with_warmup
+
         cfg = self.finetune_config
         params = {
             n: p.detach().clone().requires_grad_()
@@ -133,43 +227,67 @@ class FewShotModel:
             if p.is_floating_point() and n not in self.maml._head_params
         }
         hidden = self.maml.features({}, {k: v[:1] for k, v in support.items()}).shape[-1]
-        generator = torch.Generator().manual_seed(0)
-        weight = (torch.randn(n_way, hidden, generator=generator) * 0.02).requires_grad_()
+        generator = torch.Generator().manual_seed(cfg.seed)
+        std = getattr(getattr(self.model, "config", None), "initializer_range", 0.02)
+        weight = (torch.randn(n_way, hidden, generator=generator) * std).requires_grad_()
         bias = torch.zeros(n_way, requires_grad=True)
+        decay = [p for n, p in params.items() if p.dim() > 1] + [weight]
+        no_decay = [p for n, p in params.items() if p.dim() <= 1] + [bias]
         optimizer = torch.optim.AdamW(
             [
-                {"params": list(params.values()), "lr": cfg.learning_rate},
-                {"params": [weight, bias], "lr": cfg.head_learning_rate},
-            ]
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.learning_rate,
         )
+        total = labels.shape[0]
+        steps = cfg.epochs * math.ceil(total / cfg.batch_size)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
         self.model.train()
-        for _ in range(cfg.steps):
-            loss = F.cross_entropy(
-                F.linear(self.maml.features(params, support), weight, bias), labels
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        self.model.eval()
+        try:
+            for _ in range(cfg.epochs):
+                order = torch.randperm(total, generator=generator)
+                for i in range(0, total, cfg.batch_size):
+                    idx = order[i : i + cfg.batch_size]
+                    batch = {k: v[idx] for k, v in support.items()}
+                    logits = F.linear(self.maml.features(params, batch), weight, bias)
+                    loss = F.cross_entropy(logits, labels[idx])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+        finally:
+            self.model.eval()
         return {n: p.detach() for n, p in params.items()}, (weight.detach(), bias.detach())
 
 
 def _runners(model, baseline_model, methods) -> dict[str, FewShotModel]:
-    """Which loaded model runs each method: ``maml`` the main one, baselines the baseline."""
+    """Which loaded model runs each method: ``maml`` the main one, the baselines the base
+    encoder the meta-model came from (or ``baseline_model``), so that they never gain or lose
+    from our meta-training silently."""
 
     def load(m):
         return m if isinstance(m, FewShotModel) else FewShotModel(m)
 
     main = load(model)
+    if baseline_model is None and any(m != "maml" for m in methods):
+        origin = main.base_encoder if main.meta_trained else None
+        baseline_model = origin if origin and Path(origin).is_dir() else None
+        if origin and baseline_model is None:
+            warnings.warn(
+                f"The base encoder {origin} of {main.path} is not a local folder: the baselines "
+                "run on the meta-trained model itself. Pass baseline_model=... to choose.",
+                stacklevel=3,
+            )
     base = main if baseline_model is None else load(baseline_model)
     return {m: (main if m == "maml" else base) for m in methods}
 
 
-def summarize(values: Sequence[float]) -> dict[str, float]:
-    """Mean and 95% confidence half-width (1.96 * std / sqrt(n))."""
+def summarize(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean and 95% confidence half-width (1.96 * std / sqrt(n); None for one value)."""
     array = np.asarray(values, dtype=np.float64)
-    ci = 1.96 * array.std(ddof=1) / math.sqrt(len(array)) if len(array) > 1 else float("nan")
-    return {"mean": float(array.mean()), "ci95": float(ci)}
+    ci = 1.96 * array.std(ddof=1) / math.sqrt(len(array)) if len(array) > 1 else None
+    return {"mean": float(array.mean()), "ci95": None if ci is None else float(ci)}
 
 
 def _score(predictions, references) -> dict[str, float]:
@@ -185,11 +303,16 @@ def evaluate_episodes(
     q_query: int = 15,
     episodes: int = 600,
     seed: int = 0,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     baseline_model: str | FewShotModel | None = None,
     progress: bool = True,
+    method_episodes: dict[str, int] | None = None,
 ) -> list[dict]:
-    """Episodic protocol: every method sees the same episodes (a paired comparison)."""
+    """Episodic protocol: every method sees the same episodes (a paired comparison).
+
+    ``method_episodes`` caps slow methods (e.g. ``{"finetune": 100}``): they run on the first
+    that many of the same episodes, and their rows say how many.
+    """
     from tqdm.auto import tqdm
 
     models = _runners(model, baseline_model, methods)
@@ -197,9 +320,12 @@ def evaluate_episodes(
     for k in k_shots:
         sampler = EpisodeSampler(sources, n_way, k, q_query, seed=seed)
         scores = {m: {"accuracy": [], "f1_macro": [], "seconds": []} for m in methods}
-        for _ in tqdm(range(episodes), desc=f"{k}-shot", disable=not progress):
+        caps = {m: min(episodes, (method_episodes or {}).get(m, episodes)) for m in methods}
+        for index in tqdm(range(episodes), desc=f"{k}-shot", disable=not progress):
             episode = sampler.sample()
             for method in methods:
+                if index >= caps[method]:
+                    continue
                 start = time.perf_counter()
                 pred = _predict_episode(models[method], method, episode)
                 scores[method]["seconds"].append(time.perf_counter() - start)
@@ -210,7 +336,7 @@ def evaluate_episodes(
             raw[method][str(k)] = {
                 "accuracy": summarize(s["accuracy"]),
                 "f1_macro": summarize(s["f1_macro"]),
-                "episodes": episodes,
+                "episodes": caps[method],
                 "adapt_seconds": float(np.mean(s["seconds"])),
             }
     dataset = "+".join(sorted({s.name for s in sources}))
@@ -238,6 +364,7 @@ def _predict_episode(model: FewShotModel, method: str, episode: Episode) -> np.n
         episode.query_texts,
         episode.support_text_pairs,
         episode.query_text_pairs,
+        episode.label_names,
     )
 
 
@@ -246,7 +373,7 @@ def evaluate_fixed(
     train: TaskSource,
     test: TaskSource,
     *,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     baseline_model=None,
     shots: str = "",
 ) -> list[dict]:
@@ -274,6 +401,7 @@ def evaluate_fixed(
             test.texts,
             train.text_pairs,
             test.text_pairs,
+            names,
         )
         seconds = time.perf_counter() - start
         scores = _score(pred, references)

@@ -84,6 +84,21 @@ def model_card(
             f"head init `{record.get('head_init')}`.",
             "",
         ]
+        if record.get("cv_accuracy"):
+            scores = ", ".join(f"{k}: {v:.3f}" for k, v in record["cv_accuracy"].items())
+            lines += [
+                f"The inner steps were chosen by cross-validation on the support set among "
+                f"{record.get('step_candidates')} (held-out support accuracy {scores}).",
+                "",
+            ]
+        if record.get("label_names_used"):
+            lines += [
+                "Each label's name was used as one more example of its class (the names alone "
+                "classified the training examples clearly above chance).",
+                "",
+            ]
+        if record.get("cv_fallback"):
+            lines += [f"Cross-validation fell back: {record['cv_fallback']}.", ""]
     lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
     if keep_adapter:
         lines += [

@@ -1,115 +1,112 @@
-"""The whole story on the embedded default: meta-train, evaluate, adapt, export, pipeline."""
+"""The whole story on the embedded default: meta-train, evaluate, adapt, export, pipeline.
+
+The recipe is ``configs/quickstart.yaml``; any meta-train flag overrides it (e.g.
+``--max_steps 20``). ``--output_dir`` is the quickstart's folder: the meta-model goes to
+``OUTPUT_DIR/meta``, the exported classifier to ``OUTPUT_DIR/classifier``.
+"""
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
-TRAIN_SPECS = ["banking77:train:01:train", "clinc150:train:01:train", "snips", "trec"]
-HELD_OUT = "banking77:train:01:test"
+RECIPE = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fewshot-nlp quickstart", description=__doc__)
-    parser.add_argument("--data_dir", "--data-dir", default=None, help="Data directory.")
-    parser.add_argument("--output_dir", "--output-dir", default="runs/quickstart", help="Output.")
-    parser.add_argument("--max_steps", "--max-steps", type=int, default=100, help="Meta-steps.")
-    parser.add_argument(
-        "--warmup_steps",
-        "--warmup-steps",
-        type=int,
-        default=100,
-        help="Feature warm-up distillation steps (0: off).",
-    )
-    parser.add_argument(
-        "--eval_episodes", "--eval-episodes", type=int, default=60, help="Held-out episodes."
-    )
-    args = parser.parse_args(argv)
-
     from transformers import pipeline
 
     from .adapt import adapt
-    from .cli import load_classifier, parse_source_spec, resolve_model_path
+    from .cli import load_classifier, parse_source_spec
     from .data.sources import TaskSource
+    from .errors import ConfigError
     from .evaluation import FewShotModel, evaluate_episodes
     from .export import export
-    from .meta.arguments import MetaTrainingArguments
-    from .meta.trainer import EVAL_SEED_OFFSET, MetaTrainer
+    from .meta.arguments import parse_meta_train_args
+    from .meta.trainer import MetaTrainer
+    from .modeling.lora import default_lora_config
 
+    argv = list(argv or [])
+    if "--output_dir" not in argv and "--output-dir" not in argv:
+        argv += ["--output_dir", "runs/quickstart"]
+    if not RECIPE.is_file() and "--config" not in argv:
+        raise ConfigError(f"The quickstart recipe {RECIPE} is missing: pass --config RECIPE.yaml.")
+    model_args, args = parse_meta_train_args(
+        argv, prog="fewshot-nlp quickstart", description=__doc__, config=str(RECIPE)
+    )
     out = Path(args.output_dir)
+    args = replace(args, output_dir=str(out / "meta"), overwrite_output_dir=True)
+    if not model_args.eval_datasets:
+        raise ConfigError("The quickstart needs eval_datasets (held-out classes) in its recipe.")
     t0 = time.perf_counter()
     print(
-        f"1/4 feature warm-up, then first-order LoRA-MAML of the packaged MiniLM on "
-        f"{', '.join(TRAIN_SPECS)}"
+        f"1/4 feature warm-up ({args.feature_warmup_steps} steps), then {args.max_steps} steps "
+        f"of first-order {args.adapt_scope}-MAML ({args.head_init} head, label names "
+        f"{args.label_names}) of {model_args.model_name_or_path} on "
+        f"{', '.join(model_args.train_datasets)}",
+        flush=True,
     )
-    targs = MetaTrainingArguments(
-        output_dir=str(out / "meta"),
-        overwrite_output_dir=True,
-        max_steps=args.max_steps,
-        learning_rate=5e-4,
-        meta_batch_size=2,
-        n_way="5",
-        k_shot=2,
-        q_query=4,
-        inner_steps=1,
-        inner_learning_rate=0.05,
-        first_order=True,
-        adapt_scope="lora",
-        logging_steps=10,
-        eval_episodes=args.eval_episodes,
-        max_length=32,
-        temperature=0.5,
-        seed=0,
-        feature_warmup_steps=args.warmup_steps,
+    data_dir = model_args.data_dir
+    train = [parse_source_spec(s, data_dir) for s in model_args.train_datasets]
+    held = [parse_source_spec(s, data_dir) for s in model_args.eval_datasets]
+    model, tokenizer = load_classifier(
+        model_args.model_name_or_path, model_args.attn_implementation
     )
-    train = [parse_source_spec(s, args.data_dir) for s in TRAIN_SPECS]
-    evals = [parse_source_spec(HELD_OUT, args.data_dir)]
-    # The un-meta-trained MiniLM, adapted its default way, on the episodes evaluate() draws.
-    base = evaluate_episodes(
-        FewShotModel(resolve_model_path("minilm"), max_length=32),
-        evals,
+    lora = default_lora_config(
+        model_args.lora_r, model_args.lora_alpha, target_modules=model_args.lora_target_modules
+    )
+    MetaTrainer(model, args, train, held, tokenizer=tokenizer, lora_config=lora).train()
+
+    ours = FewShotModel(args.output_dir, cache_features=True)
+    base = FewShotModel(ours.base_encoder, max_length=args.max_length, cache_features=True)
+    shots = sorted({1, args.k_shot})
+    rows = evaluate_episodes(
+        ours,
+        held,
         n_way=5,
-        k_shots=[2],
-        q_query=4,
+        k_shots=shots,
+        q_query=10,
         episodes=args.eval_episodes,
-        seed=targs.seed + EVAL_SEED_OFFSET,
-        methods=["maml"],
+        seed=1,
+        methods=["maml", "logreg", "prototype"],
+        baseline_model=base,
         progress=False,
     )
-    base_accuracy = base[0]["results"]["2"]["accuracy"]["mean"]
-    model, tokenizer = load_classifier(resolve_model_path("minilm"))
-    trainer = MetaTrainer(model, targs, train, evals, tokenizer=tokenizer)
-    warmed = trainer.evaluate()["eval_accuracy"]
-    trainer.train()
-    after = trainer.evaluate()["eval_accuracy"]
+    scores = {
+        row["method"]: {k: r["accuracy"]["mean"] for k, r in row["results"].items()} for row in rows
+    }
     print(
-        f"2/4 held-out banking77 classes (fold 01 test), 5-way 2-shot, {args.eval_episodes} "
-        f"episodes, query accuracy: base {base_accuracy:.3f} -> feature warm-up {warmed:.3f} "
-        f"-> meta-trained {after:.3f}"
+        f"2/4 held-out classes ({', '.join(model_args.eval_datasets)}), 5-way, "
+        f"{args.eval_episodes} paired episodes, query accuracy:"
     )
+    for k in map(str, shots):
+        print(
+            f"  {k}-shot: ours {scores['maml'][k]:.3f} | base MiniLM + logistic regression "
+            f"{scores['logreg'][k]:.3f} | cosine prototypes {scores['prototype'][k]:.3f}"
+        )
 
-    held = parse_source_spec(HELD_OUT, args.data_dir)
-    classes = held.label_names[:8]
-    few = [(held.texts[i], c) for c in classes for i in held.label_index[c][:5]]
-    adapted = adapt(str(out / "meta"), few)
+    source = held[0]
+    classes = source.label_names[:8]
+    few = [(source.texts[i], c) for c in classes for i in source.label_index[c][:5]]
+    adapted = adapt(args.output_dir, few)
     export_dir = export(adapted, tokenizer, out / "classifier", overwrite=True)
     print(
-        f"3/4 adapted to {len(classes)} new banking77 intents from {len(few)} examples; "
-        f"exported to {export_dir}"
+        f"3/4 adapted to {len(classes)} new classes from {len(few)} examples; exported to "
+        f"{export_dir}"
     )
 
-    test = TaskSource.from_data_dir("banking77", args.data_dir, split="test")
+    name = source.name
+    test = TaskSource.from_data_dir(name, data_dir, split="test").restrict_to(classes)
     classifier = pipeline("text-classification", model=str(export_dir))
     texts = [test.texts[test.label_index[c][0]] for c in classes[:4]]
     print("4/4 pipeline('text-classification') on the export (test-set texts):")
     for text, c, pred in zip(texts, classes, classifier(texts)):
         print(f"  {text[:60]!r:<64} -> {pred['label']} ({pred['score']:.2f})  [true: {c}]")
     summary = {
-        "base": base_accuracy,
-        "warmed_up": warmed,
-        "meta_trained": after,
+        "held_out_accuracy": scores,
+        "episodes": args.eval_episodes,
         "seconds": round(time.perf_counter() - t0, 1),
         "export": str(export_dir),
     }

@@ -415,3 +415,47 @@ def test_keep_adapter_with_a_two_layer_head(family, tokenizer, tmp_path):
         torch.testing.assert_close(
             loaded(**batch).logits, adapted.eval()(**batch).logits, atol=1e-4, rtol=1e-4
         )
+
+
+def test_convex_head_with_label_names_exports_what_it_predicts(meta_run, tokenizer, tmp_path):
+    """A logistic-regression head on normalised features, label names as examples: the export
+    is still a plain nn.Linear that predicts what the adapted model predicted."""
+    from transformers import AutoModelForSequenceClassification
+
+    train = few_shot(4, per_class=3)
+    model = adapt(str(meta_run), train, head_init="logreg", label_names="always")
+    record = model.fewshot_nlp_adaptation
+    assert record["head_init"] == "logreg" and record["label_names_used"] is True
+    out = export(model, tokenizer, tmp_path / "clf")
+    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    batch = tokenizer([t for t, _ in train] + ["topic 3"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        ours, theirs = model.eval()(**batch).logits, loaded(**batch).logits
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert "label's name" in (out / "README.md").read_text()
+
+
+def test_inner_steps_chosen_by_cross_validation(meta_run, tokenizer, tmp_path):
+    model = adapt(str(meta_run), few_shot(3, per_class=4), step_candidates=[0, 1, 2])
+    record = model.fewshot_nlp_adaptation
+    scores = record["cv_accuracy"]
+    assert set(scores) == {0, 1, 2}
+    best = max(scores.values())
+    assert record["inner_steps"] == min(s for s, v in scores.items() if v == best)
+    card = (export(model, tokenizer, tmp_path / "a") / "README.md").read_text()
+    assert "chosen by cross-validation" in card
+    # Steps that blow up (non-finite loss) lose the vote instead of crashing the adaptation.
+    wrecked = adapt(
+        str(meta_run), few_shot(3, per_class=4), step_candidates=[0, 2], learning_rate=1e30
+    )
+    assert wrecked.fewshot_nlp_adaptation["cv_accuracy"][2] == 0.0
+    assert wrecked.fewshot_nlp_adaptation["inner_steps"] == 0
+
+
+def test_cross_validation_falls_back_on_one_shot(meta_run, tokenizer, tmp_path):
+    with pytest.warns(UserWarning, match="cross-validation needs >= 2 examples per class"):
+        model = adapt(str(meta_run), few_shot(3, per_class=1), step_candidates=[0, 1])
+    record = model.fewshot_nlp_adaptation
+    assert record["inner_steps"] == 2  # the meta-trained number (meta_run: inner_steps=2)
+    card = (export(model, tokenizer, tmp_path / "b") / "README.md").read_text()
+    assert "Cross-validation fell back" in card

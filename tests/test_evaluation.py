@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from fewshot_nlp import TaskSource
 from fewshot_nlp.cli import main as cli_main
@@ -103,7 +104,7 @@ def test_same_seed_same_numbers_and_schema(tiny_run, toy_source):
         }
         for x, y in zip(b, a)
     ]
-    assert [e["method"] for e in a] == ["maml", "finetune", "prototype"]
+    assert [e["method"] for e in a] == ["maml", "logreg", "prototype", "finetune"]
     for entry in a:
         assert {"protocol", "model", "dataset", "method", "results"} <= set(entry)
         assert set(entry["results"]) == {"1", "2"}
@@ -203,3 +204,138 @@ def test_cli_evaluate(tiny_run, data_dir, tmp_path, capsys):
         )
         == 2
     )
+
+
+def test_logreg_baseline_is_scikit_learn_on_normalised_mean_pooling(tiny_run, toy_source):
+    """The ten-line alternative, written out by hand, must give exactly our logreg rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = FewShotModel(tiny_run)
+    support, query = toy_source.texts[::2], toy_source.texts[1::2]
+    names = toy_source.label_names
+    y = [names.index(label) for label in toy_source.labels[::2]]
+    ours = model.predict("logreg", support, y, len(names), query)
+
+    def embed(texts):
+        inputs = model.collator.encode(list(texts))
+        with torch.no_grad():
+            hidden = model.model.base_model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).float()
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+    hand = LogisticRegression(C=10.0, max_iter=1000).fit(embed(support).numpy(), y)
+    assert ours.tolist() == hand.predict(embed(query).numpy()).tolist()
+
+
+def test_prototype_is_cosine_by_default(tiny_run, toy_source):
+    cosine, euclidean = (
+        FewShotModel(tiny_run),
+        FewShotModel(tiny_run, prototype_distance="euclidean"),
+    )
+    support, query = toy_source.texts[::2], toy_source.texts[1::2]
+    names = toy_source.label_names
+    y = [names.index(label) for label in toy_source.labels[::2]]
+    feats = cosine._features("mean", support, None, normalize=True)
+    queries = cosine._features("mean", query, None, normalize=True)
+    protos = torch.nn.functional.normalize(
+        torch.stack([feats[torch.tensor(y) == c].mean(0) for c in range(len(names))]), dim=-1
+    )
+    expected = (queries @ protos.T).argmax(-1).tolist()
+    assert cosine.predict("prototype", support, y, len(names), query).tolist() == expected
+    raw = euclidean._features("mean", query, None)
+    raw_protos = torch.stack(
+        [
+            euclidean._features("mean", support, None)[torch.tensor(y) == c].mean(0)
+            for c in (0, 1, 2)
+        ]
+    )
+    assert (
+        euclidean.predict("prototype", support, y, 3, query).tolist()
+        == torch.cdist(raw, raw_protos).argmin(-1).tolist()
+    )
+
+
+def test_missing_baseline_packages_are_clear_errors(tiny_run, toy_source, monkeypatch):
+    import importlib
+
+    from fewshot_nlp.errors import ConfigError
+
+    real = importlib.import_module
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn") or name == "setfit":
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", no_sklearn)
+    model = FewShotModel(tiny_run)
+    texts, labels = toy_source.texts[:6], [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ConfigError, match=r"fewshot-nlp\[baselines\].*scikit-learn"):
+        model.predict("logreg", texts, labels, 3, texts)
+    with pytest.raises(ConfigError, match=r"fewshot-nlp\[setfit\]"):
+        model.predict("setfit", texts, labels, 3, texts)
+
+
+def test_slow_methods_capped_on_the_same_episodes(tiny_run, toy_source):
+    kwargs = dict(n_way=3, k_shots=[1], q_query=2, progress=False, seed=3)
+    capped = evaluate_episodes(
+        tiny_run,
+        [toy_source],
+        episodes=6,
+        methods=["prototype", "finetune"],
+        method_episodes={"finetune": 2},
+        **kwargs,
+    )
+    first_two = evaluate_episodes(
+        tiny_run, [toy_source], episodes=2, methods=["finetune"], **kwargs
+    )
+    assert [r["results"]["1"]["episodes"] for r in capped] == [6, 2]
+    assert capped[1]["results"]["1"]["accuracy"] == first_two[0]["results"]["1"]["accuracy"]
+
+
+def test_finetune_follows_the_trainer_recipe(tiny_run, toy_source, monkeypatch):
+    """Mini-batches x epochs optimizer steps, warm-up then linear decay to zero."""
+    from fewshot_nlp.evaluation import FinetuneConfig
+
+    rates = []
+    real_step = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    config = FinetuneConfig(epochs=3, batch_size=4, learning_rate=1e-3, warmup_ratio=0.25)
+    model = FewShotModel(tiny_run, finetune=config)
+    texts = toy_source.texts[:9]
+    model.predict("finetune", texts, [0, 1, 2] * 3, 3, texts)
+    assert len(rates) == 3 * 3  # ceil(9 / 4) batches per epoch
+    assert rates[0] < rates[2] == pytest.approx(1e-3)  # warm-up over the first 2 steps
+    assert rates[-1] < rates[3]
+
+
+def test_baselines_default_to_the_base_encoder(tmp_path, tokenizer, toy_source, data_dir):
+    """A run started from a saved checkpoint: its baselines load that checkpoint, not the run."""
+    base = tmp_path / "base"
+    model = tiny_model()
+    model.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    from fewshot_nlp.cli import load_classifier
+
+    start, _ = load_classifier(str(base), "eager")
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    MetaTrainer(
+        start, tiny_meta_args(tmp_path / "run", max_steps=1), sources, tokenizer=tokenizer
+    ).train()
+    rows = evaluate_episodes(
+        str(tmp_path / "run"),
+        [toy_source],
+        n_way=3,
+        k_shots=[1],
+        q_query=2,
+        episodes=2,
+        methods=["maml", "logreg"],
+        progress=False,
+    )
+    assert rows[0]["model"] == str(tmp_path / "run")
+    assert rows[1]["model"] == str(base)

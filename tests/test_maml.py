@@ -60,7 +60,11 @@ def _assign(module: nn.Module, name: str, tensor: torch.Tensor) -> None:
 
 
 def reference_meta_grads(maml: MAML, batch: EpisodeBatch, steps: int, lr: float, first_order):
-    """Explicit MAML: a deep-copied model whose weights are rewritten after each SGD step."""
+    """Explicit MAML: a deep-copied model whose weights are rewritten after each SGD step.
+
+    Normalised heads read L2-normalised features; label names (``batch.names``) are plain
+    extra support examples, one per class.
+    """
     model = maml.model
     clone = copy.deepcopy(model)
     parent, _, attr = maml.head_name.rpartition(".")
@@ -74,22 +78,41 @@ def reference_meta_grads(maml: MAML, batch: EpisodeBatch, steps: int, lr: float,
     # reads the original ones, so inner gradients are partials with the head held fixed.
     fast = {n: params[n] * 1.0 for n in maml.fast_names}
 
-    def feats(inputs):
-        return clone(**inputs).logits
-
-    f = feats(batch.support)  # the head init's forward (theta itself)
+    head_init = maml.config.head_init
+    normalised = head_init in ("cosine", "ridge")
     n = batch.n_way
-    protos = torch.stack([f[batch.support_labels == c].mean(0) for c in range(n)])
-    if maml.config.head_init == "proto":
+    labels = batch.support_labels
+    if batch.names is not None:
+        labels = torch.cat([labels, torch.arange(n)])
+
+    def feats(inputs):
+        out = clone(**inputs).logits
+        return F.normalize(out, dim=-1) if normalised else out
+
+    def support_feats():
+        out = feats(batch.support)
+        return out if batch.names is None else torch.cat([out, feats(batch.names)])
+
+    f = support_feats()  # the head init's forward (theta itself)
+    protos = torch.stack([f[labels == c].mean(0) for c in range(n)])
+    if head_init == "proto":
         W, b = 2 * protos, -(protos * protos).sum(-1)
+    elif head_init == "cosine":
+        W = maml.config.logit_scale * F.normalize(protos, dim=-1)
+        b = torch.zeros(n, dtype=f.dtype, requires_grad=True)
+    elif head_init == "ridge":
+        y = F.one_hot(labels, n).to(f.dtype)
+        eye = torch.eye(f.shape[1], dtype=f.dtype) / maml.config.head_regularization
+        W = maml.config.logit_scale * torch.linalg.solve(f.T @ f + eye, f.T @ y).T
+        b = torch.zeros(n, dtype=f.dtype, requires_grad=True)
     else:
         W = torch.zeros(n, f.shape[1], dtype=f.dtype, requires_grad=True)
         b = torch.zeros(n, dtype=f.dtype, requires_grad=True)
     for k, w in fast.items():
         _assign(clone, k, w)
-    f = feats(batch.support)  # the inner loss's own forward (theta * 1)
+    f = support_feats()  # the inner loss's own forward (theta * 1)
     for _ in range(steps):
-        loss = F.cross_entropy(f @ W.T + b, batch.support_labels)
+        loss = F.cross_entropy(f @ W.T + b, labels)
         names = list(fast)
         grads = torch.autograd.grad(
             loss,
@@ -106,7 +129,7 @@ def reference_meta_grads(maml: MAML, batch: EpisodeBatch, steps: int, lr: float,
         )
         for k, w in fast.items():
             _assign(clone, k, w)
-        f = feats(batch.support)
+        f = support_feats()
     q_loss = F.cross_entropy(feats(batch.query) @ W.T + b, batch.query_labels)
     meta = maml.meta_parameters()
     return torch.autograd.grad(q_loss, meta, allow_unused=True, materialize_grads=True), q_loss
@@ -146,6 +169,28 @@ def test_meta_gradient_matches_reference(tokenizer, scope, first_order, steps):
     batch = make_batch(tokenizer)
     ours, out = our_meta_grads(maml, batch)
     ref, ref_loss = reference_meta_grads(maml, batch, steps, 0.3, first_order)
+    assert abs(out.loss.item() - ref_loss.item()) < 1e-9
+    assert any(g.abs().sum() > 0 for g in ours)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("head_init", ["cosine", "ridge"])
+@pytest.mark.parametrize("scope,first_order", [("full", False), ("lora", True), ("head", False)])
+@pytest.mark.parametrize("with_names", [False, True])
+def test_normalised_heads_and_label_names_match_reference(
+    tokenizer, head_init, scope, first_order, with_names
+):
+    """Cosine and ridge heads (L2-normalised features) and label-name support examples:
+    the meta-gradient still equals explicit MAML."""
+    maml = build(scope, first_order, 2, head_init=head_init)
+    batch = make_batch(tokenizer)
+    if with_names:
+        batch.names = dict(
+            tokenizer(["travel", "money", "music"], padding=True, return_tensors="pt")
+        )
+    ours, out = our_meta_grads(maml, batch)
+    ref, ref_loss = reference_meta_grads(maml, batch, 2, 0.3, first_order)
     assert abs(out.loss.item() - ref_loss.item()) < 1e-9
     assert any(g.abs().sum() > 0 for g in ours)
     for a, b in zip(ours, ref):

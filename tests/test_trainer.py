@@ -286,3 +286,59 @@ def test_load_best_model_at_end(tokenizer, small_sources, tmp_path):
     final = load_file(str(tmp_path / "run" / "model.safetensors"))
     chosen = load_file(str(Path(best) / "model.safetensors"))
     assert all(torch.equal(final[k], chosen[k]) for k in chosen)
+
+
+def test_best_checkpoint_holds_the_evaluated_weights(tokenizer, small_sources, tmp_path):
+    """With save_steps=0 (or not a multiple of eval_steps) the best model is still exactly the
+    one evaluated best, and the start (step 0) is a candidate."""
+    seen = {}
+
+    class Snapshot:
+        def on_evaluate(self, args, state, control, model, metrics, **kwargs):
+            seen[state.global_step] = {
+                n: p.detach().clone()
+                for n, p in model.state_dict().items()
+                if "classifier" not in n
+            }
+
+    trainer = make_trainer(
+        tokenizer,
+        small_sources,
+        tmp_path,
+        max_steps=5,
+        eval_steps=2,
+        save_steps=0,
+        eval_episodes=4,
+        load_best_model_at_end=True,
+        learning_rate=5e-3,
+    )
+    trainer.callbacks.append(Snapshot())
+    trainer.train()
+    evals = [
+        (e["eval_accuracy"], e["step"]) for e in trainer.state.log_history if "eval_accuracy" in e
+    ]
+    assert [step for _, step in evals] == [0, 2, 4]
+    best_step = next(step for a, step in evals if a == max(a for a, _ in evals))
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best_step}")
+    from safetensors.torch import load_file
+
+    final = load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert all(torch.equal(final[k], v) for k, v in seen[best_step].items())
+
+
+def test_meta_training_arguments_declare_the_maml_settings_once():
+    from dataclasses import fields
+
+    from fewshot_nlp import MAMLConfig
+
+    args = MetaTrainingArguments(head_init="cosine", adapt_head_init="logreg", head_name="score")
+    maml_fields = {f.name for f in fields(MAMLConfig)}
+    assert maml_fields <= {f.name for f in fields(MetaTrainingArguments)}
+    config = args.maml_config()
+    assert (config.head_init, config.adapt_head_init, config.head_name) == (
+        "cosine",
+        "logreg",
+        "score",
+    )
+    with pytest.raises(ConfigError, match="label_names"):
+        MetaTrainingArguments(label_names="sometimes")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 
 from .episodes import Episode
+
+
+def label_name_text(name: str) -> str:
+    """A label name as a short text: ``card_arrival`` -> ``card arrival``,
+    ``AddToPlaylist`` -> ``add to playlist``, ``DESC:manner`` -> ``desc manner``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(name))
+    return re.sub(r"[\s_:\-./]+", " ", spaced).strip().lower()
 
 
 @dataclass
@@ -19,6 +27,7 @@ class EpisodeBatch:
     query_labels: torch.Tensor
     label_names: list[str]
     source: str
+    names: dict[str, torch.Tensor] | None = None  # the label names, tokenized, in label order
 
     @property
     def n_way(self) -> int:
@@ -32,15 +41,20 @@ class EpisodeBatch:
             query_labels=self.query_labels.to(device),
             label_names=self.label_names,
             source=self.source,
+            names=None if self.names is None else {k: v.to(device) for k, v in self.names.items()},
         )
 
 
 class EpisodeCollator:
     """Dynamic padding per side: each batch is as long as its longest text, up to max_length."""
 
-    def __init__(self, tokenizer, max_length: int = 128) -> None:
+    def __init__(self, tokenizer, max_length: int = 128, label_names: bool = True) -> None:
         self.tokenizer = tokenizer
         self.max_length = max_length
+        self.label_names = label_names
+
+    def encode_label_names(self, names) -> dict[str, torch.Tensor]:
+        return self.encode([label_name_text(n) for n in names])
 
     def encode(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, torch.Tensor]:
         encoded = self.tokenizer(
@@ -61,4 +75,7 @@ class EpisodeCollator:
             query_labels=torch.tensor(episode.query_labels, dtype=torch.long),
             label_names=list(episode.label_names),
             source=episode.source,
+            names=self.encode_label_names(episode.label_names)
+            if self.label_names and not episode.support_text_pairs
+            else None,
         )

@@ -15,8 +15,12 @@ def _help(text: str, **kwargs):
 
 
 @dataclass
-class MetaTrainingArguments:
-    """Arguments of `MetaTrainer`, named as in ``transformers.TrainingArguments`` where shared."""
+class MetaTrainingArguments(MAMLConfig):
+    """Arguments of `MetaTrainer`, named as in ``transformers.TrainingArguments`` where shared.
+
+    The adaptation settings (inner steps, scope, head, ...) are inherited from `MAMLConfig`,
+    so each is declared once and is a CLI flag and a YAML key here too.
+    """
 
     output_dir: str = _help(
         "Where checkpoints and the final meta-model are written.", default="runs/meta"
@@ -71,20 +75,6 @@ class MetaTrainingArguments:
     temperature: float = _help(
         "Source mixing: size**temperature (0 uniform, 1 proportional).", default=0.5
     )
-    inner_steps: int = _help("Inner-loop SGD steps on the support set.", default=1)
-    inner_learning_rate: float = _help(
-        "Inner-loop learning rate (the start, if learned).", default=1e-3
-    )
-    first_order: bool = _help("First-order MAML (no second derivatives).", default=True)
-    adapt_scope: str = _help("'full', 'lora', 'head' (ANIL) or 'top:K'.", default="full")
-    learn_inner_lr: str = _help("Learn inner LRs: 'none', 'param' or 'layer'.", default="none")
-    head_init: str = _help("Episode head init: 'proto', 'zero' or 'random'.", default="proto")
-    gradient_checkpointing: bool = _help(
-        "Recompute encoder activations in the inner loop.", default=False
-    )
-    support_batch_size: int | None = _help(
-        "Support-set chunk size (None: whole set).", default=None
-    )
     merge_lora_on_save: bool = _help(
         "Save the final LoRA meta-model merged into full weights (default: adapter + base); "
         "adapt() then adapts only the head of the merged model.",
@@ -100,6 +90,7 @@ class MetaTrainingArguments:
     max_length: int = _help("Tokenizer max_length (longer texts are truncated).", default=64)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mixed_precision not in ("no", "bf16"):
             raise ConfigError(
                 f"mixed_precision={self.mixed_precision!r}: use 'no' or 'bf16'. fp16 needs loss "
@@ -115,7 +106,6 @@ class MetaTrainingArguments:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
-        self.maml_config()  # validates the meta fields
         self.parsed_n_way()
 
     def parsed_n_way(self) -> int | tuple[int, int] | str:
@@ -131,16 +121,55 @@ class MetaTrainingArguments:
         raise ConfigError(f"n_way={self.n_way!r}: give an int (5), a range ('2-10') or 'all'.")
 
     def maml_config(self) -> MAMLConfig:
-        return MAMLConfig(
-            inner_steps=self.inner_steps,
-            inner_learning_rate=self.inner_learning_rate,
-            first_order=self.first_order,
-            adapt_scope=self.adapt_scope,
-            head_init=self.head_init,
-            learn_inner_lr=self.learn_inner_lr,
-            gradient_checkpointing=self.gradient_checkpointing,
-            support_batch_size=self.support_batch_size,
-        )
+        return MAMLConfig(**{f.name: getattr(self, f.name) for f in fields(MAMLConfig)})
+
+
+@dataclass
+class ModelDataArguments:
+    model_name_or_path: str = field(
+        default="minilm",
+        metadata={"help": "Checkpoint folder or id; 'minilm' = the packaged all-MiniLM-L6-v2."},
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "Data directory (else $FEWSHOT_NLP_DATA)."}
+    )
+    train_datasets: list[str] = field(
+        default_factory=lambda: ["snips", "trec", "agnews"],
+        metadata={"help": "Meta-training sources, each NAME[:SPLIT[:FOLD[:PART]]]."},
+    )
+    eval_datasets: list[str] = field(
+        default_factory=list, metadata={"help": "Validation sources, NAME[:SPLIT[:FOLD[:PART]]]."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (adapt_scope=lora)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (adapt_scope=lora)."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["query", "key", "value", "dense"],
+        metadata={"help": "Module names LoRA wraps."},
+    )
+    attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run model code from the checkpoint."}
+    )
+
+
+def parse_meta_train_args(
+    argv: list[str], *, prog: str, description: str, config: str | None = None
+) -> tuple[ModelDataArguments, MetaTrainingArguments]:
+    """``--config YAML`` gives the defaults (``config`` when not given), flags override them."""
+    from transformers import HfArgumentParser
+
+    types = (ModelDataArguments, MetaTrainingArguments)
+    parser = HfArgumentParser(types, prog=prog, description=description)
+    parser.add_argument(
+        "--config", default=config, help="YAML file of argument defaults; flags override it."
+    )
+    known, _ = parser.parse_known_args(argv)
+    if known.config:
+        values = load_yaml_config(known.config)
+        check_config_keys(values, types, known.config)
+        parser.set_defaults(**values)
+    model_args, args, _ = parser.parse_args_into_dataclasses(argv)
+    return model_args, args
 
 
 def check_config_keys(values: dict, dataclass_types, where: str) -> None:

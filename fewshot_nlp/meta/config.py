@@ -8,6 +8,7 @@ from ..errors import ConfigError
 from ..modeling.head import HEAD_INITS
 
 LEARN_INNER_LR = ("none", "param", "layer")
+LABEL_NAMES = ("auto", "always", "never")
 
 
 @dataclass
@@ -29,7 +30,44 @@ class MAMLConfig:
     )
     head_init: str = field(
         default="proto",
-        metadata={"help": "Episode head init: 'proto' (Proto-MAML), 'zero' or 'random'."},
+        metadata={
+            "help": "Episode head init: 'proto' (Proto-MAML, Euclidean), 'cosine' (prototypes "
+            "on L2-normalised features), 'ridge' (closed-form ridge, differentiable), 'logreg' "
+            "(logistic regression fitted to convergence), 'zero' or 'random'."
+        },
+    )
+    adapt_head_init: str | None = field(
+        default=None,
+        metadata={"help": "Head init at adapt/evaluation time (default: head_init)."},
+    )
+    logit_scale: float = field(
+        default=20.0,
+        metadata={"help": "Logit scale of the 'cosine' and 'ridge' heads (inverse temperature)."},
+    )
+    head_regularization: float = field(
+        default=10.0,
+        metadata={"help": "C of the 'logreg' head (as in scikit-learn); 1/lambda of 'ridge'."},
+    )
+    label_names: str = field(
+        default="auto",
+        metadata={
+            "help": "Use each label's name (card_arrival -> 'card arrival') as one more support "
+            "example of its class: 'always', 'never', or 'auto' (meta-training: always; adapt: "
+            "only when the names alone classify the support examples clearly above chance)."
+        },
+    )
+    label_name_weight: float = field(
+        default=1.0, metadata={"help": "Weight of a label-name example against a real one."}
+    )
+    adapt_step_candidates: list[int] | None = field(
+        default=None,
+        metadata={
+            "help": "At adapt time, choose the number of inner steps among these by "
+            "cross-validation on the support set (e.g. 0 1 3; None: always inner_steps)."
+        },
+    )
+    adapt_cv_folds: int = field(
+        default=3, metadata={"help": "Folds of that cross-validation (capped by the shots)."}
     )
     learn_inner_lr: str = field(
         default="none",
@@ -55,8 +93,29 @@ class MAMLConfig:
             raise ConfigError(f"inner_steps must be >= 0, got {self.inner_steps}.")
         if self.inner_learning_rate <= 0:
             raise ConfigError(f"inner_learning_rate must be > 0, got {self.inner_learning_rate}.")
-        if self.head_init not in HEAD_INITS:
-            raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {self.head_init!r}.")
+        for name in ("head_init", "adapt_head_init"):
+            value = getattr(self, name)
+            if value not in HEAD_INITS and not (name == "adapt_head_init" and value is None):
+                raise ConfigError(f"{name} must be one of {HEAD_INITS}, got {value!r}.")
+        if self.label_names not in LABEL_NAMES:
+            raise ConfigError(
+                f"label_names must be one of {LABEL_NAMES}, got {self.label_names!r}."
+            )
+        if self.label_name_weight <= 0:
+            raise ConfigError(f"label_name_weight must be > 0, got {self.label_name_weight}.")
+        if self.logit_scale <= 0 or self.head_regularization <= 0:
+            raise ConfigError(
+                f"logit_scale and head_regularization must be > 0, got {self.logit_scale} and "
+                f"{self.head_regularization}."
+            )
+        if self.adapt_step_candidates is not None:
+            if not self.adapt_step_candidates or min(self.adapt_step_candidates) < 0:
+                raise ConfigError(
+                    "adapt_step_candidates must be a non-empty list of step counts >= 0, got "
+                    f"{self.adapt_step_candidates!r}."
+                )
+        if self.adapt_cv_folds < 2:
+            raise ConfigError(f"adapt_cv_folds must be >= 2, got {self.adapt_cv_folds}.")
         if self.learn_inner_lr in (True, False):
             self.learn_inner_lr = "param" if self.learn_inner_lr else "none"
         if self.learn_inner_lr not in LEARN_INNER_LR:
@@ -71,6 +130,10 @@ class MAMLConfig:
         if self.support_batch_size is not None and self.support_batch_size < 1:
             raise ConfigError(f"support_batch_size must be >= 1, got {self.support_batch_size}.")
 
+    @property
+    def adaptation_head_init(self) -> str:
+        return self.adapt_head_init or self.head_init
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -83,3 +146,10 @@ class MAMLConfig:
 def _is_top_k(scope: str) -> bool:
     prefix, _, k = scope.partition(":")
     return prefix == "top" and k.isdigit() and int(k) >= 1
+
+
+def plain_checkpoint_config(model) -> MAMLConfig:
+    """How a checkpoint that was never meta-trained is adapted: its LoRA adapters (if any)
+    or only its head, a logistic-regression head on normalised features, no inner steps."""
+    scope = "lora" if hasattr(model, "peft_config") else "head"
+    return MAMLConfig(adapt_scope=scope, head_init="logreg", inner_steps=0)

@@ -9,6 +9,7 @@ episode's number of classes. Second order keeps the inner gradients' graph
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,9 +21,18 @@ from torch.func import functional_call
 
 from ..data.collate import EpisodeBatch
 from ..errors import ConfigError, ModelError, TrainingError
-from ..modeling.head import find_head, head_module, head_param_names, init_head
+from ..modeling.head import (
+    NORMALIZED_HEAD_INITS,
+    find_head,
+    head_module,
+    head_param_names,
+    init_head,
+    standard_head,
+)
 from ..modeling.lora import lora_param_names
 from .config import MAMLConfig
+
+logger = logging.getLogger(__name__)
 
 HEAD_WEIGHT, HEAD_BIAS = "head.weight", "head.bias"
 _LAYER_RE = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
@@ -235,7 +245,29 @@ class MAML(nn.Module):
 
     @staticmethod
     def logits(feats: torch.Tensor, fast: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of a standard head (what ``adapt_fast_weights`` returns without meta-grad)."""
         return F.linear(feats, fast[HEAD_WEIGHT], fast[HEAD_BIAS])
+
+    @staticmethod
+    def head_logits(
+        feats: torch.Tensor, fast: dict[str, torch.Tensor], normalized: bool
+    ) -> torch.Tensor:
+        """Logits as the inner loop sees them: normalised heads read unit-norm features."""
+        if normalized:
+            feats = F.normalize(feats, dim=-1)
+        return F.linear(feats, fast[HEAD_WEIGHT], fast[HEAD_BIAS])
+
+    def _init_head(self, feats, labels, n_way, head_init: str, weights=None):
+        normalized = head_init in NORMALIZED_HEAD_INITS
+        return init_head(
+            F.normalize(feats, dim=-1) if normalized else feats,
+            labels,
+            n_way,
+            head_init,
+            weights=weights,
+            logit_scale=self.config.logit_scale,
+            regularization=self.config.head_regularization,
+        )
 
     # ------------------------------------------------------------------ the inner loop
     def adapt_fast_weights(
@@ -244,6 +276,7 @@ class MAML(nn.Module):
         labels: torch.Tensor,
         n_way: int,
         *,
+        names: dict[str, torch.Tensor] | None = None,
         source: str = "episode",
         meta_grad: bool = True,
         inner_steps: int | None = None,
@@ -251,27 +284,57 @@ class MAML(nn.Module):
         """Run the inner loop on a support set; return the fast weights and support metrics.
 
         With ``meta_grad`` the result stays connected to the meta-parameters (through the
-        head init always; through the inner gradients too when second order).
+        head init always; through the inner gradients too when second order). Without it,
+        the head is returned as a standard linear head on raw features (what the export
+        holds). ``names`` are the tokenized label names, one per class in label order: extra
+        support examples when ``config.label_names`` says so.
         """
         if n_way < 2:
             raise ConfigError(f"Episode from {source!r} has {n_way} class; MAML needs >= 2.")
-        steps = self.config.inner_steps if inner_steps is None else inner_steps
         if not meta_grad:
-            return self._adapt_detached(support, labels, n_way, source, steps)
+            head_init = self.config.adaptation_head_init
+            metrics: dict[str, float] = {}
+            if inner_steps is None and self.config.adapt_step_candidates is not None:
+                inner_steps = self.choose_inner_steps(support, labels, n_way, names, metrics)
+            steps = self.config.inner_steps if inner_steps is None else inner_steps
+            fast, more = self._adapt_detached(
+                support, labels, n_way, source, [steps], head_init, names
+            )
+            return fast[steps], {**more, **metrics, "inner_steps": steps}
+        steps = self.config.inner_steps if inner_steps is None else inner_steps
+        head_init = self.config.head_init
+        normalized = head_init in NORMALIZED_HEAD_INITS
         create_graph = not self.config.first_order
         params = dict(self.model.named_parameters())
         fast = {n: params[n] for n in self.fast_names}
-        with torch.enable_grad():
+        use_names = names is not None and self.config.label_names != "never"
+        weights = None
+        if use_names:
+            labels = torch.cat([labels, torch.arange(n_way, device=labels.device)])
+            weights = self._example_weights(len(labels) - n_way, n_way, labels.device)
+
+        def support_features():
             feats = self.features(fast, support, create_graph)
-            weight, bias = init_head(feats, labels, n_way, self.config.head_init)
+            if use_names:
+                feats = torch.cat([feats, self.features(fast, names, create_graph)])
+            return feats
+
+        with torch.enable_grad():
+            feats = support_features()
+            weight, bias = self._init_head(feats, labels, n_way, head_init, weights)
             fast[HEAD_WEIGHT] = weight.requires_grad_() if not weight.requires_grad else weight
             fast[HEAD_BIAS] = bias.requires_grad_() if not bias.requires_grad else bias
             metrics: dict[str, float] = {}
             encoder_adapts = bool(self.fast_names)
             for step in range(steps):
                 if step > 0 and encoder_adapts:
-                    feats = self.features(fast, support, create_graph)
-                loss = F.cross_entropy(self.logits(feats, fast), labels)
+                    feats = support_features()
+                losses = F.cross_entropy(
+                    self.head_logits(feats, fast, normalized), labels, reduction="none"
+                )
+                loss = (
+                    losses.mean() if weights is None else (weights * losses).sum() / weights.sum()
+                )
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"Non-finite support loss ({loss.item()}) on the episode from "
@@ -280,10 +343,17 @@ class MAML(nn.Module):
                     )
                 if step == 0:
                     metrics["support_loss_before"] = loss.item()
-                names = list(fast)
-                grads = self._inner_grads(loss, fast, names, create_graph, first=step == 0)
-                fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(names, grads)}
+                keys = list(fast)
+                grads = self._inner_grads(loss, fast, keys, create_graph, first=step == 0)
+                fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(keys, grads)}
+        metrics["normalized"] = normalized
         return fast, metrics
+
+    def _example_weights(self, examples: int, n_way: int, device) -> torch.Tensor:
+        """1 per real example, ``label_name_weight`` per label-name example (these come last)."""
+        weights = torch.ones(examples + n_way, device=device)
+        weights[examples:] = self.config.label_name_weight
+        return weights
 
     @staticmethod
     def _inner_grads(loss, fast, names, create_graph: bool, first: bool):
@@ -320,31 +390,60 @@ class MAML(nn.Module):
         by_name[HEAD_WEIGHT], by_name[HEAD_BIAS] = g_head
         return [by_name[n] for n in names]
 
-    def _adapt_detached(self, support, labels, n_way, source, steps):
-        """The inner loop without a meta-gradient: support chunks accumulate their gradients,
-        so memory is bounded by ``support_batch_size`` whatever the support set's size."""
-        total = labels.shape[0]
-        size = self.config.support_batch_size or total
-        chunks = [slice(i, i + size) for i in range(0, total, size)]
+    def _adapt_detached(
+        self, support, labels, n_way, source, snapshots, head_init, names=None, strict=True
+    ):
+        """The inner loop without a meta-gradient, as standard heads after each step count in
+        ``snapshots``. Support chunks accumulate their gradients, so memory is bounded by
+        ``support_batch_size`` whatever the support set's size. Not ``strict``: a non-finite
+        loss ends the loop, and the later snapshots are missing."""
+        normalized = head_init in NORMALIZED_HEAD_INITS
+        examples = labels.shape[0]
+        size = self.config.support_batch_size or examples
+        chunks = [slice(i, i + size) for i in range(0, examples, size)]
         parts = [({k: v[c] for k, v in support.items()}, labels[c]) for c in chunks]
         params = dict(self.model.named_parameters())
         fast = {n: params[n].detach() for n in self.fast_names}
+        metrics: dict = {}
         with torch.no_grad():
-            feats = torch.cat([self.features(fast, inputs) for inputs, _ in parts])
-        weight, bias = init_head(feats, labels, n_way, self.config.head_init)
+            cached = [self.features(fast, inputs) for inputs, _ in parts]
+            if names is not None and self.config.label_names != "never":
+                name_feats = self.features(fast, names)
+                if self._names_help(torch.cat(cached), labels, name_feats, metrics):
+                    parts.append((names, torch.arange(n_way, device=labels.device)))
+                    cached.append(name_feats)
+        weights = self._example_weights(examples, n_way, labels.device)
+        weights = weights[: examples + (len(parts) > len(chunks)) * n_way]
+        all_labels = torch.cat([chunk_labels for _, chunk_labels in parts])
+        feats = torch.cat(cached)
+        weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
         fast[HEAD_WEIGHT], fast[HEAD_BIAS] = weight.detach(), bias.detach()
-        cached = list(feats.split(size)) if not self.fast_names else None
-        metrics: dict[str, float] = {}
-        for step in range(steps):
+        norm = feats[:examples].float().norm(dim=-1).mean().item() if normalized else None
+        part_weights = list(weights.split([len(chunk_labels) for _, chunk_labels in parts]))
+        total = float(weights.sum())
+        if self.fast_names:
+            cached = None
+        if norm is not None:
+            metrics["feature_norm"] = norm
+
+        def standard(weights):
+            out = dict(weights)
+            out[HEAD_WEIGHT], out[HEAD_BIAS] = standard_head(
+                weights[HEAD_WEIGHT], weights[HEAD_BIAS], norm
+            )
+            return out
+
+        taken = {0: standard(fast)} if 0 in snapshots else {}
+        for step in range(max(snapshots)):
             grads = {n: torch.zeros_like(w) for n, w in fast.items()}
             step_loss = 0.0
             for i, (inputs, chunk_labels) in enumerate(parts):
                 leaf = {n: w.detach().requires_grad_() for n, w in fast.items()}
                 with torch.enable_grad():
                     f = cached[i] if cached is not None else self.features(leaf, inputs)
-                    loss = (
-                        F.cross_entropy(self.logits(f, leaf), chunk_labels, reduction="sum") / total
-                    )
+                    logits = self.head_logits(f, leaf, normalized)
+                    losses = F.cross_entropy(logits, chunk_labels, reduction="none")
+                    loss = (part_weights[i] * losses).sum() / total
                     names = list(leaf)
                     chunk_grads = torch.autograd.grad(
                         loss, [leaf[n] for n in names], allow_unused=True, materialize_grads=True
@@ -352,6 +451,8 @@ class MAML(nn.Module):
                 step_loss += loss.item()
                 for n, g in zip(names, chunk_grads):
                     grads[n] += g
+            if not math.isfinite(step_loss) and not strict:
+                break
             if not math.isfinite(step_loss):
                 raise TrainingError(
                     f"Non-finite support loss ({step_loss}) on {source!r} at inner step {step}: "
@@ -361,15 +462,79 @@ class MAML(nn.Module):
                 metrics["support_loss_before"] = step_loss
             with torch.no_grad():
                 fast = {n: w - _as_float(self.inner_lr(n)) * grads[n] for n, w in fast.items()}
-        return fast, metrics
+            if step + 1 in snapshots:
+                taken[step + 1] = standard(fast)
+        return taken, metrics
+
+    def _names_help(self, feats, labels, name_feats, metrics: dict) -> bool:
+        """Whether the label names go in: 'auto' asks if the names alone classify the support
+        examples (nearest name by cosine) at least two standard errors above chance."""
+        if self.config.label_names == "always":
+            metrics["label_names_used"] = True
+            return True
+        similarity = F.normalize(feats.float(), dim=-1) @ F.normalize(name_feats.float(), dim=-1).T
+        accuracy = (similarity.argmax(-1) == labels).float().mean().item()
+        chance = 1.0 / name_feats.shape[0]
+        needed = chance + 2 * math.sqrt(chance * (1 - chance) / len(labels))
+        metrics["label_name_accuracy"] = accuracy
+        metrics["label_names_used"] = accuracy >= needed
+        return metrics["label_names_used"]
+
+    def choose_inner_steps(self, support, labels, n_way: int, names, metrics: dict) -> int:
+        """Inner steps among ``adapt_step_candidates``, by k-fold cross-validation on the support
+        set (ties go to fewer steps). With fewer than 2 examples in some class there is nothing
+        to hold out: falls back to the meta-trained ``inner_steps`` and says so in ``metrics``.
+        """
+        candidates = sorted(set(self.config.adapt_step_candidates))
+        counts = torch.bincount(labels.cpu(), minlength=n_way)
+        folds = min(self.config.adapt_cv_folds, int(counts.min()))
+        if len(candidates) == 1:
+            return candidates[0]
+        if folds < 2:
+            metrics["cv_fallback"] = (
+                f"cross-validation needs >= 2 examples per class, the smallest class has "
+                f"{int(counts.min())}: used the meta-trained inner_steps="
+                f"{self.config.inner_steps}"
+            )
+            logger.info(metrics["cv_fallback"])
+            return self.config.inner_steps
+        generator = torch.Generator().manual_seed(0)
+        fold_of = torch.empty_like(labels, device="cpu")
+        for c in range(n_way):
+            members = (labels.cpu() == c).nonzero().flatten()
+            members = members[torch.randperm(len(members), generator=generator)]
+            fold_of[members] = torch.arange(len(members)) % folds
+        fold_of = fold_of.to(labels.device)
+        correct = dict.fromkeys(candidates, 0)
+        head_init = self.config.adaptation_head_init
+        for fold in range(folds):
+            train, held = fold_of != fold, fold_of == fold
+            part = {k: v[train] for k, v in support.items()}
+            taken, _ = self._adapt_detached(
+                part, labels[train], n_way, "cross-validation", candidates, head_init, names, False
+            )
+            held_inputs = {k: v[held] for k, v in support.items()}
+            with torch.no_grad():
+                for steps, fast in taken.items():
+                    logits = self.logits(self.features(fast, held_inputs), fast)
+                    correct[steps] += int((logits.argmax(-1) == labels[held]).sum())
+        best = max(candidates, key=lambda s: (correct[s], -s))
+        metrics["cv_accuracy"] = {s: correct[s] / labels.shape[0] for s in candidates}
+        metrics["cv_folds"] = folds
+        return best
 
     def forward(self, batch: EpisodeBatch, detailed_metrics: bool = False) -> EpisodeOutput:
         """Adapt on the support set, return the query loss at the adapted weights."""
         fast, metrics = self.adapt_fast_weights(
-            batch.support, batch.support_labels, batch.n_way, source=batch.source
+            batch.support,
+            batch.support_labels,
+            batch.n_way,
+            names=batch.names,
+            source=batch.source,
         )
         create_graph = not self.config.first_order
-        q_logits = self.logits(self.features(fast, batch.query, create_graph), fast)
+        q_feats = self.features(fast, batch.query, create_graph)
+        q_logits = self.head_logits(q_feats, fast, metrics.pop("normalized"))
         loss = F.cross_entropy(q_logits, batch.query_labels)
         metrics["query_loss"] = loss.item()
         metrics["query_accuracy"] = (
@@ -384,10 +549,12 @@ class MAML(nn.Module):
         """Support loss after adaptation and query accuracy of the un-adapted (init) head."""
         params = dict(self.model.named_parameters())
         base = {n: params[n] for n in self.fast_names}
+        normalized = self.config.head_init in NORMALIZED_HEAD_INITS
         s_feats = self.features(base, batch.support)
-        weight, bias = init_head(s_feats, batch.support_labels, batch.n_way, self.config.head_init)
-        q_before = F.linear(self.features(base, batch.query), weight, bias)
-        s_after = self.logits(self.features(fast, batch.support), fast)
+        head = self._init_head(s_feats, batch.support_labels, batch.n_way, self.config.head_init)
+        init = {HEAD_WEIGHT: head[0], HEAD_BIAS: head[1]}
+        q_before = self.head_logits(self.features(base, batch.query), init, normalized)
+        s_after = self.head_logits(self.features(fast, batch.support), fast, normalized)
         return {
             "query_accuracy_before": (q_before.argmax(-1) == batch.query_labels)
             .float()

@@ -76,6 +76,8 @@ class MetaTrainer:
             )
         set_seed(args.seed)
         self._check_output_dir()
+        # The encoder the run started from: the baselines of `evaluate` default to it.
+        self.base_encoder = getattr(getattr(model, "config", None), "_name_or_path", None) or None
         self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
         if args.adapt_scope == "lora":
             base_dir = self._keep_lora_base(model, tokenizer)
@@ -202,6 +204,16 @@ class MetaTrainer:
         if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
             self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
         self._call("on_train_begin")
+        if (
+            args.load_best_model_at_end
+            and args.eval_steps
+            and self.eval_sources
+            and self.state.global_step == 0
+        ):
+            # The start is a candidate too: if meta-training only hurts, the best is step 0.
+            self.evaluate()
+            if self._pending_best:
+                self._save_checkpoint()
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
             signal.signal(sig, self._on_signal)
@@ -256,7 +268,11 @@ class MetaTrainer:
             if args.eval_steps and state.global_step % args.eval_steps == 0 and self.eval_sources:
                 self.evaluate()
             stop_now = self._stop_signal is not None or self.control.should_training_stop
-            if (args.save_steps and state.global_step % args.save_steps == 0) or stop_now:
+            periodic = args.save_steps and state.global_step % args.save_steps == 0
+            # A better evaluation is saved at once, so the best checkpoint holds exactly the
+            # weights that were evaluated (not those of a later save).
+            best_now = self._pending_best and args.load_best_model_at_end
+            if periodic or stop_now or best_now:
                 self._save_checkpoint()
             if stop_now:
                 break
@@ -370,6 +386,7 @@ class MetaTrainer:
                     batch.support,
                     batch.support_labels,
                     batch.n_way,
+                    names=batch.names,
                     source=batch.source,
                     meta_grad=False,
                 )
@@ -403,6 +420,7 @@ class MetaTrainer:
         )
         return {
             "base_model": name,
+            "base_encoder": self.base_encoder,
             "max_length": self.args.max_length,
             "meta_training": {
                 "steps": self.state.global_step,

@@ -15,7 +15,9 @@ from ..errors import ConfigError, ModelError
 
 # Looked at in this order; the first that is an nn.Linear wins.
 HEAD_CANDIDATES = ("classifier.out_proj", "classifier", "score", "logits_proj", "head")
-HEAD_INITS = ("proto", "zero", "random")
+HEAD_INITS = ("proto", "cosine", "ridge", "logreg", "zero", "random")
+# These heads read L2-normalised features (cosine geometry, as sentence encoders are used).
+NORMALIZED_HEAD_INITS = ("cosine", "ridge", "logreg")
 
 
 def _base_modules(model: nn.Module) -> nn.Module:
@@ -64,9 +66,16 @@ def head_param_names(model: nn.Module, head_name: str) -> set[str]:
     return {n for n, p in model.named_parameters() if id(p) in owned}
 
 
-def class_prototypes(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
-    """Mean feature vector of each class, shape (n_way, hidden)."""
+def class_prototypes(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    n_way: int,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """(Weighted) mean feature vector of each class, shape (n_way, hidden)."""
     one_hot = F.one_hot(labels, n_way).to(features.dtype)
+    if weights is not None:
+        one_hot = one_hot * weights.to(features.dtype)[:, None]
     counts = one_hot.sum(0)
     if bool((counts == 0).any()):
         empty = (counts == 0).nonzero().flatten().tolist()
@@ -80,16 +89,43 @@ def init_head(
     n_way: int,
     method: str = "proto",
     generator: torch.Generator | None = None,
+    *,
+    weights: torch.Tensor | None = None,
+    logit_scale: float = 20.0,
+    regularization: float = 10.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Episode head ``(weight, bias)`` for ``n_way`` classes from the support features.
 
     ``proto`` (Proto-MAML): ``W = 2 c_k``, ``b = -||c_k||^2``, so logits are the negative
-    squared distance to each prototype up to a per-example constant.
+    squared distance to each prototype up to a per-example constant. The normalised heads
+    (``cosine``, ``ridge``, ``logreg``) expect L2-normalised features and have no bias, so
+    their argmax does not depend on a feature's norm: a standard linear head on the raw
+    features (``standard_head``) predicts exactly what they predict. ``weights`` weigh the
+    examples (e.g. a label-name pseudo-example against the real ones).
+
+    - ``cosine``: ``W = logit_scale * c_k / ||c_k||`` (nearest prototype by cosine);
+    - ``ridge``: closed-form ridge regression onto one-hot targets, ``lambda =
+      1 / regularization``, scaled by ``logit_scale``; differentiable (R2-D2);
+    - ``logreg``: multinomial logistic regression fitted to convergence (L-BFGS), with
+      scikit-learn's objective at ``C = regularization``; not differentiated through.
     """
     hidden = features.shape[-1]
     if method == "proto":
-        protos = class_prototypes(features, labels, n_way)
+        protos = class_prototypes(features, labels, n_way, weights)
         return 2 * protos, -(protos**2).sum(-1)
+    if method == "cosine":
+        protos = F.normalize(class_prototypes(features, labels, n_way, weights), dim=-1)
+        return logit_scale * protos, features.new_zeros(n_way)
+    if method == "ridge":
+        class_prototypes(features, labels, n_way)  # every class needs an example
+        root = features.new_ones(len(labels)) if weights is None else weights.to(features).sqrt()
+        x = features * root[:, None]
+        targets = F.one_hot(labels, n_way).to(features.dtype) * root[:, None]
+        eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+        dual = torch.linalg.solve(x @ x.T + eye / regularization, targets)
+        return logit_scale * (dual.T @ x), features.new_zeros(n_way)
+    if method == "logreg":
+        return fit_logistic_regression(features, labels, n_way, c=regularization, weights=weights)
     if method == "zero":
         zeros = features.new_zeros(n_way, hidden)
         return zeros, features.new_zeros(n_way)
@@ -97,6 +133,64 @@ def init_head(
         weight = torch.randn(n_way, hidden, generator=generator, dtype=torch.float32) * 0.02
         return weight.to(features), features.new_zeros(n_way)
     raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {method!r}.")
+
+
+def fit_logistic_regression(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    n_way: int,
+    *,
+    c: float = 10.0,
+    weights: torch.Tensor | None = None,
+    max_iter: int = 200,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Multinomial logistic regression without intercept, solved by L-BFGS to convergence.
+
+    The objective is scikit-learn's (``||W||^2 / 2 + C * sum of cross-entropies``), divided by
+    ``C * n`` so the scale does not depend on the support size. Starts from the cosine
+    prototypes; runs in float64 on detached features.
+    """
+    x = features.detach().double()
+    y = labels.to(x.device)
+    w = x.new_ones(len(y)) if weights is None else weights.detach().to(x)
+    protos = F.normalize(class_prototypes(x, y, n_way, w), dim=-1)
+    weight = protos.clone().requires_grad_()
+    penalty = 1.0 / (2.0 * c * float(w.sum()))
+    optimizer = torch.optim.LBFGS(
+        [weight],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-6,
+        tolerance_change=1e-10,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        losses = F.cross_entropy(x @ weight.T, y, reduction="none")
+        loss = (w * losses).sum() / w.sum() + penalty * (weight**2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(objective)
+    weight = weight.detach().to(features.dtype)
+    return weight, features.new_zeros(n_way)
+
+
+def standard_head(
+    weight: torch.Tensor, bias: torch.Tensor, feature_norm: float | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head as a plain ``nn.Linear`` on raw features (what the export holds).
+
+    A normalised head has no bias, so dividing its weight by the support's mean feature norm
+    keeps every prediction; only the confidence of an example whose norm differs from the
+    mean is sharpened or softened by that ratio.
+    """
+    if feature_norm is None:
+        return weight, bias
+    return weight / feature_norm, bias
 
 
 def set_head(

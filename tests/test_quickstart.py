@@ -1,0 +1,42 @@
+"""The quickstart reads configs/quickstart.yaml and runs the whole story (tiny model here)."""
+
+import json
+
+from fewshot_nlp.cli import main as cli_main
+
+from .conftest import tiny_model
+
+
+def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, data_dir, capsys):
+    base = tmp_path / "tiny"
+    tiny_model().save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    code = cli_main(
+        [
+            "quickstart",
+            "--output_dir",
+            str(tmp_path / "qs"),
+            "--data_dir",
+            str(data_dir),
+            "--model_name_or_path",
+            str(base),
+            "--max_steps",
+            "2",
+            "--feature_warmup_steps",
+            "1",
+            "--eval_episodes",
+            "2",
+            "--max_length",
+            "16",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
+    assert set(summary["held_out_accuracy"]) == {"maml", "logreg", "prototype"}
+    assert set(summary["held_out_accuracy"]["maml"]) == {"1", "3"}  # k_shot 3 in the recipe
+    assert "cosine head" in out and "4/4 pipeline" in out
+    meta = json.loads((tmp_path / "qs" / "meta" / "fewshot_nlp.json").read_text())
+    assert meta["maml"]["adapt_head_init"] == "logreg"
+    assert meta["meta_training"]["steps"] == 2
+    assert (tmp_path / "qs" / "classifier" / "model.safetensors").is_file()
