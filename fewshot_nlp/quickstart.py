@@ -19,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import pipeline
 
     from .adapt import adapt
-    from .cli import load_classifier, parse_source_spec
     from .data.sources import TaskSource
     from .errors import ConfigError
     from .evaluation import FewShotModel, evaluate_episodes
@@ -27,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     from .meta.arguments import parse_meta_train_args
     from .meta.trainer import MetaTrainer
     from .modeling.lora import default_lora_config
+    from .modeling.pretrained import load_classifier
 
     argv = list(argv or [])
     if "--output_dir" not in argv and "--output-dir" not in argv:
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     data_dir = model_args.data_dir
-    train = [parse_source_spec(s, data_dir) for s in model_args.train_datasets]
-    held = [parse_source_spec(s, data_dir) for s in model_args.eval_datasets]
+    train = [TaskSource.from_spec(s, data_dir) for s in model_args.train_datasets]
+    held = [TaskSource.from_spec(s, data_dir) for s in model_args.eval_datasets]
     model, tokenizer = load_classifier(
         model_args.model_name_or_path, model_args.attn_implementation
     )

@@ -196,6 +196,15 @@ class TaskSource:
         )
 
     @classmethod
+    def from_spec(cls, spec: str, data_dir: str | os.PathLike | None = None) -> TaskSource:
+        """``NAME[:SPLIT[:FOLD[:PART]]]``, e.g. ``banking77:train:01:test`` = the train-file
+        examples of the classes in fold 01's meta-test part."""
+        name, split, fold, part = (str(spec).split(":") + ["", "", ""])[:4]
+        return cls.from_data_dir(
+            name, data_dir, split=split or "train", fold=fold or None, part=part or None
+        )
+
+    @classmethod
     def from_data_dir(
         cls,
         name: str,

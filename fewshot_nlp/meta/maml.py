@@ -115,7 +115,7 @@ class MAML(nn.Module):
         self.head_name = find_head(model, self.config.head_name)
         # Not registered as a submodule: it already is one, inside self.model.
         self.__dict__["_head_module"] = head_module(model, self.head_name)
-        self._head_params = head_param_names(model, self.head_name)
+        self.head_params = head_param_names(model, self.head_name)
         self.fast_names = self._select_fast_names()
         self.log_inner_lrs = self._make_inner_lrs()
         if self.config.gradient_checkpointing:
@@ -124,7 +124,7 @@ class MAML(nn.Module):
     # ------------------------------------------------------------------ set-up
     def _select_fast_names(self) -> list[str]:
         scope = self.config.adapt_scope
-        named = [(n, p) for n, p in self.model.named_parameters() if n not in self._head_params]
+        named = [(n, p) for n, p in self.model.named_parameters() if n not in self.head_params]
         if scope == "head":
             return []
         if scope == "lora":
@@ -175,7 +175,7 @@ class MAML(nn.Module):
         params = [
             p
             for n, p in self.model.named_parameters()
-            if p.requires_grad and n not in self._head_params
+            if p.requires_grad and n not in self.head_params
         ]
         if self.log_inner_lrs is not None:
             params += list(self.log_inner_lrs.parameters())

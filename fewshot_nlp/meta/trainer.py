@@ -459,7 +459,7 @@ class MetaTrainer:
         )
         (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
         if self.args.push_to_hub:
-            from ..export import push_folder_to_hub
+            from ..hub import push_folder_to_hub
 
             push_folder_to_hub(output_dir, self.args.hub_model_id)
         return output_dir

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..modeling.head import _base_modules
+from ..modeling.head import unwrap_peft
 from .config import MAMLConfig
 from .maml import MAML
 
@@ -42,7 +42,7 @@ class FeatureWarmupConfig:
 
 def pooler_projection(model: nn.Module) -> nn.Linear | None:
     """The linear layer of a ``tanh`` pooler between the encoder and the head, if any."""
-    base = _base_modules(model)
+    base = unwrap_peft(model)
     encoder = getattr(base, "base_model", None)
     pooler = getattr(encoder, "pooler", None)
     if pooler is not None and isinstance(getattr(pooler, "activation", None), nn.Tanh):
@@ -72,7 +72,7 @@ def warm_up_features(
     config = config or FeatureWarmupConfig()
     generator = torch.Generator().manual_seed(config.seed)
     device = next(model.parameters()).device
-    teacher = copy.deepcopy(_base_modules(model).base_model).eval().requires_grad_(False)
+    teacher = copy.deepcopy(unwrap_peft(model).base_model).eval().requires_grad_(False)
     probe = MAML(model, MAMLConfig(adapt_scope="head"))
 
     def encode(batch_texts):
@@ -117,7 +117,7 @@ def warm_up_features(
             projection.bias.copy_(solution[-1].to(projection.bias.dtype))
         metrics["fit_examples"] = len(order)
     params = [
-        p for n, p in model.named_parameters() if p.requires_grad and n not in probe._head_params
+        p for n, p in model.named_parameters() if p.requires_grad and n not in probe.head_params
     ]
     fitted = {n: p.detach().clone() for n, p in model.named_parameters()} if config.steps else {}
     check = encode(

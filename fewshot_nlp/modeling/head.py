@@ -20,7 +20,7 @@ HEAD_INITS = ("proto", "cosine", "ridge", "logreg", "zero", "random")
 NORMALIZED_HEAD_INITS = ("cosine", "ridge", "logreg")
 
 
-def _base_modules(model: nn.Module) -> nn.Module:
+def unwrap_peft(model: nn.Module) -> nn.Module:
     """The transformers model under a PEFT wrapper (or the model itself)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
@@ -35,7 +35,7 @@ def _as_linear(module: nn.Module | None) -> nn.Linear | None:
 
 def find_head(model: nn.Module, head_name: str | None = None) -> str:
     """Dotted path (in the transformers model) of the final linear layer that gives logits."""
-    base = _base_modules(model)
+    base = unwrap_peft(model)
     modules = dict(base.named_modules())
     names = (head_name,) if head_name else HEAD_CANDIDATES
     for name in names:
@@ -56,7 +56,7 @@ def find_head(model: nn.Module, head_name: str | None = None) -> str:
 
 def head_module(model: nn.Module, head_name: str) -> nn.Module:
     """The module at ``head_name`` (a PEFT wrapper around the linear layer, if any)."""
-    return _base_modules(model).get_submodule(head_name)
+    return unwrap_peft(model).get_submodule(head_name)
 
 
 def head_param_names(model: nn.Module, head_name: str) -> set[str]:
@@ -201,7 +201,7 @@ def set_head(
     label_names: list[str],
 ) -> nn.Module:
     """Replace the head with an ``nn.Linear`` holding ``weight``/``bias`` and name the labels."""
-    base = _base_modules(model)
+    base = unwrap_peft(model)
     parent_name, _, attr = head_name.rpartition(".")
     parent = base.get_submodule(parent_name) if parent_name else base
     old = _as_linear(getattr(parent, attr))

