@@ -180,6 +180,7 @@ def adapt(
         "meta_trained": bool(info.get("maml")),
         "meta_training": info.get("meta_training"),
         "base_model": info.get("base_model"),
+        "base_encoder": info.get("base_encoder") or info.get("base_model") or info.get("path"),
     }
     return model
 

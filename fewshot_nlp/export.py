@@ -6,129 +6,13 @@ import copy
 import json
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError, FewShotError
-from .hub import push_folder_to_hub
+from .hub import model_card, push_folder_to_hub
 from .meta.saving import atomic_folder_write, is_peft
 from .modeling.head import find_head
 
 ADAPTER_CONFIG = "adapter_config.json"
 SEQ_CLS_HEADS = ("classifier", "score")  # modules peft always saves whole for SEQ_CLS
-
-
-def model_card(
-    model,
-    *,
-    eval_results: dict | None = None,
-    datasets: list[str] | None = None,
-    keep_adapter: bool = False,
-) -> str:
-    """README.md with YAML metadata, written from what the adaptation recorded."""
-    record = getattr(model, "fewshot_nlp_adaptation", {}) or {}
-    meta_training = record.get("meta_training") or {}
-    base = record.get("base_model") or getattr(model.config, "_name_or_path", None)
-    sources = [s["name"] for s in meta_training.get("sources", [])]
-    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    metadata = {
-        "library_name": "peft" if keep_adapter else "transformers",
-        "pipeline_tag": "text-classification",
-        "tags": ["fewshot-nlp", "maml", "few-shot", "text-classification"]
-        + (["lora", "peft"] if keep_adapter else []),
-    }
-    if base:
-        metadata["base_model"] = str(base)
-    if datasets or sources:
-        metadata["datasets"] = list(datasets or sources)
-    if eval_results:
-        metadata["model-index"] = [
-            {
-                "name": "fewshot-nlp adapted classifier",
-                "results": [
-                    {
-                        "task": {"type": "text-classification"},
-                        "dataset": {
-                            "name": eval_results.get("dataset", "held-out"),
-                            "type": "text-classification",
-                        },
-                        "metrics": [
-                            {"type": k, "value": float(v)}
-                            for k, v in eval_results.items()
-                            if k != "dataset"
-                        ],
-                    }
-                ],
-            }
-        ]
-    lines = [
-        "---",
-        yaml.safe_dump(metadata, sort_keys=False).strip(),
-        "---",
-        "",
-        "# Few-shot classifier (fewshot-nlp)",
-        "",
-    ]
-    if meta_training:
-        lines += [
-            f"Meta-trained with MAML for {meta_training.get('steps')} steps "
-            f"({meta_training.get('n_way')}-way {meta_training.get('k_shot')}-shot episodes, "
-            f"meta-batch {meta_training.get('meta_batch_size')}) on: {', '.join(sources)}.",
-            "",
-        ]
-    else:
-        lines += ["Not meta-trained: adapted directly from the base checkpoint.", ""]
-    if record:
-        lines += [
-            f"Adapted to {record.get('classes')} classes from {record.get('examples')} "
-            f"labelled examples: {record.get('inner_steps')} inner step(s) at learning rate "
-            f"{record.get('inner_learning_rate')}, scope `{record.get('adapt_scope')}`, "
-            f"head init `{record.get('head_init')}`.",
-            "",
-        ]
-        if record.get("cv_accuracy"):
-            scores = ", ".join(f"{k}: {v:.3f}" for k, v in record["cv_accuracy"].items())
-            lines += [
-                f"The inner steps were chosen by cross-validation on the support set among "
-                f"{record.get('step_candidates')} (held-out support accuracy {scores}).",
-                "",
-            ]
-        if record.get("label_names_used"):
-            lines += [
-                "Each label's name was used as one more example of its class (the names alone "
-                "classified the training examples clearly above chance).",
-                "",
-            ]
-        if record.get("cv_fallback"):
-            lines += [f"Cross-validation fell back: {record['cv_fallback']}.", ""]
-    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
-    if keep_adapter:
-        lines += [
-            "The LoRA adapter is kept unmerged: `adapter_config.json` and "
-            "`adapter_model.safetensors` hold it (with the classification head), beside the "
-            "base weights it applies to. The adapter's `base_model_name_or_path` is this "
-            "folder (its absolute path when exported, the repo id once pushed).",
-            "",
-            "```python",
-            "from peft import AutoPeftModelForSequenceClassification",
-            "",
-            'model = AutoPeftModelForSequenceClassification.from_pretrained("PATH_OR_REPO")',
-            "```",
-            "",
-            "Plain transformers finds the adapter too (after moving the folder, use this):",
-            "",
-        ]
-    lines += [
-        "```python",
-        "from transformers import pipeline",
-        "",
-        'classifier = pipeline("text-classification", model="PATH_OR_REPO")',
-        'classifier("your text here")',
-        "```",
-        "",
-    ]
-    if eval_results:
-        lines += ["## Evaluation", ""] + [f"- {k}: {v}" for k, v in eval_results.items()] + [""]
-    return "\n".join(lines)
 
 
 def export(

@@ -67,3 +67,175 @@ def _commit_operations(folder: Path, replace: dict[str, bytes], add) -> list:
         )
         for path in files
     ]
+
+
+def model_card(
+    model,
+    *,
+    eval_results: dict | None = None,
+    datasets: list[str] | None = None,
+    keep_adapter: bool = False,
+) -> str:
+    """README.md with YAML metadata, written from what the adaptation recorded."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    record = getattr(model, "fewshot_nlp_adaptation", {}) or {}
+    meta_training = record.get("meta_training") or {}
+    base = hub_model_id(record.get("base_encoder") or record.get("base_model"))
+    sources = [s["name"] for s in meta_training.get("sources", [])]
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    results = [
+        EvalResult(
+            task_type="text-classification",
+            dataset_type="text-classification",
+            dataset_name=str((eval_results or {}).get("dataset", "held-out")),
+            metric_type=key,
+            metric_value=float(value),
+        )
+        for key, value in (eval_results or {}).items()
+        if key != "dataset"
+    ]
+    card_data = ModelCardData(
+        library_name="peft" if keep_adapter else "transformers",
+        pipeline_tag="text-classification",
+        tags=["fewshot-nlp", "maml", "few-shot", "text-classification"]
+        + (["lora", "peft"] if keep_adapter else []),
+        base_model=base,
+        datasets=list(datasets or sources) or None,
+        model_name="fewshot-nlp adapted classifier" if results else None,
+        eval_results=results or None,
+    )
+    lines = ["# Few-shot classifier (fewshot-nlp)", ""]
+    if meta_training:
+        lines += [
+            f"Meta-trained with MAML for {meta_training.get('steps')} steps "
+            f"({meta_training.get('n_way')}-way {meta_training.get('k_shot')}-shot episodes, "
+            f"meta-batch {meta_training.get('meta_batch_size')}) on: {', '.join(sources)}.",
+            "",
+        ]
+    else:
+        lines += ["Not meta-trained: adapted directly from the base checkpoint.", ""]
+    if record:
+        lines += [
+            f"Adapted to {record.get('classes')} classes from {record.get('examples')} "
+            f"labelled examples: {record.get('inner_steps')} inner step(s) at learning rate "
+            f"{record.get('inner_learning_rate')}, scope `{record.get('adapt_scope')}`, "
+            f"head init `{record.get('head_init')}`.",
+            "",
+        ]
+        if record.get("cv_accuracy"):
+            scores = ", ".join(f"{k}: {v:.3f}" for k, v in record["cv_accuracy"].items())
+            lines += [
+                f"The inner steps were chosen by cross-validation on the support set among "
+                f"{record.get('step_candidates')} (held-out support accuracy {scores}).",
+                "",
+            ]
+        if record.get("label_names_used"):
+            lines += [
+                "Each label's name was used as one more example of its class (the names alone "
+                "classified the training examples clearly above chance).",
+                "",
+            ]
+        if record.get("cv_fallback"):
+            lines += [f"Cross-validation fell back: {record['cv_fallback']}.", ""]
+    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
+    if keep_adapter:
+        lines += [
+            "The LoRA adapter is kept unmerged: `adapter_config.json` and "
+            "`adapter_model.safetensors` hold it (with the classification head), beside the "
+            "base weights it applies to. The adapter's `base_model_name_or_path` is this "
+            "folder (its absolute path when exported, the repo id once pushed).",
+            "",
+            "```python",
+            "from peft import AutoPeftModelForSequenceClassification",
+            "",
+            'model = AutoPeftModelForSequenceClassification.from_pretrained("PATH_OR_REPO")',
+            "```",
+            "",
+            "Plain transformers finds the adapter too (after moving the folder, use this):",
+            "",
+        ]
+    lines += [
+        "```python",
+        "from transformers import pipeline",
+        "",
+        'classifier = pipeline("text-classification", model="PATH_OR_REPO")',
+        'classifier("your text here")',
+        "```",
+        "",
+    ]
+    if eval_results:
+        lines += ["## Evaluation", ""] + [f"- {k}: {v}" for k, v in eval_results.items()] + [""]
+    template = "---\n{{ card_data }}\n---\n\n{{ body }}"
+    card = ModelCard.from_template(card_data, template_str=template, body="\n".join(lines))
+    return str(card)
+
+
+def hub_model_id(name: str | None) -> str | None:
+    """The Hub id of a base model, for a card; a local folder's path is never published.
+
+    The packaged all-MiniLM-L6-v2 is named by its Hub id; other local folders are left out.
+    """
+    if not name:
+        return None
+    from .modeling.pretrained import PACKAGED_HUB_ID, resolve_model_path
+
+    try:
+        packaged = str(Path(resolve_model_path("minilm")).resolve())
+    except Exception:  # the package is optional
+        packaged = None
+    path = Path(name)
+    if packaged and path.exists() and str(path.resolve()) == packaged:
+        return PACKAGED_HUB_ID
+    if path.is_absolute() or path.exists() or name.count("/") > 1:
+        return None
+    return name
+
+
+def meta_model_card(info: dict) -> str:
+    """README.md of a meta-trained run, from what the run recorded (``fewshot_nlp.json``)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    training = info.get("meta_training") or {}
+    sources = training.get("sources", [])
+    card_data = ModelCardData(
+        library_name="transformers",
+        tags=["fewshot-nlp", "maml", "meta-learning", "few-shot"],
+        base_model=hub_model_id(info.get("base_encoder")),
+        datasets=[s["name"] for s in sources] or None,
+    )
+    maml = info.get("maml") or {}
+    adapt_head = maml.get("adapt_head_init") or maml.get("head_init")
+    lines = [
+        "# Meta-trained few-shot encoder (fewshot-nlp)",
+        "",
+        f"{training.get('steps')} meta-steps of "
+        f"{'first' if maml.get('first_order', True) else 'second'}-order MAML "
+        f"(scope `{maml.get('adapt_scope')}`, {maml.get('inner_steps')} inner step(s), head "
+        f"`{maml.get('head_init')}`; adapted with head `{adapt_head}`) on "
+        f"{training.get('n_way')}-way {training.get('k_shot')}-shot episodes, meta-batch "
+        f"{training.get('meta_batch_size')}, meta learning rate {training.get('learning_rate')}.",
+        "",
+        "| source | examples | classes | sampling probability |",
+        "|---|---|---|---|",
+        *(
+            f"| {s['name']} | {s['examples']} | {s['classes']} | {s['probability']:.3f} |"
+            for s in sources
+        ),
+        "",
+    ]
+    if info.get("best_eval_accuracy") is not None:
+        lines += [f"Best validation accuracy: {info['best_eval_accuracy']:.4f}.", ""]
+    lines += [
+        "This folder is not a classifier yet: give it a few labelled examples of your classes.",
+        "",
+        "```python",
+        "from fewshot_nlp import adapt, export",
+        "",
+        'clf = adapt("PATH_OR_REPO", [("where is my card?", "card_arrival"), ...])',
+        'export(clf, tokenizer, "my-classifier")  # then pipeline("text-classification", ...)',
+        "```",
+        "",
+    ]
+    template = "---\n{{ card_data }}\n---\n\n{{ body }}"
+    return str(ModelCard.from_template(card_data, template_str=template, body="\n".join(lines)))

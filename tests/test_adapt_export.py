@@ -79,7 +79,8 @@ def test_model_card_yaml(meta_run, tokenizer, tmp_path):
     assert meta["library_name"] == "transformers"
     assert meta["pipeline_tag"] == "text-classification"
     assert {"fewshot-nlp", "maml"} <= set(meta["tags"])
-    assert meta["base_model"] and meta["datasets"] == ["trec"]
+    assert "base_model" not in meta  # a local folder's path is never published
+    assert meta["datasets"] == ["trec"]
     assert meta["model-index"][0]["results"][0]["metrics"][0] == {"type": "accuracy", "value": 0.9}
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
 
@@ -459,3 +460,25 @@ def test_cross_validation_falls_back_on_one_shot(meta_run, tokenizer, tmp_path):
     assert record["inner_steps"] == 2  # the meta-trained number (meta_run: inner_steps=2)
     card = (export(model, tokenizer, tmp_path / "b") / "README.md").read_text()
     assert "Cross-validation fell back" in card
+
+
+def test_cards_name_the_base_by_hub_id_never_by_local_path(minilm_path, tmp_path):
+    from fewshot_nlp.hub import hub_model_id, meta_model_card
+
+    assert hub_model_id(minilm_path) == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_model_id(str(tmp_path)) is None
+    assert hub_model_id("/home/me/runs/meta/warmed_base") is None
+    assert hub_model_id("org/encoder") == "org/encoder"
+    info = {
+        "base_encoder": minilm_path,
+        "maml": {"adapt_scope": "lora", "inner_steps": 1, "head_init": "cosine"},
+        "meta_training": {
+            "steps": 3,
+            "sources": [{"name": "snips", "examples": 10, "classes": 7, "probability": 1.0}],
+        },
+    }
+    card = meta_model_card(info)
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert meta["datasets"] == ["snips"] and str(tmp_path) not in card
+    assert "| snips | 10 | 7 | 1.000 |" in card

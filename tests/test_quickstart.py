@@ -40,3 +40,5 @@ def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, da
     assert meta["maml"]["adapt_head_init"] == "logreg"
     assert meta["meta_training"]["steps"] == 2
     assert (tmp_path / "qs" / "classifier" / "model.safetensors").is_file()
+    card = (tmp_path / "qs" / "meta" / "README.md").read_text()
+    assert "2 meta-steps" in card and "| snips |" in card and str(tmp_path) not in card

@@ -22,10 +22,17 @@ from transformers.optimization import get_scheduler
 from ..data.collate import EpisodeCollator
 from ..data.episodes import EpisodeSampler
 from ..errors import ConfigError, TrainingError
+from ..hub import meta_model_card, push_folder_to_hub
 from ..modeling.lora import apply_lora
 from .arguments import MetaTrainingArguments
 from .maml import MAML
-from .saving import atomic_folder_write, load_inner_lrs, load_model_weights, save_meta_model
+from .saving import (
+    atomic_folder_write,
+    load_inner_lrs,
+    load_model_weights,
+    read_meta_info,
+    save_meta_model,
+)
 from .warmup import FeatureWarmupConfig, warm_up_features
 
 logger = logging.getLogger(__name__)
@@ -458,9 +465,9 @@ class MetaTrainer:
             merge_lora=self.args.merge_lora_on_save,
         )
         (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
+        card = meta_model_card(read_meta_info(output_dir))
+        (output_dir / "README.md").write_text(card, encoding="utf-8")
         if self.args.push_to_hub:
-            from ..hub import push_folder_to_hub
-
             push_folder_to_hub(output_dir, self.args.hub_model_id)
         return output_dir
 

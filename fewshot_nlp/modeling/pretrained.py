@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import FewShotError
 
 PACKAGED_MINILM = "minilm"
+PACKAGED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def resolve_model_path(name: str) -> str:
