@@ -478,13 +478,14 @@ class MetaTrainer:
         if self._pending_best:
             self.state.best_model_checkpoint = str(final)
             self._pending_best = False
+        rng = self._rng_states()  # every process's, so each resumes its own dropout stream
         if acc.is_main_process:
 
             def write(folder: Path) -> None:
                 save_meta_model(self.maml, folder, tokenizer=self.tokenizer, info=self._info())
                 torch.save(self.optimizer.state_dict(), folder / OPTIMIZER_FILE)
                 torch.save(self.scheduler.state_dict(), folder / SCHEDULER_FILE)
-                save_file({"cpu": torch.get_rng_state()}, str(folder / RNG_FILE))
+                save_file(rng, str(folder / RNG_FILE))
                 (folder / "sampler.json").write_text(json.dumps(self.sampler.state_dict()))
                 (folder / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
 
@@ -499,6 +500,34 @@ class MetaTrainer:
         if acc.num_processes > 1:
             acc.wait_for_everyone()
         self._call("on_save")
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """``{"cpu_RANK": ..., "cuda_RANK": ...}`` for every process (gathered on all)."""
+        own = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available() and self.accelerator.device.type == "cuda":
+            own["cuda"] = torch.cuda.get_rng_state(self.accelerator.device)
+        states = [own]
+        if self.accelerator.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            states = gather_object([own])
+        return {f"{k}_{rank}": v for rank, state in enumerate(states) for k, v in state.items()}
+
+    def _restore_rng(self, saved: dict[str, torch.Tensor], folder: Path) -> None:
+        rank = self.accelerator.process_index
+        cpu = saved.get(f"cpu_{rank}")
+        if cpu is None:  # another process count (or a checkpoint that kept one state)
+            cpu = saved.get("cpu_0", saved.get("cpu"))
+            warnings.warn(
+                f"{folder / RNG_FILE} holds no random state for process {rank}: it continues "
+                "from process 0's. The run goes on, but not bit-identically to one that was "
+                "never interrupted.",
+                stacklevel=2,
+            )
+        torch.set_rng_state(cpu)
+        cuda = saved.get(f"cuda_{rank}")
+        if cuda is not None and self.accelerator.device.type == "cuda":
+            torch.cuda.set_rng_state(cuda, self.accelerator.device)
 
     def _prune_checkpoints(self) -> None:
         limit = self.args.save_total_limit
@@ -551,7 +580,7 @@ class MetaTrainer:
         self._load_weights(folder)
         self.optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
         self.scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
-        torch.set_rng_state(load_file(str(folder / RNG_FILE))["cpu"])
+        self._restore_rng(load_file(str(folder / RNG_FILE)), folder)
         self.sampler.load_state_dict(json.loads((folder / "sampler.json").read_text()))
         state = saved["state"]
         for key in ("global_step", "log_history", "best_metric", "best_model_checkpoint"):
