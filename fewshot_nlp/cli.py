@@ -267,6 +267,28 @@ def evaluate_command(argv: list[str]) -> int:
         default="cosine",
         help="Prototype distance: 'cosine' (L2-normalised features) or 'euclidean'.",
     )
+    add(
+        "--head_init",
+        "--head-init",
+        default=None,
+        choices=["proto", "cosine", "ridge", "logreg", "zero", "random"],
+        help="maml: head fitted on the support (default: the run's adapt_head_init).",
+    )
+    add(
+        "--step_candidates",
+        "--step-candidates",
+        type=int,
+        nargs="+",
+        default=None,
+        help="maml: choose the inner steps among these by cross-validation on the support.",
+    )
+    add(
+        "--label_names",
+        "--label-names",
+        default=None,
+        choices=["auto", "always", "never"],
+        help="maml: use the label names as examples (default: the run's setting).",
+    )
     add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
     add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
     args = parser.parse_args(argv)
@@ -304,16 +326,27 @@ def evaluate_command(argv: list[str]) -> int:
         learning_rate=args.finetune_learning_rate,
     )
 
-    def load(path):
+    overrides = {
+        key: value
+        for key, value in (
+            ("adapt_head_init", args.head_init),
+            ("adapt_step_candidates", args.step_candidates),
+            ("label_names", args.label_names),
+        )
+        if value is not None
+    }
+
+    def load(path, **extra):
         return FewShotModel(
             resolve_model_path(path),
             finetune=finetune,
             prototype_pooling=args.prototype_pooling,
             prototype_distance=args.prototype_distance,
             logreg_c=args.logreg_c,
+            **extra,
         )
 
-    model = load(args.model)
+    model = load(args.model, config_overrides=overrides)
     baseline = load(args.baseline_model) if args.baseline_model else None
     if args.train_file or args.test_file:
         if not (args.train_file and args.test_file):

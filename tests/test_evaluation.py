@@ -339,3 +339,15 @@ def test_baselines_default_to_the_base_encoder(tmp_path, tokenizer, toy_source, 
     )
     assert rows[0]["model"] == str(tmp_path / "run")
     assert rows[1]["model"] == str(base)
+
+
+def test_cli_evaluate_overrides_the_adaptation(tiny_run, data_dir, tmp_path):
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--model", tiny_run, "--data_dir", str(data_dir), "--dataset", "trec"]
+    args += ["--split", "test", "--n_way", "3", "--k_shot", "2", "--q_query", "2"]
+    args += ["--episodes", "2", "--method", "maml", "--output_file", str(out)]
+    args += ["--head_init", "ridge", "--step_candidates", "0", "1", "--label_names", "never"]
+    assert cli_main(args) == 0
+    assert json.loads(out.read_text())[0]["method"] == "maml"
+    model = FewShotModel(tiny_run, config_overrides={"adapt_head_init": "ridge"})
+    assert model.config.adaptation_head_init == "ridge"

@@ -10,7 +10,10 @@ embeddings. Routes (all scikit-learn logistic regression unless said otherwise):
 - prototype: cosine nearest class mean;
 - logreg-cv-C: C chosen among 1-100 by 3-fold cross-validation on the support set;
 - dropout-aug: 4 extra dropout-noised encodings of each support example;
-- names-wN: each label's name as one more example of its class, weight N.
+- ridge: our closed-form ridge head (fewshot_nlp.modeling.head, regularization 10);
+- ours-logreg: our L-BFGS logistic regression head (no intercept, C=10);
+- names-wN: each label's name as one more example of its class, weight N (scikit-learn,
+  no intercept).
 
     python scripts/bench/adaptation_routes.py --data_dir ../shared/data
 """
@@ -50,6 +53,7 @@ def main() -> None:
     from transformers import AutoModel, AutoTokenizer
 
     from fewshot_nlp.data.collate import label_name_text
+    from fewshot_nlp.modeling.head import init_head
     from fewshot_nlp.modeling.pretrained import resolve_model_path
 
     path = resolve_model_path("minilm")
@@ -129,6 +133,11 @@ def main() -> None:
                 protos /= np.linalg.norm(protos, axis=1, keepdims=True)
                 record("prototype", (xq @ protos.T).argmax(1))
                 record("logreg-cv-C", logreg(xs, ys, cv_c(xs, ys)).predict(xq))
+                for route, method in (("ridge", "ridge"), ("ours-logreg", "logreg")):
+                    weight, _ = init_head(
+                        torch.from_numpy(xs), torch.from_numpy(ys), len(classes), method
+                    )
+                    record(route, (xq @ weight.numpy().T).argmax(1))
                 noisy = np.vstack([xs] + [embed([t for t, _ in support], True) for _ in range(4)])
                 record("dropout-aug", logreg(noisy, np.tile(ys, 5)).predict(xq))
                 for w in sorted({1, 2, k}):
