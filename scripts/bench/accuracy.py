@@ -102,8 +102,8 @@ def warm_up(data_dir: str, setting: dict, out: Path, results: Results) -> Path:
     if (folder / "config.json").is_file():
         return folder
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.cli import load_classifier, resolve_model_path
     from fewshot_nlp.meta.warmup import FeatureWarmupConfig, warm_up_features
+    from fewshot_nlp.modeling.pretrained import load_classifier, resolve_model_path
 
     model, tokenizer = load_classifier(resolve_model_path("minilm"), "eager")
     names = [n for n in dataset_names(data_dir) if n not in TARGETS]
@@ -128,9 +128,10 @@ def meta_train(target: str, data_dir: str, setting: dict, warmed: Path, out: Pat
     folder = out / f"meta-{target}"
     if f"{target}/meta" in results and (folder / "fewshot_nlp.json").is_file():
         return folder
-    from fewshot_nlp.cli import load_classifier, parse_source_spec
+    from fewshot_nlp import TaskSource
     from fewshot_nlp.meta.arguments import MetaTrainingArguments
     from fewshot_nlp.meta.trainer import MetaTrainer
+    from fewshot_nlp.modeling.pretrained import load_classifier
 
     validation = VALIDATION[target]
     specs = [
@@ -164,8 +165,8 @@ def meta_train(target: str, data_dir: str, setting: dict, warmed: Path, out: Pat
         save_total_limit=1,
         merge_lora_on_save=True,
     )
-    sources = [parse_source_spec(s, data_dir) for s in specs]
-    evals = [parse_source_spec(f"{validation}:train:01:validation", data_dir)]
+    sources = [TaskSource.from_spec(s, data_dir) for s in specs]
+    evals = [TaskSource.from_spec(f"{validation}:train:01:validation", data_dir)]
     start = time.perf_counter()
     trainer = MetaTrainer(model, args, sources, evals, tokenizer=tokenizer)
     state = trainer.train()
@@ -285,8 +286,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from fewshot_nlp.cli import resolve_model_path
     from fewshot_nlp.evaluation import FewShotModel
+    from fewshot_nlp.modeling.pretrained import resolve_model_path
 
     setting = SETTINGS[args.setting]
     out = Path(args.output_dir)

@@ -45,7 +45,9 @@ def main() -> None:
     def scores(path: str) -> dict:
         out = {}
         for pooling in ("mean", "head"):
-            model = FewShotModel(path, prototype_pooling=pooling, max_length=64)
+            model = FewShotModel(
+                path, prototype_pooling=pooling, prototype_distance="euclidean", max_length=64
+            )
             for name, (train, test) in data.items():
                 result = evaluate_fixed(model, train, test, methods=["prototype"])[0]
                 out[(name, pooling)] = result["results"]["5"]["accuracy"]["mean"]
