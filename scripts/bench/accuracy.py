@@ -398,6 +398,7 @@ def write_section(results: Results, name: str, setting: dict, path: Path) -> Non
                 + f". Ours (MiniLM, maml): {acc:.2f}, {best - acc:+.2f} points to the best.",
             ]
         lines.append("")
+    lines += targets_table(rows)
     lines.append(END)
     section = "\n".join(lines)
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
@@ -408,6 +409,69 @@ def write_section(results: Results, name: str, setting: dict, path: Path) -> Non
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def targets_table(rows: dict) -> list[str]:
+    """The issue's targets, from the rows: maml against logreg everywhere, and the rest."""
+
+    def acc(target, protocol, shots, method):
+        row = rows.get(f"{target}/{protocol}/{shots}/{method}")
+        return 100 * row["entry"]["results"][str(shots)]["accuracy"]["mean"] if row else None
+
+    lines = [
+        "### Against the targets",
+        "",
+        "| target | row | maml | logreg | maml - logreg | met? |",
+        "|---|---|---|---|---|---|",
+    ]
+    diffs = []
+    for target in TARGETS:
+        for protocol, shots_list in (("episodic", (1, 5)), ("fixed", (5, 10))):
+            for shots in shots_list:
+                ours, theirs = (acc(target, protocol, shots, m) for m in ("maml", "logreg"))
+                if ours is None or theirs is None:
+                    continue
+                diffs.append(ours - theirs)
+                lines.append(
+                    f"| maml >= logreg | {target} {protocol} {shots}-shot | {ours:.2f} | "
+                    f"{theirs:.2f} | {ours - theirs:+.2f} | {'yes' if ours >= theirs else 'no'} |"
+                )
+    if diffs:
+        mean = sum(diffs) / len(diffs)
+        lines.append(
+            f"| >= +2 points on average | {len(diffs)} rows | | | {mean:+.2f} | "
+            f"{'yes' if mean >= 2 else 'no'} |"
+        )
+    bank = acc("banking77", "fixed", 5, "maml")
+    if bank is not None:
+        lines.append(
+            f"| banking77 fixed 5-shot >= 82 (stretch 84) | | {bank:.2f} | | | "
+            f"{'yes' if bank >= 82 else 'no'} |"
+        )
+    for target in ("banking77", "clinc150"):
+        ours, proto = acc(target, "episodic", 1, "maml"), acc(target, "episodic", 1, "prototype")
+        if ours is not None and proto is not None:
+            lines.append(
+                f"| 1-shot >= prototype + 3 | {target} | {ours:.2f} | (prototype {proto:.2f}) | "
+                f"{ours - proto:+.2f} | {'yes' if ours >= proto + 3 else 'no'} |"
+            )
+    for protocol, shots_list in (("episodic", (1, 5)), ("fixed", (5, 10))):
+        for shots in shots_list:
+            ours = acc("reuters", protocol, shots, "maml")
+            proto = acc("reuters", protocol, shots, "prototype")
+            if ours is not None and proto is not None:
+                lines.append(
+                    f"| never below the base prototype | reuters {protocol} {shots}-shot | "
+                    f"{ours:.2f} | (prototype {proto:.2f}) | {ours - proto:+.2f} | "
+                    f"{'yes' if ours >= proto else 'no'} |"
+                )
+    timing = rows.get("banking77/adapt_seconds")
+    if timing:
+        lines.append(
+            f"| 77 classes x 5 shots adapted in <= 60 s | banking77 | {timing['seconds']:.1f} s "
+            f"| | | {'yes' if timing['seconds'] <= 60 else 'no'} |"
+        )
+    return lines + [""]
 
 
 if __name__ == "__main__":
