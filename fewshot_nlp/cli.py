@@ -47,6 +47,35 @@ def meta_train(argv: list[str]) -> int:
     return 0
 
 
+def add_adaptation_flags(add, prefix: str) -> None:
+    """--head_init, --step_candidates, --label_names: how `adapt` fits the new classes."""
+    from .modeling.head import HEAD_INITS
+
+    add(
+        "--head_init",
+        "--head-init",
+        default=None,
+        choices=list(HEAD_INITS),
+        help=f"{prefix}head fitted on the support features (default: the run's adapt_head_init).",
+    )
+    add(
+        "--step_candidates",
+        "--step-candidates",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"{prefix}choose the inner steps among these by cross-validation on the support "
+        "examples, e.g. 0 1 3.",
+    )
+    add(
+        "--label_names",
+        "--label-names",
+        default=None,
+        choices=["auto", "always", "never"],
+        help=f"{prefix}use the label names as examples (default: the run's setting).",
+    )
+
+
 # ---------------------------------------------------------------- adapt / predict
 def adapt_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
@@ -69,28 +98,7 @@ def adapt_command(argv: list[str]) -> int:
     add("--steps", type=int, default=None, help="Inner steps (default: the meta-trained number).")
     add("--learning_rate", "--learning-rate", type=float, default=None, help="Inner learning rate.")
     add("--max_length", "--max-length", type=int, default=None, help="Tokenizer max length.")
-    add(
-        "--head_init",
-        "--head-init",
-        default=None,
-        choices=["proto", "cosine", "ridge", "logreg", "zero", "random"],
-        help="Head fitted on the support features (default: the run's adapt_head_init).",
-    )
-    add(
-        "--step_candidates",
-        "--step-candidates",
-        type=int,
-        nargs="+",
-        default=None,
-        help="Choose the inner steps among these by cross-validation on the examples, e.g. 0 1 3.",
-    )
-    add(
-        "--label_names",
-        "--label-names",
-        default=None,
-        choices=["auto", "always", "never"],
-        help="Use the label names as examples (default: the run's setting, 'auto').",
-    )
+    add_adaptation_flags(add, prefix="")
     add("--overwrite", action="store_true", help="Replace an existing output_dir.")
     add(
         "--keep_adapter",
@@ -267,28 +275,7 @@ def evaluate_command(argv: list[str]) -> int:
         default="cosine",
         help="Prototype distance: 'cosine' (L2-normalised features) or 'euclidean'.",
     )
-    add(
-        "--head_init",
-        "--head-init",
-        default=None,
-        choices=["proto", "cosine", "ridge", "logreg", "zero", "random"],
-        help="maml: head fitted on the support (default: the run's adapt_head_init).",
-    )
-    add(
-        "--step_candidates",
-        "--step-candidates",
-        type=int,
-        nargs="+",
-        default=None,
-        help="maml: choose the inner steps among these by cross-validation on the support.",
-    )
-    add(
-        "--label_names",
-        "--label-names",
-        default=None,
-        choices=["auto", "always", "never"],
-        help="maml: use the label names as examples (default: the run's setting).",
-    )
+    add_adaptation_flags(add, prefix="maml: ")
     add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
     add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
     args = parser.parse_args(argv)
