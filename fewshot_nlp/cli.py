@@ -25,21 +25,15 @@ def parse_source_spec(spec: str, data_dir):
 def meta_train(argv: list[str]) -> int:
     from .meta.arguments import parse_meta_train_args
     from .meta.trainer import MetaTrainer
-    from .modeling.lora import default_lora_config
 
     model_args, args = parse_meta_train_args(
         argv,
         prog="fewshot-nlp meta-train",
         description="Meta-train an encoder with MAML on episodes from many datasets.",
     )
-    model, tokenizer = load_classifier(
-        model_args.model_name_or_path, model_args.attn_implementation, model_args.trust_remote_code
-    )
+    model, tokenizer, lora = model_args.load()
     train = [parse_source_spec(s, model_args.data_dir) for s in model_args.train_datasets]
     evals = [parse_source_spec(s, model_args.data_dir) for s in model_args.eval_datasets]
-    lora = default_lora_config(
-        model_args.lora_r, model_args.lora_alpha, target_modules=model_args.lora_target_modules
-    )
     trainer = MetaTrainer(model, args, train, evals or None, tokenizer=tokenizer, lora_config=lora)
     state = trainer.train()
     if trainer.accelerator.is_main_process:

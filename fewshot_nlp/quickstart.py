@@ -25,8 +25,6 @@ def main(argv: list[str] | None = None) -> int:
     from .export import export
     from .meta.arguments import parse_meta_train_args
     from .meta.trainer import MetaTrainer
-    from .modeling.lora import default_lora_config
-    from .modeling.pretrained import load_classifier
 
     argv = list(argv or [])
     if "--output_dir" not in argv and "--output-dir" not in argv:
@@ -41,9 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     if not model_args.eval_datasets:
         raise ConfigError("The quickstart needs eval_datasets (held-out classes) in its recipe.")
     t0 = time.perf_counter()
+    order = "first" if args.first_order else "second"
+    warmup = f"{args.feature_warmup_steps} feature warm-up steps, then " * bool(
+        args.feature_warmup_steps
+    )
     print(
-        f"1/4 feature warm-up ({args.feature_warmup_steps} steps), then {args.max_steps} steps "
-        f"of first-order {args.adapt_scope}-MAML ({args.head_init} head, label names "
+        f"1/4 {warmup}{args.max_steps} steps of {order}-order {args.adapt_scope}-MAML "
+        f"({model_args.pooling} pooling, {args.head_init} head, label names "
         f"{args.label_names}) of {model_args.model_name_or_path} on "
         f"{', '.join(model_args.train_datasets)}",
         flush=True,
@@ -51,12 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = model_args.data_dir
     train = [TaskSource.from_spec(s, data_dir) for s in model_args.train_datasets]
     held = [TaskSource.from_spec(s, data_dir) for s in model_args.eval_datasets]
-    model, tokenizer = load_classifier(
-        model_args.model_name_or_path, model_args.attn_implementation
-    )
-    lora = default_lora_config(
-        model_args.lora_r, model_args.lora_alpha, target_modules=model_args.lora_target_modules
-    )
+    model, tokenizer, lora = model_args.load()
     MetaTrainer(model, args, train, held, tokenizer=tokenizer, lora_config=lora).train()
 
     ours = FewShotModel(args.output_dir, cache_features=True)

@@ -35,8 +35,18 @@ def tokenizer(minilm_path):
 
 
 def tiny_model(family: str = "bert", num_labels: int = 2, dtype=torch.float32, **overrides):
-    """A tiny random sequence classifier of a given family (built from a config, no download)."""
+    """A tiny random sequence classifier of a given family (built from a config, no download).
+
+    ``"bert-mean"``: a tiny BERT put into the mean-pooling class (``pooling="mean"``).
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    if family == "bert-mean":
+        from fewshot_nlp.modeling.pooling import mean_pooling_classifier
+
+        overrides = {"intermediate_size": 64, **overrides}
+        model, _ = mean_pooling_classifier(tiny_model("bert", num_labels, **overrides))
+        return model.to(dtype)
 
     common = dict(
         vocab_size=30522,

@@ -9,7 +9,7 @@ from .conftest import tiny_model
 
 def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, data_dir, capsys):
     base = tmp_path / "tiny"
-    tiny_model().save_pretrained(base)
+    tiny_model(intermediate_size=64).save_pretrained(base)  # pooling: mean needs 4 x hidden
     tokenizer.save_pretrained(base)
     code = cli_main(
         [
@@ -22,8 +22,6 @@ def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, da
             str(base),
             "--max_steps",
             "2",
-            "--feature_warmup_steps",
-            "1",
             "--eval_episodes",
             "2",
             "--max_length",
@@ -35,7 +33,9 @@ def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, da
     summary = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
     assert set(summary["held_out_accuracy"]) == {"maml", "logreg", "prototype"}
     assert set(summary["held_out_accuracy"]["maml"]) == {"1", "3"}  # k_shot 3 in the recipe
-    assert "cosine head" in out and "4/4 pipeline" in out
+    assert "mean pooling, cosine head" in out and "4/4 pipeline" in out
+    exported = json.loads((tmp_path / "qs" / "classifier" / "config.json").read_text())
+    assert exported["architectures"] == ["XLMForSequenceClassification"]
     meta = json.loads((tmp_path / "qs" / "meta" / "fewshot_nlp.json").read_text())
     assert meta["maml"]["adapt_head_init"] == "logreg"
     assert meta["meta_training"]["steps"] == 2

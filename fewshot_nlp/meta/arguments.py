@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ConfigError
+from ..modeling.lora import DEFAULT_LORA_TARGETS
 from .config import MAMLConfig
 
 
@@ -142,14 +144,38 @@ class ModelDataArguments:
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank (adapt_scope=lora)."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (adapt_scope=lora)."})
+    pooling: Literal["model", "mean"] = field(
+        default="model",
+        metadata={
+            "help": "What the head reads: 'model' = the class's own head input (BERT: the [CLS] "
+            "pooler); 'mean' = the mean of the last hidden states, as sentence encoders are "
+            "meant to be used (BERT checkpoints; still a standard transformers class)."
+        },
+    )
     lora_target_modules: list[str] = field(
-        default_factory=lambda: ["query", "key", "value", "dense"],
+        default_factory=lambda: list(DEFAULT_LORA_TARGETS),
         metadata={"help": "Module names LoRA wraps."},
     )
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run model code from the checkpoint."}
     )
+
+    def load(self):
+        """``(model, tokenizer, lora_config)`` to meta-train, as these arguments describe."""
+        from ..modeling.lora import default_lora_config
+        from ..modeling.pretrained import load_classifier
+
+        model, tokenizer = load_classifier(
+            self.model_name_or_path,
+            self.attn_implementation,
+            self.trust_remote_code,
+            pooling=self.pooling,
+        )
+        lora = default_lora_config(
+            self.lora_r, self.lora_alpha, target_modules=self.lora_target_modules
+        )
+        return model, tokenizer, lora
 
 
 def parse_meta_train_args(

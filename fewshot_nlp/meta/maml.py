@@ -28,14 +28,17 @@ from ..modeling.head import (
     head_param_names,
     init_head,
     standard_head,
+    unwrap_peft,
 )
 from ..modeling.lora import lora_param_names
+from ..modeling.pooling import is_mean_pooling
 from .config import MAMLConfig
 
 logger = logging.getLogger(__name__)
 
 HEAD_WEIGHT, HEAD_BIAS = "head.weight", "head.bias"
-_LAYER_RE = re.compile(r"\.(?:layer|layers|block|h)\.(\d+)\.")
+# Encoder layer i: BERT-style names, then XLM's (the pooling="mean" class).
+_LAYER_RE = re.compile(r"\.(?:layer|layers|block|h|attentions|ffns|layer_norm[12])\.(\d+)\.")
 
 
 def enable_activation_checkpointing(model: nn.Module) -> None:
@@ -116,6 +119,7 @@ class MAML(nn.Module):
         # Not registered as a submodule: it already is one, inside self.model.
         self.__dict__["_head_module"] = head_module(model, self.head_name)
         self.head_params = head_param_names(model, self.head_name)
+        self.mean_pooling = is_mean_pooling(unwrap_peft(model))
         self.fast_names = self._select_fast_names()
         self.log_inner_lrs = self._make_inner_lrs()
         if self.config.gradient_checkpointing:
@@ -241,6 +245,10 @@ class MAML(nn.Module):
                 f"The head {self.head_name!r} receives {feats.dim()}-D input; fewshot-nlp "
                 "needs one feature vector per example (encoder-style classifiers)."
             )
+        mask = inputs.get("attention_mask")
+        if self.mean_pooling and mask is not None:
+            # The head reads sum / padded length; the sentence embedding is sum / length.
+            feats = feats * (mask.shape[1] / mask.sum(1, keepdim=True).clamp(min=1)).to(feats)
         return feats
 
     @staticmethod

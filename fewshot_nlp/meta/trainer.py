@@ -24,6 +24,7 @@ from ..data.episodes import EpisodeSampler
 from ..errors import ConfigError, TrainingError
 from ..hub import meta_model_card, push_folder_to_hub
 from ..modeling.lora import apply_lora
+from ..modeling.pooling import is_mean_pooling
 from .arguments import MetaTrainingArguments
 from .maml import MAML
 from .saving import (
@@ -152,6 +153,12 @@ class MetaTrainer:
         args, acc = self.args, self.accelerator
         if not args.feature_warmup_steps:
             return None
+        if is_mean_pooling(model):
+            raise ConfigError(
+                "feature_warmup_steps distils mean pooling into the head's input, but this "
+                "model's head already reads the mean of the last hidden states "
+                "(pooling='mean'): set feature_warmup_steps to 0."
+            )
         folder = self.output_dir / WARMED_BASE_DIR
         if args.resume_from_checkpoint:
             if args.adapt_scope == "lora":
@@ -183,13 +190,14 @@ class MetaTrainer:
     def _keep_lora_base(self, model, tokenizer) -> Path | None:
         """Save the base a LoRA run's adapter refers to, when no name can load it.
 
-        A warmed-up base differs from the checkpoint it came from, and a model built in
-        memory has no name at all: both are kept in the run (``warmed_base`` / ``base_model``).
+        A warmed-up base differs from the checkpoint it came from; a model built in memory
+        has no name at all, and a mean-pooling model's name is the BERT checkpoint it was
+        converted from: these are kept in the run (``warmed_base`` / ``base_model``).
         """
         args, acc = self.args, self.accelerator
         if args.feature_warmup_steps:
             folder = self.output_dir / WARMED_BASE_DIR
-        elif getattr(model.config, "_name_or_path", ""):
+        elif getattr(model.config, "_name_or_path", "") and not is_mean_pooling(model):
             return None
         else:
             folder = self.output_dir / BASE_MODEL_DIR

@@ -14,7 +14,14 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 
 # Looked at in this order; the first that is an nn.Linear wins.
-HEAD_CANDIDATES = ("classifier.out_proj", "classifier", "score", "logits_proj", "head")
+HEAD_CANDIDATES = (
+    "classifier.out_proj",
+    "classifier",
+    "score",
+    "logits_proj",
+    "head",
+    "sequence_summary.summary",
+)
 HEAD_INITS = ("proto", "cosine", "ridge", "logreg", "zero", "random")
 # These heads read L2-normalised features (cosine geometry, as sentence encoders are used).
 NORMALIZED_HEAD_INITS = ("cosine", "ridge", "logreg")

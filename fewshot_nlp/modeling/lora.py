@@ -8,16 +8,21 @@ from torch import nn
 
 from ..errors import ConfigError
 
+# BERT-style names, then the same layers in XLM (what pooling="mean" loads BERT into).
+DEFAULT_LORA_TARGETS = ("query", "key", "value", "dense", "q_lin", "k_lin", "v_lin", "out_lin")
+DEFAULT_LORA_TARGETS += ("lin1", "lin2")
+
 
 def default_lora_config(r: int = 8, alpha: int = 16, dropout: float = 0.0, target_modules=None):
-    """A ``peft.LoraConfig`` on the attention and MLP projections of BERT-like encoders."""
+    """A ``peft.LoraConfig`` on the attention and MLP projections of BERT-like encoders
+    (BERT's names, and XLM's for ``pooling="mean"``)."""
     from peft import LoraConfig
 
     return LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=target_modules or ["query", "key", "value", "dense"],
+        target_modules=target_modules or list(DEFAULT_LORA_TARGETS),
         bias="none",
     )
 

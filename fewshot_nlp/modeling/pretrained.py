@@ -21,13 +21,28 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def load_classifier(path: str, attn_implementation: str = "sdpa", trust_remote_code: bool = False):
-    """``(AutoModelForSequenceClassification, AutoTokenizer)`` of ``path``."""
+def load_classifier(
+    path: str,
+    attn_implementation: str = "sdpa",
+    trust_remote_code: bool = False,
+    pooling: str = "model",
+):
+    """``(AutoModelForSequenceClassification, AutoTokenizer)`` of ``path``.
+
+    ``pooling="mean"`` puts the head on the mean of the last hidden states, in a standard
+    class (see ``modeling.pooling``); ``"model"`` keeps the head the class defines.
+    """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from .pooling import POOLINGS, mean_pooling_classifier
+
+    if pooling not in POOLINGS:
+        raise FewShotError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}.")
     path = resolve_model_path(path)
     model = AutoModelForSequenceClassification.from_pretrained(
         path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
     )
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if pooling == "mean":
+        model, tokenizer = mean_pooling_classifier(model, tokenizer)
     return model, tokenizer
