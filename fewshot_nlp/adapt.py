@@ -10,7 +10,7 @@ from dataclasses import replace
 import torch
 
 from .data.collate import EpisodeCollator
-from .data.sources import TaskSource
+from .data.sources import TaskSource, warn_unnamed_labels
 from .errors import DataError
 from .meta.config import MAMLConfig, plain_checkpoint_config
 from .meta.maml import HEAD_BIAS, HEAD_WEIGHT, MAML
@@ -53,10 +53,7 @@ def as_task_source(
         raise DataError(
             "train_data must be a Dataset, file path(s), or a list of (text, label) pairs."
         )
-    if any(isinstance(label, int) for _, label in pairs):
-        warnings.warn(
-            "Labels are integers without names: using them as the label names.", stacklevel=3
-        )
+    warn_unnamed_labels([label for _, label in pairs], "train_data")
     return TaskSource(
         name="train_data", texts=[t for t, _ in pairs], labels=[str(y) for _, y in pairs]
     )
@@ -87,6 +84,18 @@ def adapt(
     cross-validation (``[0, 1, 3]``: pick by k-fold on the support set; ``steps`` fixes them);
     ``label_names`` ('auto', 'always', 'never') whether the label names join the support.
     """
+    # The data is checked before anything is loaded: a bad file fails in a second.
+    source = as_task_source(
+        train_data,
+        text_column=text_column,
+        label_column=label_column,
+        text_pair_column=text_pair_column,
+    ).without_blank_texts()
+    if len(source.label_index) < 2:
+        raise DataError(
+            f"train_data has {len(source.label_index)} class ({source.label_names}): a classifier "
+            "needs at least 2 labels with examples."
+        )
     info: dict = {}
     config: MAMLConfig | None = None
     if isinstance(model, (str, os.PathLike)):
@@ -119,17 +128,6 @@ def adapt(
         overrides["inner_learning_rate"] = learning_rate
         overrides["learn_inner_lr"] = "none"
     config = replace(config, **overrides)
-    source = as_task_source(
-        train_data,
-        text_column=text_column,
-        label_column=label_column,
-        text_pair_column=text_pair_column,
-    )
-    if len(source.label_index) < 2:
-        raise DataError(
-            f"train_data has {len(source.label_index)} class ({source.label_names}): a classifier "
-            "needs at least 2 labels with examples."
-        )
     max_length = max_length or info.get("max_length") or 128
     label_names = source.label_names
     label_ids = {name: i for i, name in enumerate(label_names)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -36,6 +38,20 @@ def meta_train(argv: list[str]) -> int:
     evals = [parse_source_spec(s, model_args.data_dir) for s in model_args.eval_datasets]
     trainer = MetaTrainer(model, args, train, evals or None, tokenizer=tokenizer, lora_config=lora)
     state = trainer.train()
+    signum = trainer.interrupted_by
+    if signum is not None:
+        from .meta.trainer import sorted_checkpoints
+
+        if trainer.accelerator.is_main_process:
+            checkpoints = sorted_checkpoints(Path(args.output_dir))
+            where = checkpoints[-1] if checkpoints else args.output_dir
+            print(
+                f"Interrupted at step {state.global_step} of {args.max_steps}: checkpoint "
+                f"written to {where}; no final meta-model in {args.output_dir} yet. Resume "
+                f"with the same command plus --resume_from_checkpoint true.",
+                file=sys.stderr,
+            )
+        return 128 + signum  # 130 for Ctrl-C, as shells expect
     if trainer.accelerator.is_main_process:
         print(f"Meta-model written to {args.output_dir} after {state.global_step} steps.")
     return 0
@@ -106,13 +122,17 @@ def adapt_command(argv: list[str]) -> int:
     add("--private", action="store_true", help="Create the Hub repository as private.")
     args = parser.parse_args(argv)
 
+    from .paths import check_model_path, check_output_dir
+
+    check_output_dir(args.output_dir, overwrite=args.overwrite)
+    path = check_model_path(resolve_model_path(args.model))
+
     from transformers import AutoTokenizer
 
     from .adapt import adapt
     from .export import export
     from .meta.saving import read_meta_info
 
-    path = resolve_model_path(args.model)
     if args.keep_adapter and not (read_meta_info(path) or {}).get("lora"):
         raise ConfigError(
             f"--keep-adapter needs a LoRA meta-trained run (adapt_scope: lora, saved without "
@@ -151,17 +171,75 @@ def adapt_command(argv: list[str]) -> int:
 
 
 def predict_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="fewshot-nlp predict", description="Top labels of texts.")
-    parser.add_argument("--model", required=True, help="An exported classifier folder.")
-    parser.add_argument("--top_k", "--top-k", type=int, default=3, help="Labels shown per text.")
-    parser.add_argument("texts", nargs="+", help="Texts to classify.")
+    parser = argparse.ArgumentParser(
+        prog="fewshot-nlp predict",
+        description="Top labels of texts given on the command line or in a file (with "
+        "--input_file the predictions go to --output_file as JSON lines, or to stdout).",
+    )
+    add = parser.add_argument
+    add("--model", required=True, help="An exported classifier folder.")
+    add("--top_k", "--top-k", type=int, default=3, help="Labels kept per text.")
+    add("--input_file", "--input-file", default=None, help=".txt (one per line), .jsonl, .csv.")
+    add("--text_column", "--text-column", default="text", help="Text field of .jsonl/.csv.")
+    add("--output_file", "--output-file", default=None, help="Write JSON lines here.")
+    add("--batch_size", "--batch-size", type=int, default=32, help="Texts per forward pass.")
+    add("texts", nargs="*", help="Texts to classify.")
     args = parser.parse_args(argv)
+
+    from .data.sources import read_texts
+    from .paths import check_model_path, check_output_file
+
+    if bool(args.texts) == bool(args.input_file):
+        raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
+    for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}.")
+    if args.output_file:
+        check_output_file(args.output_file, flag="--output_file")
+    model = check_model_path(resolve_model_path(args.model))
+    texts = read_texts(args.input_file, args.text_column) if args.input_file else args.texts
+    if not texts:
+        raise ConfigError(f"{args.input_file} holds no texts.")
+
+    from tqdm.auto import tqdm
     from transformers import pipeline
 
-    classifier = pipeline("text-classification", model=args.model, top_k=args.top_k)
-    for text, preds in zip(args.texts, classifier(args.texts)):
-        shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in preds)
-        print(f"{text!r}: {shown}")
+    classifier = pipeline("text-classification", model=model, top_k=args.top_k)
+    limit = min(
+        classifier.tokenizer.model_max_length,
+        getattr(classifier.model.config, "max_position_embeddings", None) or 10**9,
+    )
+    too_long = sum(len(ids) > limit for ids in classifier.tokenizer(texts)["input_ids"])
+    if too_long:
+        print(
+            f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
+            "tokens; they are truncated to their first tokens.",
+            file=sys.stderr,
+        )
+    out = Path(args.output_file) if args.output_file else None
+    tmp = out.with_name(f".{out.name}.tmp") if out else None
+    sink = tmp.open("w", encoding="utf-8") if tmp else None
+    try:
+        batches = range(0, len(texts), args.batch_size)
+        for start in tqdm(batches, desc="predict", disable=out is None or len(batches) < 2):
+            chunk = texts[start : start + args.batch_size]
+            preds = classifier(chunk, truncation=True, max_length=limit)
+            for text, top in zip(chunk, preds):
+                if sink is None:
+                    shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in top)
+                    print(f"{text!r}: {shown}")
+                else:
+                    record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
+                    sink.write(json.dumps({**record, "top_k": top}, ensure_ascii=False) + "\n")
+        if sink is not None:
+            sink.close()
+            tmp.replace(out)  # a finished file or none: never half of one
+            print(f"{len(texts)} predictions written to {out}")
+    finally:
+        if sink is not None and not sink.closed:
+            sink.close()
+        if tmp is not None and tmp.exists():
+            tmp.unlink()
     return 0
 
 
@@ -273,6 +351,27 @@ def evaluate_command(argv: list[str]) -> int:
     add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
     add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
     args = parser.parse_args(argv)
+    from .paths import check_model_path, check_output_file
+
+    try:
+        shots = [int(k) for k in args.k_shot.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--k_shot {args.k_shot!r}: give comma-separated integers, e.g. 1,5."
+        ) from None
+    for flag, value in (
+        ("--episodes", args.episodes),
+        ("--q_query", args.q_query),
+        *(("--k_shot", k) for k in shots or [0]),
+    ):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}.")
+    for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
+        if value:
+            check_output_file(value, flag=flag)
+    model_path = check_model_path(resolve_model_path(args.model))
+    if args.baseline_model:
+        check_model_path(resolve_model_path(args.baseline_model))
 
     from .data.sources import TaskSource, resolve_data_dir
     from .evaluation import (
@@ -327,7 +426,7 @@ def evaluate_command(argv: list[str]) -> int:
             **extra,
         )
 
-    model = load(args.model, config_overrides=overrides)
+    model = load(model_path, config_overrides=overrides)
     baseline = load(args.baseline_model) if args.baseline_model else None
     if args.train_file or args.test_file:
         if not (args.train_file and args.test_file):
@@ -347,7 +446,6 @@ def evaluate_command(argv: list[str]) -> int:
         source = TaskSource.from_data_dir(
             args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
         )
-        shots = [int(k) for k in args.k_shot.split(",")]
         n_way = MetaTrainingArguments(n_way=args.n_way).parsed_n_way()
         results = evaluate_episodes(
             model,
@@ -361,6 +459,10 @@ def evaluate_command(argv: list[str]) -> int:
             baseline_model=baseline,
             method_episodes=caps,
         )
+    settings = {k: v for k, v in vars(args).items() if v is not None}
+    command = shlex.join(["fewshot-nlp", "evaluate", *argv])
+    for row in results:  # a result file says how to reproduce itself
+        row["settings"], row["command"] = settings, command
     print(format_table(results))
     if args.output_file:
         print(f"results: {write_results(results, args.output_file)}")

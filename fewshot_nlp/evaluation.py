@@ -315,6 +315,13 @@ def evaluate_episodes(
     """
     from tqdm.auto import tqdm
 
+    counts = {"episodes": episodes, "q_query": q_query, **{f"k_shot {k}": k for k in k_shots}}
+    counts.update({f"max_episodes {m}": n for m, n in (method_episodes or {}).items()})
+    for what, value in counts.items():
+        if not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{what} must be an integer >= 1, got {value!r}.")
+    if not k_shots:
+        raise ConfigError("k_shots is empty: give at least one shot count, e.g. 1,5.")
     models = _runners(model, baseline_model, methods)
     raw = {m: {} for m in methods}
     for k in k_shots:
@@ -346,8 +353,10 @@ def evaluate_episodes(
             "model": models[m].path,
             "dataset": dataset,
             "method": m,
-            "n_way": n_way,
+            "n_way": _n_way_text(n_way),
+            "k_shots": list(k_shots),
             "q_query": q_query,
+            "episodes": episodes,
             "seed": seed,
             "results": raw[m],
         }
@@ -472,6 +481,23 @@ def plot_accuracy(evaluations: list[dict], path: str | Path) -> Path:
 
 
 def write_results(evaluations: list[dict], path: str | Path) -> Path:
+    """Strict JSON: what is undefined (a NaN, a CI of one episode) is written as null."""
     path = Path(path)
-    path.write_text(json.dumps(evaluations, indent=2) + "\n", encoding="utf-8")
+    text = json.dumps(_json_safe(evaluations), indent=2, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _n_way_text(n_way) -> str | int:
+    """n_way as the CLI writes it: 5, '2-10' or 'all'."""
+    return f"{n_way[0]}-{n_way[1]}" if isinstance(n_way, (tuple, list)) else n_way

@@ -10,6 +10,7 @@ from .errors import ConfigError, FewShotError
 from .hub import model_card, push_folder_to_hub
 from .meta.saving import atomic_folder_write, is_peft
 from .modeling.head import find_head
+from .paths import check_output_dir
 
 ADAPTER_CONFIG = "adapter_config.json"
 SEQ_CLS_HEADS = ("classifier", "score")  # modules peft always saves whole for SEQ_CLS
@@ -49,12 +50,7 @@ def export(
             "adapt(..., merge_lora=False) (CLI: adapt --keep-adapter). This model has no adapter "
             "(a full or head-only run, or a run saved with merge_lora_on_save)."
         )
-    output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"{output_dir} exists and is not empty: pass overwrite=True "
-            "(CLI: --overwrite) or choose another output_dir."
-        )
+    output_dir = check_output_dir(output_dir, overwrite=overwrite, flag="output_dir")
     card = model_card(model, eval_results=eval_results, keep_adapter=keep_adapter)
     base_reference = str(output_dir.resolve())
 

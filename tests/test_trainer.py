@@ -342,3 +342,18 @@ def test_meta_training_arguments_declare_the_maml_settings_once():
     )
     with pytest.raises(ConfigError, match="label_names"):
         MetaTrainingArguments(label_names="sometimes")
+
+
+@pytest.mark.parametrize(
+    "recipe", sorted(p.name for p in (Path(__file__).parents[1] / "configs").glob("*.yaml"))
+)
+def test_every_shipped_recipe_parses(recipe):
+    """configs/*.yaml: known keys only, values the dataclasses accept (pooling included)."""
+    from fewshot_nlp.meta.arguments import parse_meta_train_args
+
+    path = Path(__file__).parents[1] / "configs" / recipe
+    model_args, args = parse_meta_train_args(
+        ["--output_dir", "x"], prog="test", description="", config=str(path)
+    )
+    args.parsed_n_way()
+    assert model_args.pooling == "mean" and not args.feature_warmup_steps

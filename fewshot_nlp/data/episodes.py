@@ -101,7 +101,7 @@ class EpisodeSampler:
         if isinstance(self.n_way, int) and self.n_way > len(usable):
             raise ConfigError(
                 f"n_way={self.n_way} but source {source.name!r} has only {len(usable)} usable "
-                f"classes. Use a range such as n_way=(2, {self.n_way}) (capped per source), "
+                f"classes. Use a range such as n_way='2-{self.n_way}' (capped per source), "
                 "n_way='all', or drop this source."
             )
         return usable
@@ -186,10 +186,14 @@ def _check_n_way(n_way: NWay) -> NWay:
     if isinstance(n_way, (tuple, list)) and len(n_way) == 2:
         low, high = int(n_way[0]), int(n_way[1])
         if not 2 <= low <= high:
-            raise ConfigError(f"n_way range must satisfy 2 <= min <= max, got {tuple(n_way)}.")
+            raise ConfigError(
+                f"n_way range must satisfy 2 <= min <= max, got '{n_way[0]}-{n_way[1]}'."
+            )
         return (low, high)
     if isinstance(n_way, int) and not isinstance(n_way, bool):
         if n_way < 2:
             raise ConfigError(f"n_way must be >= 2 (a task needs two classes), got {n_way}.")
         return n_way
-    raise ConfigError(f"n_way must be an int >= 2, a (min, max) pair or 'all', got {n_way!r}.")
+    raise ConfigError(
+        f"n_way must be an int >= 2, a range 'min-max' (e.g. '2-10') or 'all', got {n_way!r}."
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,30 @@ class TaskSource:
             text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in keep],
         )
 
+    def without_blank_texts(self) -> TaskSource:
+        """Empty or whitespace-only texts carry nothing to learn from: drop them with a
+        warning, or fail when nothing else is left."""
+        blank = [i for i, text in enumerate(self.texts) if not text.strip()]
+        if not blank:
+            return self
+        if len(blank) == len(self.texts):
+            raise DataError(
+                f"Source {self.name!r}: all {len(blank)} texts are empty or whitespace. Check "
+                "the text column (CLI: --text_column) and the file's contents."
+            )
+        keep = sorted(set(range(len(self.texts))) - set(blank))
+        warnings.warn(
+            f"Source {self.name!r}: dropped {len(blank)} empty or whitespace-only text(s) "
+            f"(rows {blank[:5]}{' ...' if len(blank) > 5 else ''}).",
+            stacklevel=2,
+        )
+        return TaskSource(
+            name=self.name,
+            texts=[self.texts[i] for i in keep],
+            labels=[self.labels[i] for i in keep],
+            text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in keep],
+        )
+
     # ------------------------------------------------------------------ constructors
     @classmethod
     def from_dataset(
@@ -129,10 +154,17 @@ class TaskSource:
                     f"{columns}. Pass {role}=<one of them>."
                 )
         raw_labels = dataset[label_column]
+        missing = [i for i, label in enumerate(raw_labels) if label is None]
+        if missing:
+            raise DataError(
+                f"Source {name!r}: column {label_column!r} has missing labels (null) at rows "
+                f"{missing[:5]}. Label those rows or drop them."
+            )
         feature = dataset.features[label_column]
         if isinstance(feature, datasets.ClassLabel):
             label_names = [feature.int2str(int(x)) for x in raw_labels]
         else:
+            warn_unnamed_labels(raw_labels, f"Source {name!r}, column {label_column!r}")
             label_names = [str(x) for x in raw_labels]
         texts = dataset[text_column]
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
@@ -251,6 +283,46 @@ class TaskSource:
         return source.restrict_to(wanted, where=where)
 
 
+def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
+    """Texts to classify from ``.txt`` (one per line), ``.jsonl`` or ``.csv`` (a column)."""
+    import csv
+
+    path = Path(path)
+    _check_readable(path)
+    suffix = path.suffix.lower()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if suffix == ".txt":
+        return [line for line in lines if line.strip()]
+    if suffix == ".csv":
+        rows = list(csv.DictReader(lines))
+        if not rows or text_column not in rows[0]:
+            columns = list(rows[0]) if rows else []
+            raise DataError(
+                f"{path}: no column {text_column!r} (columns: {columns}). Pass --text_column."
+            )
+        return [row[text_column] or "" for row in rows]
+    if suffix != ".jsonl":
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .txt, .jsonl or .csv.")
+    texts = []
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                f"{path}, line {lineno}: not valid JSON ({error.msg}). Each line must be one "
+                "JSON object."
+            ) from None
+        if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
+            raise DataError(
+                f"{path}, line {lineno}: expected an object with a text field {text_column!r} "
+                "(pass --text_column to name another field)."
+            )
+        texts.append(record[text_column])
+    return texts
+
+
 def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str]:
     """The labels of one part of a dataset's ``splits.json`` (either shape)."""
     splits_file = folder / "splits.json"
@@ -280,8 +352,33 @@ def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str
 def _check_readable(path: Path) -> None:
     if not path.is_file():
         raise DataError(f"File {path} does not exist.")
-    if path.stat().st_size == 0 or not path.read_text(encoding="utf-8", errors="replace").strip():
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 (byte 0x{data[error.start]:02x}). Convert the file, "
+            f"e.g. `iconv -f latin1 -t utf-8 {path} > {path.stem}.utf8{path.suffix}`."
+        ) from None
+    if text.startswith("\ufeff"):
+        raise DataError(
+            f"{path} starts with a byte-order mark (UTF-8 with BOM): save it as plain UTF-8, "
+            f"e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`."
+        )
+    if not text.strip():
         raise DataError(f"File {path} is empty: it needs at least one labelled example.")
+
+
+def warn_unnamed_labels(labels: Sequence, where: str) -> None:
+    """Integer labels become the names "0", "1", ...: say so, the export's id2label shows them."""
+    if any(isinstance(label, int) and not isinstance(label, bool) for label in labels):
+        warnings.warn(
+            f"{where}: labels are integers without names; using them as the label names "
+            "('0', '1', ...), which is what the export's id2label will show. Give the labels "
+            "as names (strings) or a datasets ClassLabel feature to name the classes.",
+            stacklevel=3,
+        )
 
 
 def _raise_on_bad_json_line(path: Path) -> None:

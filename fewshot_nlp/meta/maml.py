@@ -354,7 +354,6 @@ class MAML(nn.Module):
                 keys = list(fast)
                 grads = self._inner_grads(loss, fast, keys, create_graph, first=step == 0)
                 fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(keys, grads)}
-        metrics["normalized"] = normalized
         return fast, metrics
 
     def _example_weights(self, examples: int, n_way: int, device) -> torch.Tensor:
@@ -420,8 +419,8 @@ class MAML(nn.Module):
                 if self._names_help(torch.cat(cached), labels, name_feats, metrics):
                     parts.append((names, torch.arange(n_way, device=labels.device)))
                     cached.append(name_feats)
-        weights = self._example_weights(examples, n_way, labels.device)
-        weights = weights[: examples + (len(parts) > len(chunks)) * n_way]
+        with_names = len(parts) > len(chunks)
+        weights = self._example_weights(examples, n_way if with_names else 0, labels.device)
         all_labels = torch.cat([chunk_labels for _, chunk_labels in parts])
         feats = torch.cat(cached)
         weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
@@ -434,10 +433,10 @@ class MAML(nn.Module):
         if norm is not None:
             metrics["feature_norm"] = norm
 
-        def standard(weights):
-            out = dict(weights)
+        def standard(params):
+            out = dict(params)
             out[HEAD_WEIGHT], out[HEAD_BIAS] = standard_head(
-                weights[HEAD_WEIGHT], weights[HEAD_BIAS], norm
+                params[HEAD_WEIGHT], params[HEAD_BIAS], norm
             )
             return out
 
@@ -542,7 +541,8 @@ class MAML(nn.Module):
         )
         create_graph = not self.config.first_order
         q_feats = self.features(fast, batch.query, create_graph)
-        q_logits = self.head_logits(q_feats, fast, metrics.pop("normalized"))
+        normalized = self.config.head_init in NORMALIZED_HEAD_INITS
+        q_logits = self.head_logits(q_feats, fast, normalized)
         loss = F.cross_entropy(q_logits, batch.query_labels)
         metrics["query_loss"] = loss.item()
         metrics["query_accuracy"] = (

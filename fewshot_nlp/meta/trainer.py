@@ -25,6 +25,7 @@ from ..errors import ConfigError, TrainingError
 from ..hub import meta_model_card, push_folder_to_hub
 from ..modeling.lora import apply_lora
 from ..modeling.pooling import is_mean_pooling
+from ..paths import check_output_dir
 from .arguments import MetaTrainingArguments
 from .maml import MAML
 from .saving import (
@@ -215,7 +216,7 @@ class MetaTrainer:
     def train(self) -> TrainerState:
         args = self.args
         if args.resume_from_checkpoint:
-            self._resume(self._find_checkpoint(args.resume_from_checkpoint))
+            self._resume_from(args.resume_from_checkpoint)
         if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
             self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
         self._call("on_train_begin")
@@ -244,6 +245,12 @@ class MetaTrainer:
             self.save_model(args.output_dir)
         self._call("on_train_end")
         return self.state
+
+    @property
+    def interrupted_by(self) -> int | None:
+        """The signal (SIGINT, SIGTERM) that stopped ``train()`` early, if one did: the run
+        then holds a checkpoint to resume from, not the final model."""
+        return self._stop_signal
 
     def _on_signal(self, signum, _frame) -> None:
         if self._stop_signal is not None:  # second Ctrl-C: stop now
@@ -496,6 +503,7 @@ class MetaTrainer:
                 save_file(rng, str(folder / RNG_FILE))
                 (folder / "sampler.json").write_text(json.dumps(self.sampler.state_dict()))
                 (folder / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
+                write_manifest(folder)  # last: a checkpoint with a valid manifest is whole
 
             try:
                 atomic_folder_write(final, write)
@@ -552,6 +560,7 @@ class MetaTrainer:
     # ------------------------------------------------------------------ resuming
     def _check_output_dir(self) -> None:
         out = self.output_dir
+        check_output_dir(out, overwrite=True, flag="output_dir")  # a writable folder
         if self.args.resume_from_checkpoint or self.args.overwrite_output_dir or not out.is_dir():
             return
         if sorted_checkpoints(out) or (out / STATE_FILE).exists():
@@ -560,18 +569,47 @@ class MetaTrainer:
                 "continue it, --overwrite_output_dir to start over there, or another output_dir."
             )
 
-    def _find_checkpoint(self, spec: str | bool) -> Path:
-        if str(spec).lower() == "true":
-            checkpoints = sorted_checkpoints(self.output_dir)
-            if not checkpoints:
-                raise ConfigError(
-                    f"resume_from_checkpoint=true but {self.output_dir} has no checkpoint-* folder."
-                )
-            return checkpoints[-1]
-        path = Path(spec)
-        if not (path / STATE_FILE).is_file():
-            raise ConfigError(f"{path} is not a checkpoint folder (no {STATE_FILE}).")
-        return path
+    def _resume_from(self, spec: str | bool) -> None:
+        """``true``: the newest intact checkpoint (a damaged one is named, then skipped);
+        a path: that checkpoint, or a clear error naming what is wrong with it."""
+        if str(spec).lower() != "true":
+            path = Path(spec)
+            if not (path / STATE_FILE).is_file():
+                raise ConfigError(f"{path} is not a checkpoint folder (no {STATE_FILE}).")
+            problem = manifest_problem(path) or self._try_resume(path)
+            if problem:
+                raise TrainingError(f"Cannot resume from {path}: {problem}")
+            return
+        checkpoints = sorted_checkpoints(self.output_dir)
+        if not checkpoints:
+            raise ConfigError(
+                f"resume_from_checkpoint=true but {self.output_dir} has no checkpoint-* folder."
+            )
+        problems = []
+        for folder in reversed(checkpoints):
+            problem = manifest_problem(folder) or self._try_resume(folder)
+            if problem is None:
+                if problems:
+                    warnings.warn(
+                        f"Resumed from {folder.name}, the newest intact checkpoint; skipped "
+                        + "; ".join(problems),
+                        stacklevel=3,
+                    )
+                return
+            problems.append(f"{folder.name} ({problem})")
+        raise TrainingError(
+            f"No checkpoint in {self.output_dir} can be resumed: {'; '.join(problems)}. "
+            "Start over with --overwrite_output_dir."
+        )
+
+    def _try_resume(self, folder: Path) -> str | None:
+        try:
+            self._resume(folder)
+        except ConfigError:
+            raise  # another run's checkpoint: falling back would hide the real problem
+        except Exception as error:  # a damaged file: say which, and why
+            return f"{type(error).__name__}: {error}"
+        return None
 
     def _load_weights(self, folder: Path) -> None:
         load_model_weights(self.model, folder)
@@ -604,6 +642,46 @@ class MetaTrainer:
                 result = handler(self.args, self.state, self.control, model=self.model, **kwargs)
                 if isinstance(result, TrainerControl):
                     self.control = result
+
+
+MANIFEST_FILE = "checkpoint_manifest.json"
+
+
+def write_manifest(folder: Path) -> None:
+    """SHA-256 of every file of a checkpoint, written last."""
+    digests = {
+        str(p.relative_to(folder)): _sha256(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+    (folder / MANIFEST_FILE).write_text(json.dumps(digests, indent=1), encoding="utf-8")
+
+
+def manifest_problem(folder: Path) -> str | None:
+    """What is wrong with a checkpoint's files, or None (checkpoints without a manifest, from
+    earlier versions, are not checked here; loading them still is)."""
+    manifest = folder / MANIFEST_FILE
+    if not manifest.is_file():
+        return None
+    try:
+        digests = json.loads(manifest.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return f"{manifest} is damaged"
+    for name, digest in digests.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if _sha256(path) != digest:
+            return f"{path} is damaged (its checksum differs from the one written with it)"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sorted_checkpoints(output_dir: Path) -> list[Path]:
