@@ -86,9 +86,13 @@ def test_model_card_yaml(meta_run, tokenizer, tmp_path):
 
 
 def test_many_classes_and_chunked_support(meta_run):
-    model = adapt(str(meta_run), few_shot(150, per_class=1), support_batch_size=32)
-    assert model.config.num_labels == 150
-    assert model.classifier.weight.shape[0] == 150
+    """150 classes through support chunks of 32 give the head of one whole-support pass."""
+    chunked = adapt(str(meta_run), few_shot(150, per_class=1), support_batch_size=32)
+    whole = adapt(str(meta_run), few_shot(150, per_class=1), support_batch_size=1000)
+    assert chunked.config.num_labels == 150
+    assert chunked.config.id2label[149] == "topic_149"
+    for a, b in zip(chunked.classifier.parameters(), whole.classifier.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
 def test_lora_merged_equals_unmerged(tokenizer, tmp_path):
@@ -165,8 +169,17 @@ def test_cli_adapt_and_predict(meta_run, tmp_path, capsys):
         )
         == 0
     )
-    assert main(["predict", "--model", str(out), "example 0 of topic 1 words"]) == 0
-    assert "topic_" in capsys.readouterr().out
+    capsys.readouterr()  # the adapt command's own lines
+    text = "example 0 of topic 1 words"
+    assert main(["predict", "--model", str(out), "--top_k", "1", text]) == 0
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    with torch.no_grad():
+        logits = loaded(**AutoTokenizer.from_pretrained(out)(text, return_tensors="pt")).logits
+    expected = loaded.config.id2label[int(logits.argmax())]
+    score = logits.softmax(-1).max().item()
+    assert capsys.readouterr().out.strip() == f"{text!r}: {expected} ({score:.3f})"
     assert (
         main(
             ["adapt", "--model", str(meta_run), "--train-file", str(data), "--output-dir", str(out)]
@@ -375,8 +388,17 @@ def test_cli_keep_adapter_then_predict(lora_meta_run, tmp_path, capsys):
     argv = ["adapt", "--model", str(lora_meta_run), "--train-file", str(data)]
     assert main([*argv, "--output-dir", str(out), "--keep-adapter"]) == 0
     assert (out / "adapter_model.safetensors").is_file() and (out / "model.safetensors").is_file()
-    assert main(["predict", "--model", str(out), "example 0 of topic 1 words"]) == 0
-    assert "topic_" in capsys.readouterr().out
+    capsys.readouterr()  # the adapt command's own lines
+    text = "example 0 of topic 1 words"
+    assert main(["predict", "--model", str(out), "--top_k", "1", text]) == 0
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    with torch.no_grad():
+        logits = loaded(**AutoTokenizer.from_pretrained(out)(text, return_tensors="pt")).logits
+    expected = loaded.config.id2label[int(logits.argmax())]
+    score = logits.softmax(-1).max().item()
+    assert capsys.readouterr().out.strip() == f"{text!r}: {expected} ({score:.3f})"
 
 
 def test_push_keep_adapter_points_the_adapter_at_the_repo(

@@ -51,11 +51,15 @@ def test_warmup_brings_head_features_to_mean_pooling(tokenizer, texts, family):
     model = tiny_model(family)
     config = FeatureWarmupConfig(steps=60, learning_rate=3e-4, fit_examples=400, max_length=16)
     metrics = warm_up_features(model, tokenizer, texts, config, progress=False)
-    # never worse than the fit: improved, or restored to the fitted weights
-    assert metrics["distilled_gap"] < metrics["fitted_gap"] or metrics.get("restored")
-    assert feature_gap(model, tokenizer, texts) <= after_fit * 1.02
+    # Never worse than the fit. Both branches happen (seeded): BERT's distillation improves
+    # on the fit; RoBERTa's does not, and its fitted weights are put back.
     if family == "bert":
+        assert not metrics.get("restored")
         assert metrics["distilled_gap"] < 0.95 * metrics["fitted_gap"]
+    else:
+        assert metrics["restored"] and metrics["distilled_gap"] > metrics["fitted_gap"]
+        assert feature_gap(model, tokenizer, texts) == pytest.approx(after_fit, rel=1e-3)
+    assert feature_gap(model, tokenizer, texts) <= after_fit * 1.02
 
 
 def test_lora_run_with_warmup_saves_and_reloads_its_base(tokenizer, data_dir, tmp_path):

@@ -304,6 +304,18 @@ def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
     if suffix != ".jsonl":
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .txt, .jsonl or .csv.")
     texts = []
+    for lineno, record in _jsonl_records(path, lines):
+        if not isinstance(record.get(text_column), str):
+            raise DataError(
+                f"{path}, line {lineno}: expected a text field {text_column!r} "
+                "(pass --text_column to name another field)."
+            )
+        texts.append(record[text_column])
+    return texts
+
+
+def _jsonl_records(path: Path, lines: Iterable[str]):
+    """``(line number, object)`` per non-blank line; a clear error on the first bad one."""
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -311,16 +323,12 @@ def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise DataError(
-                f"{path}, line {lineno}: not valid JSON ({error.msg}). Each line must be one "
-                "JSON object."
+                f"{path}, line {lineno}: not valid JSON ({error.msg}): {line.strip()[:80]!r}. "
+                "Each line must be one JSON object."
             ) from None
-        if not isinstance(record, dict) or not isinstance(record.get(text_column), str):
-            raise DataError(
-                f"{path}, line {lineno}: expected an object with a text field {text_column!r} "
-                "(pass --text_column to name another field)."
-            )
-        texts.append(record[text_column])
-    return texts
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {lineno}: expected a JSON object, got {line!r}.")
+        yield lineno, record
 
 
 def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str]:
@@ -391,18 +399,8 @@ def _raise_on_bad_json_line(path: Path) -> None:
             ) from error
         return
     with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{path}, line {lineno}: not valid JSON ({error.msg}): {line.strip()[:80]!r}. "
-                    "Each line must be one JSON object."
-                ) from error
-            if not isinstance(record, dict):
-                raise DataError(f"{path}, line {lineno}: expected a JSON object, got {line!r}.")
+        for _ in _jsonl_records(path, handle):
+            pass
 
 
 def _first_record_has(path: Path, key: str) -> bool:
