@@ -209,13 +209,7 @@ def predict_command(argv: list[str]) -> int:
         classifier.tokenizer.model_max_length,
         getattr(classifier.model.config, "max_position_embeddings", None) or 10**9,
     )
-    too_long = sum(len(ids) > limit for ids in classifier.tokenizer(texts)["input_ids"])
-    if too_long:
-        print(
-            f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
-            "tokens; they are truncated to their first tokens.",
-            file=sys.stderr,
-        )
+    too_long = 0
     out = Path(args.output_file) if args.output_file else None
     tmp = out.with_name(f".{out.name}.tmp") if out else None
     sink = tmp.open("w", encoding="utf-8") if tmp else None
@@ -223,6 +217,8 @@ def predict_command(argv: list[str]) -> int:
         batches = range(0, len(texts), args.batch_size)
         for start in tqdm(batches, desc="predict", disable=out is None or len(batches) < 2):
             chunk = texts[start : start + args.batch_size]
+            lengths = classifier.tokenizer(chunk)["input_ids"]
+            too_long += sum(len(ids) > limit for ids in lengths)
             preds = classifier(chunk, truncation=True, max_length=limit)
             for text, top in zip(chunk, preds):
                 if sink is None:
@@ -235,6 +231,12 @@ def predict_command(argv: list[str]) -> int:
             sink.close()
             tmp.replace(out)  # a finished file or none: never half of one
             print(f"{len(texts)} predictions written to {out}")
+        if too_long:
+            print(
+                f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
+                "tokens; they were truncated to their first tokens.",
+                file=sys.stderr,
+            )
     finally:
         if sink is not None and not sink.closed:
             sink.close()
@@ -351,6 +353,7 @@ def evaluate_command(argv: list[str]) -> int:
     add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
     add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
     args = parser.parse_args(argv)
+    from .data.episodes import check_counts
     from .paths import check_model_path, check_output_file
 
     try:
@@ -359,13 +362,8 @@ def evaluate_command(argv: list[str]) -> int:
         raise ConfigError(
             f"--k_shot {args.k_shot!r}: give comma-separated integers, e.g. 1,5."
         ) from None
-    for flag, value in (
-        ("--episodes", args.episodes),
-        ("--q_query", args.q_query),
-        *(("--k_shot", k) for k in shots or [0]),
-    ):
-        if value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}.")
+    counts = [("episodes", args.episodes), ("q_query", args.q_query)]
+    check_counts([*counts, *(("k_shot", k) for k in shots or [0])], prefix="--")
     for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
         if value:
             check_output_file(value, flag=flag)

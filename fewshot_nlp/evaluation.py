@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.collate import EpisodeCollator
-from .data.episodes import Episode, EpisodeSampler
+from .data.episodes import Episode, EpisodeSampler, check_counts
 from .data.sources import TaskSource
 from .errors import ConfigError
 from .meta.config import plain_checkpoint_config
@@ -315,13 +315,11 @@ def evaluate_episodes(
     """
     from tqdm.auto import tqdm
 
-    counts = {"episodes": episodes, "q_query": q_query, **{f"k_shot {k}": k for k in k_shots}}
-    counts.update({f"max_episodes {m}": n for m, n in (method_episodes or {}).items()})
-    for what, value in counts.items():
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{what} must be an integer >= 1, got {value!r}.")
     if not k_shots:
         raise ConfigError("k_shots is empty: give at least one shot count, e.g. 1,5.")
+    caps = [(f"max_episodes {m}", n) for m, n in (method_episodes or {}).items()]
+    check_counts([("episodes", episodes), ("q_query", q_query), *caps])
+    check_counts(("k_shot", k) for k in k_shots)
     models = _runners(model, baseline_model, methods)
     raw = {m: {} for m in methods}
     for k in k_shots:

@@ -56,10 +56,7 @@ class EpisodeSampler:
     ) -> None:
         if not sources:
             raise ConfigError("EpisodeSampler needs at least one TaskSource.")
-        if isinstance(k_shot, bool) or not isinstance(k_shot, int) or k_shot < 1:
-            raise ConfigError(f"k_shot must be an integer >= 1, got {k_shot!r}.")
-        if isinstance(q_query, bool) or not isinstance(q_query, int) or q_query < 1:
-            raise ConfigError(f"q_query must be an integer >= 1, got {q_query!r}.")
+        check_counts([("k_shot", k_shot), ("q_query", q_query)])
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}.")
         if not 0 <= rank < world_size:
@@ -178,6 +175,14 @@ class EpisodeSampler:
             )
         # Rescale the position if the process count changed, so no global episode repeats.
         self._position = (state["position"] * state["world_size"]) // self.world_size
+
+
+def check_counts(counts, prefix: str = "") -> None:
+    """``(name, value)`` pairs of episode counts (shots, queries, episodes): whole numbers
+    >= 1. ``prefix`` is "--" where the names are CLI flags."""
+    for name, value in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{prefix}{name} must be >= 1, got {value!r}; give a whole number.")
 
 
 def _check_n_way(n_way: NWay) -> NWay:

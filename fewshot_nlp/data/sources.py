@@ -83,7 +83,9 @@ class TaskSource:
                 f"here: {_preview(missing)}. The data has {len(self.label_index)} labels: "
                 f"{_preview(self.label_names)}. Pick the split or file that holds those labels."
             )
-        keep = sorted(i for label in wanted for i in self.label_index[label])
+        return self._subset(sorted(i for label in wanted for i in self.label_index[label]))
+
+    def _subset(self, keep: Sequence[int]) -> TaskSource:
         return TaskSource(
             name=self.name,
             texts=[self.texts[i] for i in keep],
@@ -102,18 +104,12 @@ class TaskSource:
                 f"Source {self.name!r}: all {len(blank)} texts are empty or whitespace. Check "
                 "the text column (CLI: --text_column) and the file's contents."
             )
-        keep = sorted(set(range(len(self.texts))) - set(blank))
         warnings.warn(
             f"Source {self.name!r}: dropped {len(blank)} empty or whitespace-only text(s) "
             f"(rows {blank[:5]}{' ...' if len(blank) > 5 else ''}).",
             stacklevel=2,
         )
-        return TaskSource(
-            name=self.name,
-            texts=[self.texts[i] for i in keep],
-            labels=[self.labels[i] for i in keep],
-            text_pairs=None if self.text_pairs is None else [self.text_pairs[i] for i in keep],
-        )
+        return self._subset(sorted(set(range(len(self.texts))) - set(blank)))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -288,9 +284,8 @@ def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
     import csv
 
     path = Path(path)
-    _check_readable(path)
+    lines = _check_readable(path).splitlines()
     suffix = path.suffix.lower()
-    lines = path.read_text(encoding="utf-8").splitlines()
     if suffix == ".txt":
         return [line for line in lines if line.strip()]
     if suffix == ".csv":
@@ -357,7 +352,8 @@ def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str
     return [str(label) for label in spec[part]]
 
 
-def _check_readable(path: Path) -> None:
+def _check_readable(path: Path) -> str:
+    """The file's text, once it is known to be non-empty UTF-8 without a byte-order mark."""
     if not path.is_file():
         raise DataError(f"File {path} does not exist.")
     data = path.read_bytes()
@@ -376,6 +372,7 @@ def _check_readable(path: Path) -> None:
         )
     if not text.strip():
         raise DataError(f"File {path} is empty: it needs at least one labelled example.")
+    return text
 
 
 def warn_unnamed_labels(labels: Sequence, where: str) -> None:

@@ -9,8 +9,10 @@ from torch import nn
 from ..errors import ConfigError
 
 # BERT-style names, then the same layers in XLM (what pooling="mean" loads BERT into).
-DEFAULT_LORA_TARGETS = ("query", "key", "value", "dense", "q_lin", "k_lin", "v_lin", "out_lin")
-DEFAULT_LORA_TARGETS += ("lin1", "lin2")
+DEFAULT_LORA_TARGETS = (
+    *("query", "key", "value", "dense"),
+    *("q_lin", "k_lin", "v_lin", "out_lin", "lin1", "lin2"),
+)
 
 
 def default_lora_config(r: int = 8, alpha: int = 16, dropout: float = 0.0, target_modules=None):
