@@ -294,67 +294,23 @@ class MAML(nn.Module):
         With ``meta_grad`` the result stays connected to the meta-parameters (through the
         head init always; through the inner gradients too when second order). Without it,
         the head is returned as a standard linear head on raw features (what the export
-        holds). ``names`` are the tokenized label names, one per class in label order: extra
-        support examples when ``config.label_names`` says so.
+        holds), and the number of steps may be chosen by cross-validation. ``names`` are the
+        tokenized label names, one per class in label order: extra support examples when
+        ``config.label_names`` says so.
         """
         if n_way < 2:
             raise ConfigError(f"Episode from {source!r} has {n_way} class; MAML needs >= 2.")
-        if not meta_grad:
-            head_init = self.config.adaptation_head_init
-            metrics: dict[str, float] = {}
-            if inner_steps is None and self.config.adapt_step_candidates is not None:
-                inner_steps = self.choose_inner_steps(support, labels, n_way, names, metrics)
-            steps = self.config.inner_steps if inner_steps is None else inner_steps
-            fast, more = self._adapt_detached(
-                support, labels, n_way, source, [steps], head_init, names
-            )
-            return fast[steps], {**more, **metrics, "inner_steps": steps}
+        metrics: dict = {}
+        if not meta_grad and inner_steps is None and self.config.adapt_step_candidates:
+            inner_steps = self.choose_inner_steps(support, labels, n_way, names, metrics)
         steps = self.config.inner_steps if inner_steps is None else inner_steps
-        head_init = self.config.head_init
-        normalized = head_init in NORMALIZED_HEAD_INITS
-        create_graph = not self.config.first_order
-        params = dict(self.model.named_parameters())
-        fast = {n: params[n] for n in self.fast_names}
-        use_names = names is not None and self.config.label_names != "never"
-        weights = None
-        if use_names:
-            labels = torch.cat([labels, torch.arange(n_way, device=labels.device)])
-            weights = self._example_weights(len(labels) - n_way, n_way, labels.device)
-
-        def support_features():
-            feats = self.features(fast, support, create_graph)
-            if use_names:
-                feats = torch.cat([feats, self.features(fast, names, create_graph)])
-            return feats
-
-        with torch.enable_grad():
-            feats = support_features()
-            weight, bias = self._init_head(feats, labels, n_way, head_init, weights)
-            fast[HEAD_WEIGHT] = weight.requires_grad_() if not weight.requires_grad else weight
-            fast[HEAD_BIAS] = bias.requires_grad_() if not bias.requires_grad else bias
-            metrics: dict[str, float] = {}
-            encoder_adapts = bool(self.fast_names)
-            for step in range(steps):
-                if step > 0 and encoder_adapts:
-                    feats = support_features()
-                losses = F.cross_entropy(
-                    self.head_logits(feats, fast, normalized), labels, reduction="none"
-                )
-                loss = (
-                    losses.mean() if weights is None else (weights * losses).sum() / weights.sum()
-                )
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"Non-finite support loss ({loss.item()}) on the episode from "
-                        f"{source!r} at inner step {step}: lower inner_learning_rate or check "
-                        "the inputs. No update was made."
-                    )
-                if step == 0:
-                    metrics["support_loss_before"] = loss.item()
-                keys = list(fast)
-                grads = self._inner_grads(loss, fast, keys, create_graph, first=step == 0)
-                fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(keys, grads)}
-        return fast, metrics
+        head_init = self.config.head_init if meta_grad else self.config.adaptation_head_init
+        taken, more = self.inner_loop(
+            support, labels, n_way, [steps], head_init, names, source=source, meta_grad=meta_grad
+        )
+        if meta_grad:
+            return taken[steps], more
+        return taken[steps], {**more, **metrics, "inner_steps": steps}
 
     def _example_weights(self, examples: int, n_way: int, device) -> torch.Tensor:
         """1 per real example, ``label_name_weight`` per label-name example (these come last)."""
@@ -397,80 +353,121 @@ class MAML(nn.Module):
         by_name[HEAD_WEIGHT], by_name[HEAD_BIAS] = g_head
         return [by_name[n] for n in names]
 
-    def _adapt_detached(
-        self, support, labels, n_way, source, snapshots, head_init, names=None, strict=True
-    ):
-        """The inner loop without a meta-gradient, as standard heads after each step count in
-        ``snapshots``. Support chunks accumulate their gradients, so memory is bounded by
-        ``support_batch_size`` whatever the support set's size. Not ``strict``: a non-finite
-        loss ends the loop, and the later snapshots are missing."""
+    def inner_loop(
+        self,
+        support: dict[str, torch.Tensor],
+        labels: torch.Tensor,
+        n_way: int,
+        snapshots: list[int],
+        head_init: str,
+        names: dict[str, torch.Tensor] | None = None,
+        *,
+        source: str = "episode",
+        meta_grad: bool = True,
+        strict: bool = True,
+    ) -> tuple[dict[int, dict[str, torch.Tensor]], dict]:
+        """The one inner loop: fast weights after each step count in ``snapshots``.
+
+        ``meta_grad``: the weights stay differentiable in the meta-parameters (second order
+        through the inner gradients too) and the head reads features as the episode head
+        does. Without it, nothing is kept for a meta-gradient: the support set is processed
+        in chunks of ``support_batch_size`` that each backpropagate on their own (memory is
+        bounded whatever the support's size), 'auto' label names go in only where they help,
+        and the heads come back standard (raw features, what the export holds). Not
+        ``strict``: a non-finite loss ends the loop, and the later snapshots are missing.
+        """
         normalized = head_init in NORMALIZED_HEAD_INITS
+        create_graph = meta_grad and not self.config.first_order
         examples = labels.shape[0]
-        size = self.config.support_batch_size or examples
-        chunks = [slice(i, i + size) for i in range(0, examples, size)]
-        parts = [({k: v[c] for k, v in support.items()}, labels[c]) for c in chunks]
+        size = examples if meta_grad else (self.config.support_batch_size or examples)
+        parts = [
+            ({k: v[i : i + size] for k, v in support.items()}, labels[i : i + size])
+            for i in range(0, examples, size)
+        ]
+        chunks = len(parts)
         params = dict(self.model.named_parameters())
-        fast = {n: params[n].detach() for n in self.fast_names}
+        fast = {n: params[n] if meta_grad else params[n].detach() for n in self.fast_names}
         metrics: dict = {}
-        with torch.no_grad():
-            cached = [self.features(fast, inputs) for inputs, _ in parts]
+        grad_mode = torch.enable_grad if meta_grad else torch.no_grad
+        with grad_mode():
+            cached = [self.features(fast, inputs, create_graph) for inputs, _ in parts]
             if names is not None and self.config.label_names != "never":
-                name_feats = self.features(fast, names)
-                if self._names_help(torch.cat(cached), labels, name_feats, metrics):
+                name_feats = self.features(fast, names, create_graph)
+                # Meta-training always reads them; adaptation asks whether they help.
+                if meta_grad or self._names_help(torch.cat(cached), labels, name_feats, metrics):
                     parts.append((names, torch.arange(n_way, device=labels.device)))
                     cached.append(name_feats)
-        with_names = len(parts) > len(chunks)
-        weights = self._example_weights(examples, n_way if with_names else 0, labels.device)
-        all_labels = torch.cat([chunk_labels for _, chunk_labels in parts])
-        feats = torch.cat(cached)
-        weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
-        fast[HEAD_WEIGHT], fast[HEAD_BIAS] = weight.detach(), bias.detach()
-        norm = feats[:examples].float().norm(dim=-1).mean().item() if normalized else None
-        part_weights = list(weights.split([len(chunk_labels) for _, chunk_labels in parts]))
-        total = float(weights.sum())
-        if self.fast_names:
-            cached = None
-        if norm is not None:
+            weights = self._example_weights(
+                examples, n_way if len(parts) > chunks else 0, labels.device
+            )
+            feats = torch.cat(cached)
+            all_labels = torch.cat([part_labels for _, part_labels in parts])
+            weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
+        if meta_grad:
+            fast[HEAD_WEIGHT] = weight if weight.requires_grad else weight.requires_grad_()
+            fast[HEAD_BIAS] = bias if bias.requires_grad else bias.requires_grad_()
+        else:
+            fast[HEAD_WEIGHT], fast[HEAD_BIAS] = weight.detach(), bias.detach()
+        norm = None
+        if normalized and not meta_grad:
+            norm = feats[:examples].float().norm(dim=-1).mean().item()
             metrics["feature_norm"] = norm
+        part_weights = list(weights.split([len(part_labels) for _, part_labels in parts]))
+        total = weights.sum() if meta_grad else float(weights.sum())
+        encoder_adapts = bool(self.fast_names)
 
-        def standard(params):
-            out = dict(params)
+        def snapshot(weights):
+            if meta_grad:
+                return weights
+            out = dict(weights)
             out[HEAD_WEIGHT], out[HEAD_BIAS] = standard_head(
-                params[HEAD_WEIGHT], params[HEAD_BIAS], norm
+                weights[HEAD_WEIGHT], weights[HEAD_BIAS], norm
             )
             return out
 
-        taken = {0: standard(fast)} if 0 in snapshots else {}
+        taken = {0: snapshot(fast)} if 0 in snapshots else {}
+        keys = list(fast)
         for step in range(max(snapshots)):
-            grads = {n: torch.zeros_like(w) for n, w in fast.items()}
+            # Step 0 reuses the init's features where they carry the graph it needs.
+            reuse = not encoder_adapts or (meta_grad and step == 0)
+            grads: list[torch.Tensor] | None = None
             step_loss = 0.0
-            for i, (inputs, chunk_labels) in enumerate(parts):
-                leaf = {n: w.detach().requires_grad_() for n, w in fast.items()}
+            for i, (inputs, part_labels) in enumerate(parts):
+                leaf = (
+                    fast if meta_grad else {n: w.detach().requires_grad_() for n, w in fast.items()}
+                )
                 with torch.enable_grad():
-                    f = cached[i] if cached is not None else self.features(leaf, inputs)
+                    f = cached[i] if reuse else self.features(leaf, inputs, create_graph)
                     logits = self.head_logits(f, leaf, normalized)
-                    losses = F.cross_entropy(logits, chunk_labels, reduction="none")
+                    losses = F.cross_entropy(logits, part_labels, reduction="none")
                     loss = (part_weights[i] * losses).sum() / total
-                    names = list(leaf)
-                    chunk_grads = torch.autograd.grad(
-                        loss, [leaf[n] for n in names], allow_unused=True, materialize_grads=True
-                    )
+                if meta_grad:  # one backward through the whole support set
+                    step_loss = loss + step_loss
+                    continue
+                part_grads = self._inner_grads(loss, leaf, keys, False, first=False)
+                grads = part_grads if grads is None else [a + b for a, b in zip(grads, part_grads)]
                 step_loss += loss.item()
-                for n, g in zip(names, chunk_grads):
-                    grads[n] += g
-            if not math.isfinite(step_loss) and not strict:
-                break
-            if not math.isfinite(step_loss):
+            value = step_loss.item() if meta_grad else step_loss
+            if not math.isfinite(value):
+                if not strict:
+                    break
                 raise TrainingError(
-                    f"Non-finite support loss ({step_loss}) on {source!r} at inner step {step}: "
-                    "lower the inner learning rate or check the inputs. No update was made."
+                    f"Non-finite support loss ({value}) on the episode from {source!r} at inner "
+                    f"step {step}: lower inner_learning_rate or check the inputs. No update was "
+                    "made."
                 )
             if step == 0:
-                metrics["support_loss_before"] = step_loss
-            with torch.no_grad():
-                fast = {n: w - _as_float(self.inner_lr(n)) * grads[n] for n, w in fast.items()}
+                metrics["support_loss_before"] = value
+            if meta_grad:
+                grads = self._inner_grads(step_loss, fast, keys, create_graph, first=step == 0)
+                fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(keys, grads)}
+            else:
+                with torch.no_grad():
+                    fast = {
+                        n: fast[n] - _as_float(self.inner_lr(n)) * g for n, g in zip(keys, grads)
+                    }
             if step + 1 in snapshots:
-                taken[step + 1] = standard(fast)
+                taken[step + 1] = snapshot(fast)
         return taken, metrics
 
     def _names_help(self, feats, labels, name_feats, metrics: dict) -> bool:
@@ -517,8 +514,16 @@ class MAML(nn.Module):
         for fold in range(folds):
             train, held = fold_of != fold, fold_of == fold
             part = {k: v[train] for k, v in support.items()}
-            taken, _ = self._adapt_detached(
-                part, labels[train], n_way, "cross-validation", candidates, head_init, names, False
+            taken, _ = self.inner_loop(
+                part,
+                labels[train],
+                n_way,
+                candidates,
+                head_init,
+                names,
+                source="cross-validation",
+                meta_grad=False,
+                strict=False,
             )
             held_inputs = {k: v[held] for k, v in support.items()}
             with torch.no_grad():
