@@ -13,7 +13,8 @@ _LAZY = {
     "MetaTrainingArguments": ".meta.arguments",
     "adapt": ".adapt",
     "export": ".export",
-    "FewShotModel": ".evaluation",
+    "FewShotModel": ".meta.model",
+    "MethodRunner": ".evaluation",
     "evaluate_episodes": ".evaluation",
     "evaluate_fixed": ".evaluation",
     "push_folder_to_hub": ".hub",
@@ -31,6 +32,7 @@ def __getattr__(name: str):
 __all__ = [
     "MAML",
     "FewShotModel",
+    "MethodRunner",
     "MetaTrainer",
     "MetaTrainingArguments",
     "adapt",

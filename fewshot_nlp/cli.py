@@ -374,8 +374,8 @@ def evaluate_command(argv: list[str]) -> int:
     from .data.sources import TaskSource, resolve_data_dir
     from .evaluation import (
         METHODS,
-        FewShotModel,
         FinetuneConfig,
+        MethodRunner,
         evaluate_episodes,
         evaluate_fixed,
         format_table,
@@ -415,7 +415,7 @@ def evaluate_command(argv: list[str]) -> int:
     }
 
     def load(path, **extra):
-        return FewShotModel(
+        return MethodRunner(
             resolve_model_path(path),
             finetune=finetune,
             prototype_pooling=args.prototype_pooling,
@@ -424,7 +424,7 @@ def evaluate_command(argv: list[str]) -> int:
             **extra,
         )
 
-    model = load(model_path, config_overrides=overrides)
+    model = load(model_path, **overrides)
     baseline = load(args.baseline_model) if args.baseline_model else None
     if args.train_file or args.test_file:
         if not (args.train_file and args.test_file):

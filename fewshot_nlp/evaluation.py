@@ -14,20 +14,18 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.collate import EpisodeCollator
 from .data.episodes import Episode, EpisodeSampler, check_counts
 from .data.sources import TaskSource
 from .errors import ConfigError
-from .meta.config import plain_checkpoint_config
-from .meta.maml import MAML
-from .meta.saving import load_inner_lrs, load_meta_model
+from .meta.maml import HEAD_BIAS, HEAD_WEIGHT
+from .meta.model import QUERY_BATCH, FewShotModel
 from .metrics import classification_metric
 from .modeling.head import class_prototypes
 
@@ -60,21 +58,18 @@ def _require(module: str, method: str, extra: str, package: str):
         ) from error
 
 
-class FewShotModel:
-    """One loaded checkpoint, able to run every method on a support/query split."""
+class MethodRunner:
+    """Runs every method of the comparison on one loaded model (a ``FewShotModel``)."""
 
     def __init__(
         self,
-        path: str,
+        model: str | FewShotModel | MethodRunner,
         *,
-        max_length: int | None = None,
         prototype_pooling: str = "mean",
         prototype_distance: str = "cosine",
         finetune: FinetuneConfig | None = None,
         logreg_c: float = 10.0,
-        support_batch_size: int = 64,
-        cache_features: bool = False,
-        config_overrides: dict | None = None,
+        **load_options,
     ) -> None:
         if prototype_pooling not in ("mean", "head"):
             raise ConfigError(
@@ -86,25 +81,17 @@ class FewShotModel:
             )
         if logreg_c <= 0:
             raise ConfigError(f"logreg_c must be > 0, got {logreg_c}.")
-        self.path = str(path)
-        model, self.tokenizer, config, info = load_meta_model(path)
-        if config is None:
-            config = plain_checkpoint_config(model)
-        self.meta_trained = "maml" in info
-        self.config = replace(
-            config, support_batch_size=support_batch_size, **(config_overrides or {})
-        )
-        # Frozen features by text: the same held-out texts recur across episodes.
-        self._cache: dict | None = {} if cache_features else None
-        self.model = model.eval()
-        self.maml = MAML(self.model, self.config)
-        load_inner_lrs(self.maml, path)
-        self.collator = EpisodeCollator(self.tokenizer, max_length or info.get("max_length") or 128)
-        self.base_encoder = info.get("base_encoder") or info.get("base_model")
+        if not isinstance(model, FewShotModel):
+            model = FewShotModel.from_pretrained(model, **load_options)
+        self.model = model
         self.prototype_pooling = prototype_pooling
         self.prototype_distance = prototype_distance
         self.logreg_c = logreg_c
         self.finetune_config = finetune or FinetuneConfig()
+
+    @property
+    def path(self) -> str | None:
+        return self.model.path
 
     # ---------------------------------------------------------------- methods
     def predict(
@@ -118,28 +105,26 @@ class FewShotModel:
         query_pairs=None,
         label_names: Sequence[str] | None = None,
     ) -> np.ndarray:
-        support = self.collator.encode(list(support_texts), support_pairs)
+        model = self.model
         labels = torch.as_tensor(support_labels)
         if method == "maml":
-            names = None
-            if label_names is not None and support_pairs is None:
-                names = self.collator.encode_label_names(label_names)
-            fast, _ = self.maml.adapt_fast_weights(
-                support, labels, n_way, names=names, meta_grad=False
-            )
-            if not self.maml.fast_names:  # head-only: the encoder's features do not move
-                feats = self._features("head", query_texts, query_pairs)
-                return self.maml.logits(feats, fast).argmax(-1).numpy()
-            return self._predict_batches(
+            return model.predict(
+                support_texts,
+                support_labels,
+                n_way,
                 query_texts,
-                query_pairs,
-                lambda q: self.maml.logits(self.maml.features(fast, q), fast),
+                support_pairs=support_pairs,
+                query_pairs=query_pairs,
+                label_names=label_names,
             )
         if method in ("prototype", "logreg"):
             cosine = method == "logreg" or self.prototype_distance == "cosine"
             pooling = self.prototype_pooling if method == "prototype" else "mean"
-            support_feats = self._features(pooling, support_texts, support_pairs, cosine)
-            query_feats = self._features(pooling, query_texts, query_pairs, cosine)
+            support_feats = model.features(support_texts, support_pairs, pooling)
+            query_feats = model.features(query_texts, query_pairs, pooling)
+            if cosine:
+                support_feats = F.normalize(support_feats, dim=-1)
+                query_feats = F.normalize(query_feats, dim=-1)
             if method == "logreg":
                 classifier = self._fit_logreg(support_feats, labels)
                 return classifier.predict(query_feats.numpy())
@@ -148,38 +133,18 @@ class FewShotModel:
                 return (query_feats @ F.normalize(protos, dim=-1).T).argmax(-1).numpy()
             return (-torch.cdist(query_feats, protos)).argmax(-1).numpy()
         if method == "finetune":
-            params, head = self._finetune(support, labels, n_way)
-            return self._predict_batches(
-                query_texts,
-                query_pairs,
-                lambda q: F.linear(self.maml.features(params, q), head[0], head[1]),
-            )
+            params, head = self._finetune(model.encode(support_texts, support_pairs), labels, n_way)
+            fast = {**params, HEAD_WEIGHT: head[0], HEAD_BIAS: head[1]}
+            with torch.no_grad():
+                logits = [
+                    model.maml.logits(model.maml.features(fast, model.encode(texts, pairs)), fast)
+                    for texts, pairs in _batches(query_texts, query_pairs, QUERY_BATCH)
+                ]
+            return torch.cat(logits).argmax(-1).numpy()
         if method == "setfit":
-            model = self._fit_setfit(support_texts, support_labels, support_pairs)
-            return np.asarray(model.predict(list(query_texts), as_numpy=True))
+            fitted = self._fit_setfit(support_texts, support_labels, support_pairs)
+            return np.asarray(fitted.predict(list(query_texts), as_numpy=True))
         raise ConfigError(f"Unknown method {method!r}; choose from {METHODS}.")
-
-    @torch.no_grad()
-    def _features(self, pooling: str, texts, pairs, normalize: bool = False) -> torch.Tensor:
-        """Frozen features of texts ('mean': mean-pooled last layer; 'head': the head's input),
-        from the cache where this model keeps one."""
-        texts = list(texts)
-        pairs = None if pairs is None else list(pairs)
-        keys = [(pooling, t, None if pairs is None else pairs[i]) for i, t in enumerate(texts)]
-        cache = self._cache if self._cache is not None else {}
-        todo = list(dict.fromkeys(k for k in keys if k not in cache))
-        for i in range(0, len(todo), 128):
-            chunk = todo[i : i + 128]
-            inputs = self.collator.encode(
-                [k[1] for k in chunk], None if pairs is None else [k[2] for k in chunk]
-            )
-            if pooling == "head":
-                feats = self.maml.features({}, inputs)
-            else:
-                feats = self._mean_pooled(inputs)
-            cache.update(zip(chunk, feats))
-        feats = torch.stack([cache[k] for k in keys])
-        return F.normalize(feats, dim=-1) if normalize else feats
 
     def _fit_logreg(self, feats: torch.Tensor, labels: torch.Tensor):
         """What a user writes in ten lines: scikit-learn on the frozen sentence embeddings."""
@@ -199,36 +164,21 @@ class FewShotModel:
         setfit.Trainer(model=model, args=args, train_dataset=train).train()
         return model
 
-    @torch.no_grad()
-    def _predict_batches(self, texts, pairs, logits_fn, batch_size: int = 128) -> np.ndarray:
-        preds = []
-        for i in range(0, len(texts), batch_size):
-            batch = self.collator.encode(
-                list(texts[i : i + batch_size]),
-                None if pairs is None else list(pairs[i : i + batch_size]),
-            )
-            preds.append(logits_fn(batch).argmax(-1))
-        return torch.cat(preds).numpy()
-
-    def _mean_pooled(self, inputs) -> torch.Tensor:
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        hidden = base.base_model(**inputs).last_hidden_state
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-
     def _finetune(self, support, labels, n_way):
         """Standard fine-tuning on copies of the weights (the loaded model stays untouched)."""
         from transformers.optimization import get_linear_schedule_with_warmup
 
         cfg = self.finetune_config
+        maml, module = self.model.maml, self.model.model
+        labels = labels.to(self.model.device)
         params = {
             n: p.detach().clone().requires_grad_()
-            for n, p in self.model.named_parameters()
-            if p.is_floating_point() and n not in self.maml.head_params
+            for n, p in module.named_parameters()
+            if p.is_floating_point() and n not in maml.head_params
         }
-        hidden = self.maml.features({}, {k: v[:1] for k, v in support.items()}).shape[-1]
+        hidden = maml.features({}, {k: v[:1] for k, v in support.items()}).shape[-1]
         generator = torch.Generator().manual_seed(cfg.seed)
-        std = getattr(getattr(self.model, "config", None), "initializer_range", 0.02)
+        std = getattr(getattr(module, "config", None), "initializer_range", 0.02)
         weight = (torch.randn(n_way, hidden, generator=generator) * std).requires_grad_()
         bias = torch.zeros(n_way, requires_grad=True)
         decay = [p for n, p in params.items() if p.dim() > 1] + [weight]
@@ -243,35 +193,40 @@ class FewShotModel:
         total = labels.shape[0]
         steps = cfg.epochs * math.ceil(total / cfg.batch_size)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * steps), steps)
-        self.model.train()
+        module.train()
         try:
             for _ in range(cfg.epochs):
                 order = torch.randperm(total, generator=generator)
                 for i in range(0, total, cfg.batch_size):
                     idx = order[i : i + cfg.batch_size]
                     batch = {k: v[idx] for k, v in support.items()}
-                    logits = F.linear(self.maml.features(params, batch), weight, bias)
+                    logits = F.linear(maml.features(params, batch), weight, bias)
                     loss = F.cross_entropy(logits, labels[idx])
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
         finally:
-            self.model.eval()
+            module.eval()
         return {n: p.detach() for n, p in params.items()}, (weight.detach(), bias.detach())
 
 
-def _runners(model, baseline_model, methods) -> dict[str, FewShotModel]:
+def _batches(texts, pairs, size: int):
+    for i in range(0, len(texts), size):
+        yield list(texts[i : i + size]), None if pairs is None else list(pairs[i : i + size])
+
+
+def _runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
     """Which loaded model runs each method: ``maml`` the main one, the baselines the base
     encoder the meta-model came from (or ``baseline_model``), so that they never gain or lose
     from our meta-training silently."""
 
     def load(m):
-        return m if isinstance(m, FewShotModel) else FewShotModel(m)
+        return m if isinstance(m, MethodRunner) else MethodRunner(m)
 
     main = load(model)
     if baseline_model is None and any(m != "maml" for m in methods):
-        origin = main.base_encoder if main.meta_trained else None
+        origin = main.model.base_encoder if main.model.meta_trained else None
         baseline_model = origin if origin and Path(origin).is_dir() else None
         if origin and baseline_model is None:
             warnings.warn(
@@ -295,7 +250,7 @@ def _score(predictions, references) -> dict[str, float]:
 
 
 def evaluate_episodes(
-    model: str | FewShotModel,
+    model: str | FewShotModel | MethodRunner,
     sources: Sequence[TaskSource],
     *,
     n_way=5,
@@ -304,7 +259,7 @@ def evaluate_episodes(
     episodes: int = 600,
     seed: int = 0,
     methods: Sequence[str] = DEFAULT_METHODS,
-    baseline_model: str | FewShotModel | None = None,
+    baseline_model: str | FewShotModel | MethodRunner | None = None,
     progress: bool = True,
     method_episodes: dict[str, int] | None = None,
 ) -> list[dict]:
@@ -362,7 +317,7 @@ def evaluate_episodes(
     ]
 
 
-def _predict_episode(model: FewShotModel, method: str, episode: Episode) -> np.ndarray:
+def _predict_episode(model: MethodRunner, method: str, episode: Episode) -> np.ndarray:
     return model.predict(
         method,
         episode.support_texts,
@@ -376,7 +331,7 @@ def _predict_episode(model: FewShotModel, method: str, episode: Episode) -> np.n
 
 
 def evaluate_fixed(
-    model: str | FewShotModel,
+    model: str | FewShotModel | MethodRunner,
     train: TaskSource,
     test: TaskSource,
     *,

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     from .adapt import adapt
     from .data.sources import TaskSource
     from .errors import ConfigError
-    from .evaluation import FewShotModel, evaluate_episodes
+    from .evaluation import MethodRunner, evaluate_episodes
     from .export import export
     from .meta.arguments import parse_meta_train_args
     from .meta.trainer import MetaTrainer
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     model, tokenizer, lora = model_args.load()
     MetaTrainer(model, args, train, held, tokenizer=tokenizer, lora_config=lora).train()
 
-    ours = FewShotModel(args.output_dir, cache_features=True)
-    base = FewShotModel(ours.base_encoder, max_length=args.max_length, cache_features=True)
+    ours = MethodRunner(args.output_dir, cache_features=True)
+    base = MethodRunner(ours.model.base_encoder, max_length=args.max_length, cache_features=True)
     shots = sorted({1, args.k_shot})
     rows = evaluate_episodes(
         ours,

@@ -6,7 +6,7 @@ import torch
 from fewshot_nlp import TaskSource
 from fewshot_nlp.cli import main as cli_main
 from fewshot_nlp.evaluation import (
-    FewShotModel,
+    MethodRunner,
     evaluate_episodes,
     evaluate_fixed,
     plot_accuracy,
@@ -90,7 +90,7 @@ def test_prototype_on_separable_toy_scores_one(minilm_path, toy_source):
 
 
 def test_same_seed_same_numbers_and_schema(tiny_run, toy_source):
-    model = FewShotModel(tiny_run)
+    model = MethodRunner(tiny_run)
     kwargs = dict(n_way=3, k_shots=[1, 2], q_query=2, episodes=4, progress=False)
     a = evaluate_episodes(model, [toy_source], seed=1, **kwargs)
     b = evaluate_episodes(model, [toy_source], seed=1, **kwargs)
@@ -114,7 +114,7 @@ def test_same_seed_same_numbers_and_schema(tiny_run, toy_source):
 
 
 def test_ci_shrinks_with_more_episodes(tiny_run, toy_source):
-    model = FewShotModel(tiny_run)
+    model = MethodRunner(tiny_run)
     widths = []
     for episodes in (5, 60):
         r = evaluate_episodes(
@@ -210,16 +210,16 @@ def test_logreg_baseline_is_scikit_learn_on_normalised_mean_pooling(tiny_run, to
     """The ten-line alternative, written out by hand, must give exactly our logreg rows."""
     from sklearn.linear_model import LogisticRegression
 
-    model = FewShotModel(tiny_run)
+    model = MethodRunner(tiny_run)
     support, query = toy_source.texts[::2], toy_source.texts[1::2]
     names = toy_source.label_names
     y = [names.index(label) for label in toy_source.labels[::2]]
     ours = model.predict("logreg", support, y, len(names), query)
 
     def embed(texts):
-        inputs = model.collator.encode(list(texts))
+        inputs = model.model.collator.encode(list(texts))
         with torch.no_grad():
-            hidden = model.model.base_model(**inputs).last_hidden_state
+            hidden = model.model.model.base_model(**inputs).last_hidden_state
         mask = inputs["attention_mask"].unsqueeze(-1).float()
         return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
 
@@ -229,23 +229,23 @@ def test_logreg_baseline_is_scikit_learn_on_normalised_mean_pooling(tiny_run, to
 
 def test_prototype_is_cosine_by_default(tiny_run, toy_source):
     cosine, euclidean = (
-        FewShotModel(tiny_run),
-        FewShotModel(tiny_run, prototype_distance="euclidean"),
+        MethodRunner(tiny_run),
+        MethodRunner(tiny_run, prototype_distance="euclidean"),
     )
     support, query = toy_source.texts[::2], toy_source.texts[1::2]
     names = toy_source.label_names
     y = [names.index(label) for label in toy_source.labels[::2]]
-    feats = cosine._features("mean", support, None, normalize=True)
-    queries = cosine._features("mean", query, None, normalize=True)
+    feats = torch.nn.functional.normalize(cosine.model.features(support, pooling="mean"), dim=-1)
+    queries = torch.nn.functional.normalize(cosine.model.features(query, pooling="mean"), dim=-1)
     protos = torch.nn.functional.normalize(
         torch.stack([feats[torch.tensor(y) == c].mean(0) for c in range(len(names))]), dim=-1
     )
     expected = (queries @ protos.T).argmax(-1).tolist()
     assert cosine.predict("prototype", support, y, len(names), query).tolist() == expected
-    raw = euclidean._features("mean", query, None)
+    raw = euclidean.model.features(query, pooling="mean")
     raw_protos = torch.stack(
         [
-            euclidean._features("mean", support, None)[torch.tensor(y) == c].mean(0)
+            euclidean.model.features(support, pooling="mean")[torch.tensor(y) == c].mean(0)
             for c in (0, 1, 2)
         ]
     )
@@ -268,7 +268,7 @@ def test_missing_baseline_packages_are_clear_errors(tiny_run, toy_source, monkey
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib, "import_module", no_sklearn)
-    model = FewShotModel(tiny_run)
+    model = MethodRunner(tiny_run)
     texts, labels = toy_source.texts[:6], [0, 0, 1, 1, 2, 2]
     with pytest.raises(ConfigError, match=r"fewshot-nlp\[baselines\].*scikit-learn"):
         model.predict("logreg", texts, labels, 3, texts)
@@ -306,7 +306,7 @@ def test_finetune_follows_the_trainer_recipe(tiny_run, toy_source, monkeypatch):
 
     monkeypatch.setattr(torch.optim.AdamW, "step", step)
     config = FinetuneConfig(epochs=3, batch_size=4, learning_rate=1e-3, warmup_ratio=0.25)
-    model = FewShotModel(tiny_run, finetune=config)
+    model = MethodRunner(tiny_run, finetune=config)
     texts = toy_source.texts[:9]
     model.predict("finetune", texts, [0, 1, 2] * 3, 3, texts)
     assert len(rates) == 3 * 3  # ceil(9 / 4) batches per epoch
@@ -349,5 +349,5 @@ def test_cli_evaluate_overrides_the_adaptation(tiny_run, data_dir, tmp_path):
     args += ["--head_init", "ridge", "--step_candidates", "0", "1", "--label_names", "never"]
     assert cli_main(args) == 0
     assert json.loads(out.read_text())[0]["method"] == "maml"
-    model = FewShotModel(tiny_run, config_overrides={"adapt_head_init": "ridge"})
-    assert model.config.adaptation_head_init == "ridge"
+    model = MethodRunner(tiny_run, adapt_head_init="ridge")
+    assert model.model.config.adaptation_head_init == "ridge"

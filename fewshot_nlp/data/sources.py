@@ -414,3 +414,42 @@ def _first_record_has(path: Path, key: str) -> bool:
 def _preview(items: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(repr(x) for x in items[:limit])
     return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def as_task_source(
+    train_data, *, text_column="text", label_column="label", text_pair_column=None
+) -> TaskSource:
+    """Whatever the user has (Dataset, (text, label) pairs, file paths) as a TaskSource."""
+    if isinstance(train_data, TaskSource):
+        return train_data
+    import datasets
+
+    if isinstance(train_data, (datasets.Dataset, datasets.DatasetDict)):
+        return TaskSource.from_dataset(
+            train_data,
+            name="train_data",
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        )
+    if isinstance(train_data, (str, os.PathLike)) or (
+        isinstance(train_data, Sequence)
+        and train_data
+        and isinstance(train_data[0], (str, os.PathLike))
+    ):
+        return TaskSource.from_files(
+            train_data,
+            name="train_data",
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        )
+    pairs = list(train_data)
+    if not pairs or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise DataError(
+            "train_data must be a Dataset, file path(s), or a list of (text, label) pairs."
+        )
+    warn_unnamed_labels([label for _, label in pairs], "train_data")
+    return TaskSource(
+        name="train_data", texts=[t for t, _ in pairs], labels=[str(y) for _, y in pairs]
+    )

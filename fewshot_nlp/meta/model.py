@@ -1,0 +1,356 @@
+"""`FewShotModel`: a meta-trained run as one object: load, save, adapt, classify.
+
+Shaped like peft's ``PeftModel``: ``from_pretrained(folder)`` / ``save_pretrained(folder)``.
+``adapt``, the trainer's evaluation, ``evaluate`` and the CLI all go through it, so a run is
+loaded, adapted and scored one way everywhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.collate import EpisodeCollator
+from ..data.sources import as_task_source
+from ..errors import ConfigError, DataError
+from ..modeling.head import set_head
+from .config import MAMLConfig, plain_checkpoint_config
+from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
+from .saving import load_inner_lrs, load_meta_model, save_meta_model
+
+DEFAULT_SUPPORT_BATCH = 64
+DEFAULT_MAX_LENGTH = 128
+QUERY_BATCH = 128
+
+
+class FewShotModel:
+    """A sequence classifier with its meta-learned adaptation rule and tokenizer.
+
+    ``from_pretrained`` takes a meta-trained folder (its recorded adaptation is replayed) or
+    any sequence-classification checkpoint (head-only logistic regression, no inner steps).
+    The meta-model itself is never changed: ``adapt`` returns a new classifier.
+    """
+
+    def __init__(
+        self,
+        maml: MAML,
+        tokenizer=None,
+        *,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        info: dict | None = None,
+        cache_features: bool = False,
+    ) -> None:
+        self.maml = maml
+        self.tokenizer = tokenizer
+        self.collator = EpisodeCollator(tokenizer, max_length=max_length)
+        self.info = dict(info or {})
+        # Frozen features by text (only for a model that no longer trains): the same held-out
+        # texts recur across evaluation episodes.
+        self._cache: dict | None = {} if cache_features else None
+
+    # ---------------------------------------------------------------- loading and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        max_length: int | None = None,
+        cache_features: bool = False,
+        trust_remote_code: bool = False,
+        torch_dtype=None,
+        **config_changes,
+    ) -> FewShotModel:
+        """Load a run; keyword arguments named like ``MAMLConfig`` fields override its
+        recorded adaptation (as ``from_pretrained(path, num_labels=...)`` does a config)."""
+        known = {f.name for f in fields(MAMLConfig)}
+        unknown = sorted(set(config_changes) - known)
+        if unknown:
+            raise ConfigError(
+                f"FewShotModel.from_pretrained got unknown settings {unknown}; the adaptation "
+                f"settings are the MAMLConfig fields: {sorted(known)}."
+            )
+        model, tokenizer, config, info = load_meta_model(
+            path, trust_remote_code=trust_remote_code, torch_dtype=torch_dtype
+        )
+        config = config or plain_checkpoint_config(model)
+        changes = {k: v for k, v in config_changes.items() if v is not None}
+        changes["support_batch_size"] = (
+            changes.get("support_batch_size") or config.support_batch_size or DEFAULT_SUPPORT_BATCH
+        )
+        maml = MAML(model.eval(), replace(config, **changes))
+        load_inner_lrs(maml, path)
+        return cls(
+            maml,
+            tokenizer,
+            max_length=max_length or info.get("max_length") or DEFAULT_MAX_LENGTH,
+            info=info,
+            cache_features=cache_features,
+        )
+
+    def save_pretrained(
+        self, output_dir: str | os.PathLike, *, info: dict | None = None, merge_lora: bool = False
+    ) -> Path:
+        """The run as a Hub-format folder plus ``fewshot_nlp.json`` (how to adapt it)."""
+        return save_meta_model(
+            self.maml, output_dir, tokenizer=self.tokenizer, info=info, merge_lora=merge_lora
+        )
+
+    def with_config(self, **changes) -> FewShotModel:
+        """The same weights under other adaptation settings (nothing is copied)."""
+        config = replace(self.config, **changes)
+        maml = MAML(self.model, config)
+        if maml.log_inner_lrs is not None and self.maml.log_inner_lrs is not None:
+            maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
+        view = copy.copy(self)
+        view.maml = maml
+        return view
+
+    # ---------------------------------------------------------------- what the run is
+    @property
+    def model(self):
+        return self.maml.model
+
+    @property
+    def config(self) -> MAMLConfig:
+        return self.maml.config
+
+    @property
+    def path(self) -> str | None:
+        return self.info.get("path")
+
+    @property
+    def meta_trained(self) -> bool:
+        return "maml" in self.info
+
+    @property
+    def base_encoder(self) -> str | None:
+        return self.info.get("base_encoder") or self.info.get("base_model")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ---------------------------------------------------------------- adapting and scoring
+    def encode(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> dict:
+        inputs = self.collator.encode(list(texts), None if pairs is None else list(pairs))
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def adapt_weights(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        n_way: int,
+        *,
+        pairs: Sequence[str] | None = None,
+        label_names: Sequence[str] | None = None,
+        source: str = "support",
+    ) -> tuple[dict[str, torch.Tensor], dict]:
+        """The adapted fast weights (standard head) for a support set, and what happened."""
+        names = None
+        if label_names is not None and pairs is None:
+            names = {
+                k: v.to(self.device)
+                for k, v in self.collator.encode_label_names(label_names).items()
+            }
+        return self.maml.adapt_fast_weights(
+            self.encode(texts, pairs),
+            torch.as_tensor(labels, dtype=torch.long, device=self.device),
+            n_way,
+            names=names,
+            source=source,
+            meta_grad=False,
+        )
+
+    @torch.no_grad()
+    def logits(
+        self, fast: dict[str, torch.Tensor], texts: Sequence[str], pairs=None
+    ) -> torch.Tensor:
+        """Logits of texts at adapted weights, in batches. Head-only adaptation leaves the
+        encoder as it is, so its frozen features (cached, if this model keeps a cache) serve."""
+        if not self.maml.fast_names:
+            return self.maml.logits(self.features(texts, pairs).to(self.device), fast)
+        out = []
+        for i in range(0, len(texts), QUERY_BATCH):
+            chunk = None if pairs is None else pairs[i : i + QUERY_BATCH]
+            inputs = self.encode(texts[i : i + QUERY_BATCH], chunk)
+            out.append(self.maml.logits(self.maml.features(fast, inputs), fast))
+        return torch.cat(out)
+
+    def episode_logits(
+        self,
+        support_texts: Sequence[str],
+        support_labels: Sequence[int],
+        n_way: int,
+        query_texts: Sequence[str],
+        *,
+        support_pairs=None,
+        query_pairs=None,
+        label_names: Sequence[str] | None = None,
+        source: str = "episode",
+    ) -> torch.Tensor:
+        """The one evaluator: adapt on the support set, score the query texts. The trainer's
+        evaluation and ``evaluate``'s ``maml`` method both call it."""
+        fast, _ = self.adapt_weights(
+            support_texts,
+            support_labels,
+            n_way,
+            pairs=support_pairs,
+            label_names=label_names,
+            source=source,
+        )
+        return self.logits(fast, list(query_texts), query_pairs)
+
+    @torch.no_grad()
+    def features(self, texts, pairs=None, pooling: str = "head") -> torch.Tensor:
+        """Features of the un-adapted encoder ('head': the head's input; 'mean': the mean of
+        the last hidden states), from the cache where this model keeps one."""
+        texts = list(texts)
+        pairs = None if pairs is None else list(pairs)
+        keys = [(pooling, t, None if pairs is None else pairs[i]) for i, t in enumerate(texts)]
+        cache = self._cache if self._cache is not None else {}
+        todo = list(dict.fromkeys(k for k in keys if k not in cache))
+        for i in range(0, len(todo), QUERY_BATCH):
+            chunk = todo[i : i + QUERY_BATCH]
+            inputs = self.encode(
+                [k[1] for k in chunk], None if pairs is None else [k[2] for k in chunk]
+            )
+            if pooling == "head":
+                feats = self.maml.features({}, inputs)
+            else:
+                feats = self._mean_pooled(inputs)
+            cache.update(zip(chunk, feats.cpu()))
+        return torch.stack([cache[k] for k in keys])
+
+    def _mean_pooled(self, inputs) -> torch.Tensor:
+        model = self.model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        hidden = base.base_model(**inputs).last_hidden_state
+        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def predict(self, *args, **kwargs) -> np.ndarray:
+        """Predicted class ids of the query texts (arguments as ``episode_logits``)."""
+        return self.episode_logits(*args, **kwargs).argmax(-1).cpu().numpy()
+
+    # ---------------------------------------------------------------- a classifier
+    def adapt(
+        self,
+        train_data,
+        *,
+        text_column: str = "text",
+        label_column: str = "label",
+        text_pair_column: str | None = None,
+        steps: int | None = None,
+        learning_rate: float | None = None,
+        max_length: int | None = None,
+        support_batch_size: int | None = None,
+        merge_lora: bool = True,
+        head_init: str | None = None,
+        step_candidates: list[int] | None = None,
+        label_names: str | None = None,
+    ):
+        """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
+
+        ``train_data``: a Dataset, file path(s) or (text, label) pairs. ``head_init`` and
+        ``step_candidates`` override the recorded head and the inner steps' cross-validation
+        (``[0, 1, 3]``: pick by k-fold on the support set; ``steps`` fixes them);
+        ``label_names`` ('auto', 'always', 'never') whether the label names join the support.
+        """
+        source = as_task_source(
+            train_data,
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        ).without_blank_texts()
+        if len(source.label_index) < 2:
+            raise DataError(
+                f"train_data has {len(source.label_index)} class ({source.label_names}): a "
+                "classifier needs at least 2 labels with examples."
+            )
+        if self.tokenizer is None:
+            raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
+        changes: dict = {}
+        if support_batch_size is not None:
+            changes["support_batch_size"] = support_batch_size
+        if steps is not None:
+            changes.update(inner_steps=steps, adapt_step_candidates=None)
+        if step_candidates is not None:
+            changes["adapt_step_candidates"] = list(step_candidates)
+        if head_init is not None:
+            changes["adapt_head_init"] = head_init
+        if label_names is not None:
+            changes["label_names"] = label_names
+        if learning_rate is not None:
+            changes.update(inner_learning_rate=learning_rate, learn_inner_lr="none")
+        runner = self.with_config(**changes) if changes else self
+        if max_length is not None:
+            runner = copy.copy(runner)
+            runner.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
+        _warn_truncation(runner.collator, source.texts, source.text_pairs)
+        names = source.label_names
+        ids = {name: i for i, name in enumerate(names)}
+        fast, metrics = runner.adapt_weights(
+            source.texts,
+            [ids[y] for y in source.labels],
+            len(names),
+            pairs=source.text_pairs,
+            label_names=names,
+            source="train_data",
+        )
+        if metrics.get("cv_fallback"):
+            warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=2)
+        classifier = runner.classifier(fast, names, merge_lora=merge_lora)
+        config, info = runner.config, self.info
+        classifier.fewshot_nlp_adaptation = {
+            "classes": len(names),
+            "examples": len(source),
+            "inner_steps": metrics["inner_steps"],
+            "inner_learning_rate": config.inner_learning_rate,
+            "adapt_scope": config.adapt_scope,
+            "head_init": config.adaptation_head_init,
+            "step_candidates": config.adapt_step_candidates,
+            "cv_accuracy": metrics.get("cv_accuracy"),
+            "cv_fallback": metrics.get("cv_fallback"),
+            "label_names_used": bool(metrics.get("label_names_used")),
+            "label_name_accuracy": metrics.get("label_name_accuracy"),
+            "support_loss_before": metrics.get("support_loss_before"),
+            "meta_trained": self.meta_trained,
+            "meta_training": info.get("meta_training"),
+            "base_model": info.get("base_model"),
+            "base_encoder": self.base_encoder or self.path,
+        }
+        return classifier
+
+    def classifier(
+        self, fast: dict[str, torch.Tensor], label_names: Sequence[str], *, merge_lora=True
+    ):
+        """A copy of the model holding the adapted weights and a head named by the labels."""
+        classifier = copy.deepcopy(self.model)
+        params = dict(classifier.named_parameters())
+        with torch.no_grad():
+            for name in self.maml.fast_names:
+                params[name].copy_(fast[name])
+        if hasattr(classifier, "peft_config") and merge_lora:
+            classifier = classifier.merge_and_unload()
+        set_head(
+            classifier, self.maml.head_name, fast[HEAD_WEIGHT], fast[HEAD_BIAS], list(label_names)
+        )
+        return classifier.eval()
+
+
+def _warn_truncation(collator: EpisodeCollator, texts, pairs) -> None:
+    lengths = collator.tokenizer(texts, pairs, truncation=False)["input_ids"]
+    over = sum(len(ids) > collator.max_length for ids in lengths)
+    if over:
+        warnings.warn(
+            f"{over} of {len(texts)} texts are longer than max_length={collator.max_length} "
+            "tokens and were truncated.",
+            stacklevel=3,
+        )
