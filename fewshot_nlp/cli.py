@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from .errors import ConfigError, FewShotError
@@ -57,71 +57,17 @@ def meta_train(argv: list[str]) -> int:
     return 0
 
 
-def add_adaptation_flags(add, prefix: str) -> None:
-    """--head_init, --step_candidates, --label_names: how `adapt` fits the new classes."""
-    from .modeling.head import HEAD_INITS
-
-    add(
-        "--head_init",
-        "--head-init",
-        default=None,
-        choices=list(HEAD_INITS),
-        help=f"{prefix}head fitted on the support features (default: the run's adapt_head_init).",
-    )
-    add(
-        "--step_candidates",
-        "--step-candidates",
-        type=int,
-        nargs="+",
-        default=None,
-        help=f"{prefix}choose the inner steps among these by cross-validation on the support "
-        "examples, e.g. 0 1 3.",
-    )
-    add(
-        "--label_names",
-        "--label-names",
-        default=None,
-        choices=["auto", "always", "never"],
-        help=f"{prefix}use the label names as examples (default: the run's setting).",
-    )
-
-
 # ---------------------------------------------------------------- adapt / predict
 def adapt_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from .cli_arguments import AdaptArguments, AdaptationArguments
+    from .meta.arguments import parse_dataclasses
+
+    args, adaptation = parse_dataclasses(
+        (AdaptArguments, AdaptationArguments),
+        argv,
         prog="fewshot-nlp adapt",
         description="Adapt a (meta-trained) model to a few labelled examples and export it.",
     )
-    add = parser.add_argument
-    add(
-        "--model",
-        required=True,
-        help="Meta-trained folder or any sequence-classification checkpoint.",
-    )
-    add("--train_file", "--train-file", nargs="+", required=True, help=".jsonl/.json/.csv file(s).")
-    add("--text_column", "--text-column", default="text", help="Column with the text.")
-    add("--label_column", "--label-column", default="label", help="Column with the label name.")
-    add(
-        "--text_pair_column", "--text-pair-column", default=None, help="Second text for pair tasks."
-    )
-    add("--output_dir", "--output-dir", required=True, help="Where the exported classifier goes.")
-    add("--steps", type=int, default=None, help="Inner steps (default: the meta-trained number).")
-    add("--learning_rate", "--learning-rate", type=float, default=None, help="Inner learning rate.")
-    add("--max_length", "--max-length", type=int, default=None, help="Tokenizer max length.")
-    add_adaptation_flags(add, prefix="")
-    add("--overwrite", action="store_true", help="Replace an existing output_dir.")
-    add(
-        "--keep_adapter",
-        "--keep-adapter",
-        action="store_true",
-        help="LoRA runs: write a PEFT adapter folder (AutoPeftModelForSequenceClassification "
-        "loads it) instead of merging the adapter into the weights.",
-    )
-    add("--push_to_hub", "--push-to-hub", action="store_true", help="Upload the export to the Hub.")
-    add("--hub_model_id", "--hub-model-id", default=None, help="user/name for --push_to_hub.")
-    add("--private", action="store_true", help="Create the Hub repository as private.")
-    args = parser.parse_args(argv)
-
     from .paths import check_model_path, check_output_dir
 
     check_output_dir(args.output_dir, overwrite=args.overwrite)
@@ -151,9 +97,9 @@ def adapt_command(argv: list[str]) -> int:
         learning_rate=args.learning_rate,
         max_length=args.max_length,
         merge_lora=not args.keep_adapter,
-        head_init=args.head_init,
-        step_candidates=args.step_candidates,
-        label_names=args.label_names,
+        head_init=adaptation.head_init,
+        step_candidates=adaptation.step_candidates,
+        label_names=adaptation.label_names,
     )
     out = export(
         adapted,
@@ -171,25 +117,22 @@ def adapt_command(argv: list[str]) -> int:
 
 
 def predict_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from .cli_arguments import PredictArguments
+    from .meta.arguments import parse_dataclasses
+
+    args, texts = parse_dataclasses(
+        (PredictArguments,),
+        argv,
         prog="fewshot-nlp predict",
         description="Top labels of texts given on the command line or in a file (with "
         "--input_file the predictions go to --output_file as JSON lines, or to stdout).",
+        positional="Texts to classify.",
     )
-    add = parser.add_argument
-    add("--model", required=True, help="An exported classifier folder.")
-    add("--top_k", "--top-k", type=int, default=3, help="Labels kept per text.")
-    add("--input_file", "--input-file", default=None, help=".txt (one per line), .jsonl, .csv.")
-    add("--text_column", "--text-column", default="text", help="Text field of .jsonl/.csv.")
-    add("--output_file", "--output-file", default=None, help="Write JSON lines here.")
-    add("--batch_size", "--batch-size", type=int, default=32, help="Texts per forward pass.")
-    add("texts", nargs="*", help="Texts to classify.")
-    args = parser.parse_args(argv)
 
     from .data.sources import read_texts
     from .paths import check_model_path, check_output_file
 
-    if bool(args.texts) == bool(args.input_file):
+    if bool(texts) == bool(args.input_file):
         raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
     for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
         if value < 1:
@@ -197,7 +140,7 @@ def predict_command(argv: list[str]) -> int:
     if args.output_file:
         check_output_file(args.output_file, flag="--output_file")
     model = check_model_path(resolve_model_path(args.model))
-    texts = read_texts(args.input_file, args.text_column) if args.input_file else args.texts
+    texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
     if not texts:
         raise ConfigError(f"{args.input_file} holds no texts.")
 
@@ -246,29 +189,19 @@ def predict_command(argv: list[str]) -> int:
 
 
 def episodes_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from .cli_arguments import EpisodesArguments
+    from .meta.arguments import parse_dataclasses
+
+    (args,) = parse_dataclasses(
+        (EpisodesArguments,),
+        argv,
         prog="fewshot-nlp episodes",
         description="Sample and print episodes from the data directory.",
     )
-    parser.add_argument("--data_dir", "--data-dir", default=None, help="Data directory.")
-    parser.add_argument(
-        "--datasets",
-        nargs="+",
-        default=["banking77:train:01:train", "snips", "trec", "sst2"],
-        help="Sources, NAME[:SPLIT[:FOLD[:PART]]].",
-    )
-    parser.add_argument("--n_way", "--n-way", default="5", help="int, 'min-max' or 'all'.")
-    parser.add_argument("--k_shot", "--k-shot", type=int, default=2, help="Support per class.")
-    parser.add_argument("--q_query", "--q-query", type=int, default=2, help="Query per class.")
-    parser.add_argument("--episodes", type=int, default=3, help="How many to print.")
-    parser.add_argument("--temperature", type=float, default=0.5, help="Source mixing temperature.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed.")
-    args = parser.parse_args(argv)
-    from .data.episodes import EpisodeSampler
-    from .meta.arguments import MetaTrainingArguments
+    from .data.episodes import EpisodeSampler, parse_n_way
 
     sources = [parse_source_spec(s, args.data_dir) for s in args.datasets]
-    n_way = MetaTrainingArguments(n_way=args.n_way).parsed_n_way()
+    n_way = parse_n_way(args.n_way)
     sampler = EpisodeSampler(
         sources, n_way, args.k_shot, args.q_query, temperature=args.temperature, seed=args.seed
     )
@@ -284,76 +217,17 @@ def episodes_command(argv: list[str]) -> int:
 
 
 def evaluate_command(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from .cli_arguments import AdaptationArguments, EvaluateArguments
+    from .meta.arguments import parse_dataclasses
+
+    args, adaptation = parse_dataclasses(
+        (EvaluateArguments, AdaptationArguments),
+        argv,
         prog="fewshot-nlp evaluate",
         description="Episodic or fixed-shot evaluation of the meta-learned adaptation (maml) "
         "against the baselines a user would try (logreg, prototype, finetune, setfit), paired.",
     )
-    add = parser.add_argument
-    add("--model", required=True, help="Meta-trained folder or any classification checkpoint.")
-    add(
-        "--baseline_model",
-        "--baseline-model",
-        default=None,
-        help="Checkpoint the baselines run on (default: the base encoder the meta-model came "
-        "from, so baselines never benefit from or suffer our meta-training).",
-    )
-    add("--data_dir", "--data-dir", default=None, help="Data directory (else $FEWSHOT_NLP_DATA).")
-    add("--dataset", help="Episodic protocol: dataset name in the data directory.")
-    add("--split", default="test", help="File of the dataset the episodes come from.")
-    add("--fold", default=None, help="Class-split fold of splits.json (e.g. 01).")
-    add("--part", default=None, help="Class-split part: train, validation or test.")
-    add("--n_way", "--n-way", default="5", help="Classes per episode: int, 'min-max' or 'all'.")
-    add("--k_shot", "--k-shot", default="1,5", help="Comma-separated shots per class.")
-    add("--q_query", "--q-query", type=int, default=15, help="Query examples per class.")
-    add("--episodes", type=int, default=600, help="Episodes per shot setting.")
-    add("--seed", type=int, default=0, help="Seed of the episode stream.")
-    add(
-        "--method",
-        default="maml,logreg,prototype,finetune",
-        help="Comma-separated methods: maml, logreg, prototype, finetune, setfit.",
-    )
-    add(
-        "--max_episodes",
-        "--max-episodes",
-        default=None,
-        help="Cap slow methods to the first N of the same episodes, e.g. finetune=100.",
-    )
-    add("--train_file", "--train-file", default=None, help="Fixed-shot protocol: few-shot file.")
-    add("--test_file", "--test-file", default=None, help="Fixed-shot protocol: test file.")
-    add("--finetune_epochs", "--finetune-epochs", type=int, default=10, help="Baseline epochs.")
-    add(
-        "--finetune_batch_size",
-        "--finetune-batch-size",
-        type=int,
-        default=16,
-        help="Baseline mini-batch size.",
-    )
-    add(
-        "--finetune_learning_rate",
-        "--finetune-learning-rate",
-        type=float,
-        default=5e-5,
-        help="Baseline peak learning rate (linear warm-up over 10%% of steps, then decay).",
-    )
-    add("--logreg_c", "--logreg-c", type=float, default=10.0, help="C of the logreg baseline.")
-    add(
-        "--prototype_pooling",
-        "--prototype-pooling",
-        default="mean",
-        help="Prototype features: 'mean' (mean-pooled last layer) or 'head' (head input).",
-    )
-    add(
-        "--prototype_distance",
-        "--prototype-distance",
-        default="cosine",
-        help="Prototype distance: 'cosine' (L2-normalised features) or 'euclidean'.",
-    )
-    add_adaptation_flags(add, prefix="maml: ")
-    add("--output_file", "--output-file", default=None, help="Write the results as JSON here.")
-    add("--plot", default=None, help="Write accuracy vs shots (PNG) here.")
-    args = parser.parse_args(argv)
-    from .data.episodes import check_counts
+    from .data.episodes import check_counts, parse_n_way
     from .paths import check_model_path, check_output_file
 
     try:
@@ -382,7 +256,6 @@ def evaluate_command(argv: list[str]) -> int:
         plot_accuracy,
         write_results,
     )
-    from .meta.arguments import MetaTrainingArguments
 
     methods = [m.strip() for m in args.method.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -404,15 +277,7 @@ def evaluate_command(argv: list[str]) -> int:
         learning_rate=args.finetune_learning_rate,
     )
 
-    overrides = {
-        key: value
-        for key, value in (
-            ("adapt_head_init", args.head_init),
-            ("adapt_step_candidates", args.step_candidates),
-            ("label_names", args.label_names),
-        )
-        if value is not None
-    }
+    overrides = adaptation.overrides()
 
     def load(path, **extra):
         return MethodRunner(
@@ -444,7 +309,7 @@ def evaluate_command(argv: list[str]) -> int:
         source = TaskSource.from_data_dir(
             args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
         )
-        n_way = MetaTrainingArguments(n_way=args.n_way).parsed_n_way()
+        n_way = parse_n_way(args.n_way)
         results = evaluate_episodes(
             model,
             [source],
@@ -457,7 +322,8 @@ def evaluate_command(argv: list[str]) -> int:
             baseline_model=baseline,
             method_episodes=caps,
         )
-    settings = {k: v for k, v in vars(args).items() if v is not None}
+    values = {**asdict(args), **asdict(adaptation)}
+    settings = {k: v for k, v in values.items() if v is not None}
     command = shlex.join(["fewshot-nlp", "evaluate", *argv])
     for row in results:  # a result file says how to reproduce itself
         row["settings"], row["command"] = settings, command

@@ -351,3 +351,63 @@ def test_cli_evaluate_overrides_the_adaptation(tiny_run, data_dir, tmp_path):
     assert json.loads(out.read_text())[0]["method"] == "maml"
     model = MethodRunner(tiny_run, adapt_head_init="ridge")
     assert model.model.config.adaptation_head_init == "ridge"
+
+
+def test_trainer_and_evaluate_score_the_same_episodes_alike(tmp_path, tokenizer, toy_source):
+    """One evaluator: the trainer's validation and `evaluate`'s maml rows agree exactly on the
+    same episodes, the second reading the run from disk."""
+    from fewshot_nlp.meta.trainer import EVAL_SEED_OFFSET
+
+    args = tiny_meta_args(tmp_path / "run", max_steps=2)
+    trainer = MetaTrainer(tiny_model(), args, [toy_source], [toy_source], tokenizer=tokenizer)
+    trainer.train()
+    during = trainer.evaluate(episodes=5)["eval_accuracy"]
+    rows = evaluate_episodes(
+        str(tmp_path / "run"),
+        [toy_source],
+        n_way=3,
+        k_shots=[args.k_shot],
+        q_query=args.q_query,
+        episodes=5,
+        seed=args.seed + EVAL_SEED_OFFSET,
+        methods=["maml"],
+        progress=False,
+    )
+    assert rows[0]["results"][str(args.k_shot)]["accuracy"]["mean"] == pytest.approx(during)
+
+
+def test_fewshot_model_load_options_and_unchanged_run(tiny_run, toy_source):
+    from fewshot_nlp import ConfigError, FewShotModel
+
+    with pytest.raises(ConfigError, match="unknown settings \\['head_int'\\]"):
+        FewShotModel.from_pretrained(tiny_run, head_int="ridge")
+    run = FewShotModel.from_pretrained(tiny_run, adapt_head_init="ridge", max_length=16)
+    assert run.config.adaptation_head_init == "ridge" and run.collator.max_length == 16
+    assert run.meta_trained and run.path == tiny_run
+    before = {n: p.clone() for n, p in run.model.state_dict().items()}
+    pairs = list(zip(toy_source.texts, toy_source.labels))
+    first, second = run.adapt(pairs), run.adapt(pairs)  # adapting twice: the same classifier
+    for name, value in first.state_dict().items():
+        assert torch.equal(value, second.state_dict()[name]), name
+    for name, value in run.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_cli_evaluate_reads_yaml_and_checks_choices(tiny_run, data_dir, tmp_path, capsys):
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        "dataset: trec\nsplit: test\nn_way: '3'\nk_shot: '2'\nq_query: 2\nepisodes: 2\n"
+        "method: maml,prototype\nhead_init: ridge\n"
+    )
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--config", str(config), "--model", tiny_run, "--data_dir", str(data_dir)]
+    assert cli_main([*argv, "--output_file", str(out), "--episodes", "3"]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["method"] for r in rows] == ["maml", "prototype"]
+    assert rows[0]["episodes"] == 3 and rows[0]["settings"]["head_init"] == "ridge"
+    with pytest.raises(SystemExit):
+        cli_main([*argv, "--prototype_distance", "manhattan"])
+    assert "invalid choice: 'manhattan'" in capsys.readouterr().err
+    config.write_text("dataset: trec\nepisode: 3\n")
+    assert cli_main(argv) == 2
+    assert "Unknown key 'episode'" in capsys.readouterr().err

@@ -177,6 +177,20 @@ class EpisodeSampler:
         self._position = (state["position"] * state["world_size"]) // self.world_size
 
 
+def parse_n_way(value) -> int | tuple[int, int] | str:
+    """n_way as written in a flag or YAML: an int (5), a range ('2-10') or 'all'."""
+    text = str(value).strip()
+    if text == "all":
+        return text
+    if "-" in text:
+        low, _, high = text.partition("-")
+        if low.isdigit() and high.isdigit():
+            return (int(low), int(high))
+    elif text.isdigit():
+        return int(text)
+    raise ConfigError(f"n_way={value!r}: give an int (5), a range ('2-10') or 'all'.")
+
+
 def check_counts(counts, prefix: str = "") -> None:
     """``(name, value)`` pairs of episode counts (shots, queries, episodes): whole numbers
     >= 1. ``prefix`` is "--" where the names are CLI flags."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from ..data.episodes import parse_n_way
 from ..errors import ConfigError
 from ..modeling.lora import DEFAULT_LORA_TARGETS
 from .config import MAMLConfig
@@ -111,16 +112,7 @@ class MetaTrainingArguments(MAMLConfig):
         self.parsed_n_way()
 
     def parsed_n_way(self) -> int | tuple[int, int] | str:
-        value = str(self.n_way).strip()
-        if value == "all":
-            return value
-        if "-" in value:
-            low, _, high = value.partition("-")
-            if low.isdigit() and high.isdigit():
-                return (int(low), int(high))
-        elif value.isdigit():
-            return int(value)
-        raise ConfigError(f"n_way={self.n_way!r}: give an int (5), a range ('2-10') or 'all'.")
+        return parse_n_way(self.n_way)
 
     def maml_config(self) -> MAMLConfig:
         return MAMLConfig(**{f.name: getattr(self, f.name) for f in fields(MAMLConfig)})
@@ -182,20 +174,37 @@ def parse_meta_train_args(
     argv: list[str], *, prog: str, description: str, config: str | None = None
 ) -> tuple[ModelDataArguments, MetaTrainingArguments]:
     """``--config YAML`` gives the defaults (``config`` when not given), flags override them."""
+    types = (ModelDataArguments, MetaTrainingArguments)
+    return parse_dataclasses(types, argv, prog=prog, description=description, config=config)
+
+
+def parse_dataclasses(
+    types: tuple,
+    argv: list[str],
+    *,
+    prog: str,
+    description: str,
+    config: str | None = None,
+    positional: str | None = None,
+) -> tuple:
+    """Every command's arguments: dataclass fields as flags (both spellings, via
+    ``HfArgumentParser``) and as keys of an optional ``--config`` YAML that flags override.
+    ``positional``: help of trailing free arguments, returned last as a list."""
     from transformers import HfArgumentParser
 
-    types = (ModelDataArguments, MetaTrainingArguments)
     parser = HfArgumentParser(types, prog=prog, description=description)
     parser.add_argument(
         "--config", default=config, help="YAML file of argument defaults; flags override it."
     )
+    if positional:
+        parser.add_argument("positional", nargs="*", metavar="TEXT", help=positional)
     known, _ = parser.parse_known_args(argv)
     if known.config:
         values = load_yaml_config(known.config)
         check_config_keys(values, types, known.config)
         parser.set_defaults(**values)
-    model_args, args, _ = parser.parse_args_into_dataclasses(argv)
-    return model_args, args
+    *parsed, rest = parser.parse_args_into_dataclasses(argv)
+    return (*parsed, rest.positional) if positional else tuple(parsed)
 
 
 def check_config_keys(values: dict, dataclass_types, where: str) -> None:

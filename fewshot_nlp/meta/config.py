@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from typing import Literal, get_args
 
 from ..errors import ConfigError
-from ..modeling.head import HEAD_INITS
+from ..modeling.head import HEAD_INITS, HeadInit
 
-LEARN_INNER_LR = ("none", "param", "layer")
-LABEL_NAMES = ("auto", "always", "never")
+LearnInnerLR = Literal["none", "param", "layer"]
+LabelNames = Literal["auto", "always", "never"]
+LEARN_INNER_LR = get_args(LearnInnerLR)
+LABEL_NAMES = get_args(LabelNames)
 
 
 @dataclass
@@ -28,7 +31,7 @@ class MAMLConfig:
             "adapters + head), 'head' (ANIL), or 'top:K' (top K layers + head)."
         },
     )
-    head_init: str = field(
+    head_init: HeadInit = field(
         default="proto",
         metadata={
             "help": "Episode head init: 'proto' (Proto-MAML, Euclidean), 'cosine' (prototypes "
@@ -36,7 +39,7 @@ class MAMLConfig:
             "(logistic regression fitted to convergence), 'zero' or 'random'."
         },
     )
-    adapt_head_init: str | None = field(
+    adapt_head_init: HeadInit | None = field(
         default=None,
         metadata={"help": "Head init at adapt/evaluation time (default: head_init)."},
     )
@@ -48,7 +51,7 @@ class MAMLConfig:
         default=10.0,
         metadata={"help": "C of the 'logreg' head (as in scikit-learn); 1/lambda of 'ridge'."},
     )
-    label_names: str = field(
+    label_names: LabelNames = field(
         default="auto",
         metadata={
             "help": "Use each label's name (card_arrival -> 'card arrival') as one more support "
@@ -69,7 +72,7 @@ class MAMLConfig:
     adapt_cv_folds: int = field(
         default=3, metadata={"help": "Folds of that cross-validation (capped by the shots)."}
     )
-    learn_inner_lr: str = field(
+    learn_inner_lr: LearnInnerLR = field(
         default="none",
         metadata={
             "help": "Meta-learn inner learning rates: 'none', 'param' (one per adapted tensor, "

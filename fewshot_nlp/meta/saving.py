@@ -132,6 +132,11 @@ def load_meta_model(path: str | Path, *, trust_remote_code: bool = False, torch_
 
 def _resolve_base(path: Path, recorded: str) -> str:
     """The adapter's base; a warmed-up base is found beside the run even if it moved."""
+    if not recorded:
+        raise ModelError(
+            f"The LoRA adapter in {path} records no base model (base_model_name_or_path is "
+            "empty): set it in adapter_config.json to the folder or id the adapter was made on."
+        )
     if Path(recorded).is_dir() or not Path(recorded).is_absolute():
         return recorded
     for candidate in (path / Path(recorded).name, path.parent / Path(recorded).name):

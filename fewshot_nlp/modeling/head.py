@@ -7,6 +7,8 @@ label sets share one encoder, and writing it back makes the export a standard mo
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,7 +24,8 @@ HEAD_CANDIDATES = (
     "head",
     "sequence_summary.summary",
 )
-HEAD_INITS = ("proto", "cosine", "ridge", "logreg", "zero", "random")
+HeadInit = Literal["proto", "cosine", "ridge", "logreg", "zero", "random"]
+HEAD_INITS = get_args(HeadInit)
 # These heads read L2-normalised features (cosine geometry, as sentence encoders are used).
 NORMALIZED_HEAD_INITS = ("cosine", "ridge", "logreg")
 
