@@ -307,6 +307,38 @@ def test_second_order_under_sdpa(tokenizer):
         torch.testing.assert_close(x, y, atol=1e-7, rtol=1e-6)
 
 
+@pytest.mark.parametrize("scope,learn", [("full", "none"), ("lora", "layer"), ("top:1", "param")])
+def test_step_checkpointing_same_meta_gradient_less_memory(tokenizer, scope, learn):
+    """Whole inner steps recomputed in the outer backward: the same meta-gradient, and the
+    graph kept for the outer backward stops growing with each extra inner step. (A checkpoint
+    keeps its input weights: with the tiny model's 30k-word embedding adapted ('full'), those
+    outweigh its activations, so the memory check is on the scopes that leave it alone.)"""
+    batch = make_batch(tokenizer)
+
+    def run(checkpointed: bool, steps: int):
+        maml = build(scope, False, steps, learn=learn)
+        maml.config.step_checkpointing = checkpointed
+        saved: dict[int, int] = {}
+
+        def pack(tensor):
+            saved[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            grads, out = our_meta_grads(maml, batch)
+        return grads, out, sum(saved.values())
+
+    plain, out, plain_bytes = run(False, 3)
+    ckpt, out_ckpt, ckpt_bytes = run(True, 3)
+    assert out.loss.item() == pytest.approx(out_ckpt.loss.item(), abs=1e-12)
+    for a, b in zip(plain, ckpt):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
+    if scope != "full":
+        growth_plain = plain_bytes - run(False, 2)[2]
+        growth_ckpt = ckpt_bytes - run(True, 2)[2]
+        assert 0 < growth_ckpt < 0.5 * growth_plain, (growth_ckpt, growth_plain)
+
+
 # ---------------------------------------------------------------- bad input
 def test_unknown_head_names_what_was_looked_at():
     class Odd(nn.Module):
@@ -377,3 +409,27 @@ def test_second_order_checkpointing_under_sdpa(tokenizer):
     got, _ = our_meta_grads(ckpt, batch)
     for x, y in zip(got, expected):
         torch.testing.assert_close(x, y, atol=1e-7, rtol=1e-6)
+
+
+def test_batched_step_with_learned_lrs_cosine_head_and_step_checkpointing(tokenizer):
+    from .testers import FewShotCommonTester
+
+    FewShotCommonTester()._test_batched_meta_step_matches_one_by_one(
+        "bert",
+        "full",
+        tokenizer,
+        inner_steps=3,
+        learn_inner_lr="layer",
+        head_init="cosine",
+        step_checkpointing=True,
+    )
+
+
+def test_episodes_of_different_shapes_run_one_by_one(tokenizer):
+    maml = build("full", True, 1)
+    mixed = [make_batch(tokenizer, n_way=3), make_batch(tokenizer, n_way=2)]
+    assert not maml.can_batch(mixed) and not maml.can_batch(mixed[:1])
+    with pytest.raises(ConfigError, match="cannot run together"):
+        maml.forward_tasks(mixed)
+    maml.config.support_batch_size = 4  # chunked support would mix the episodes' rows
+    assert not maml.can_batch([make_batch(tokenizer, seed=0), make_batch(tokenizer, seed=1)])

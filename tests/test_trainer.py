@@ -34,8 +34,11 @@ def weights(trainer):
     return {n: p.detach().clone() for n, p in trainer.maml.named_parameters()}
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(tokenizer, small_sources, tmp_path):
-    full = make_trainer(tokenizer, small_sources, tmp_path / "a")
+@pytest.mark.parametrize("batch_tasks", [False, True])
+def test_interrupted_and_resumed_equals_uninterrupted(
+    tokenizer, small_sources, tmp_path, batch_tasks
+):
+    full = make_trainer(tokenizer, small_sources, tmp_path / "a", batch_tasks=batch_tasks)
     full.train()
 
     class StopAt3:
@@ -43,12 +46,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(tokenizer, small_sources, 
             if state.global_step == 3:
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: finish the step, checkpoint, exit
 
-    part = make_trainer(tokenizer, small_sources, tmp_path / "b")
+    part = make_trainer(tokenizer, small_sources, tmp_path / "b", batch_tasks=batch_tasks)
     part.callbacks.append(StopAt3())
     part.train()
     assert part.state.global_step == 3
     assert (tmp_path / "b" / "run" / "checkpoint-3" / "trainer_state.json").is_file()
-    resumed = make_trainer(tokenizer, small_sources, tmp_path / "b", resume_from_checkpoint="true")
+    resumed = make_trainer(
+        tokenizer,
+        small_sources,
+        tmp_path / "b",
+        resume_from_checkpoint="true",
+        batch_tasks=batch_tasks,
+    )
     resumed.train()
     a, b = weights(full), weights(resumed)
     for name in a:
@@ -184,12 +193,23 @@ def test_yaml_then_flags(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration
-def test_two_processes_equal_one(tmp_path, data_dir):
+@pytest.mark.parametrize("batch_tasks", [False, True])
+def test_two_processes_equal_one(tmp_path, data_dir, batch_tasks):
+    """Two processes, each running its half of the meta-batch (one by one, or together in one
+    forward), equal one process running the whole meta-batch one episode at a time."""
     script = Path(__file__).with_name("accelerate_equivalence.py")
     env = {**os.environ, "FEWSHOT_NLP_DATA": str(data_dir), "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one.safetensors"
     two = tmp_path / "two.safetensors"
-    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
+    flags = ["batch_tasks"] if batch_tasks else []
+    # The reference runs one by one: with batch_tasks only in the two-process run, it checks
+    # both the batching and the all-reduce.
+    subprocess.run(
+        [sys.executable, str(script), str(one), *(["float64"] if batch_tasks else [])],
+        check=True,
+        env=env,
+        timeout=600,
+    )
     subprocess.run(
         [
             sys.executable,
@@ -206,6 +226,7 @@ def test_two_processes_equal_one(tmp_path, data_dir):
             "no",
             str(script),
             str(two),
+            *flags,
         ],
         check=True,
         env=env,

@@ -82,6 +82,14 @@ class MAMLConfig:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute encoder activations to save memory."}
     )
+    step_checkpointing: bool = field(
+        default=False,
+        metadata={
+            "help": "Second order: keep only each inner step's input weights and recompute the "
+            "step (forward and inner backward) in the outer backward, so memory no longer grows "
+            "with every extra inner step (measured in BENCHMARKS.md)."
+        },
+    )
     support_batch_size: int | None = field(
         default=None,
         metadata={"help": "Process the support set in chunks of this size (None: all at once)."},

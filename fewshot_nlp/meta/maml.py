@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
+from torch.utils.checkpoint import checkpoint
 
 from ..data.collate import EpisodeBatch
 from ..errors import ConfigError, ModelError, TrainingError
@@ -32,6 +33,7 @@ from ..modeling.head import (
 )
 from ..modeling.lora import lora_param_names
 from ..modeling.pooling import is_mean_pooling
+from .batched import BATCHABLE_MODEL_TYPES, TaskBatched, can_stack, stack_episodes
 from .config import MAMLConfig
 
 logger = logging.getLogger(__name__)
@@ -209,11 +211,13 @@ class MAML(nn.Module):
         params: dict[str, torch.Tensor],
         inputs: dict[str, torch.Tensor],
         create_graph: bool = False,
+        tasks: int = 1,
     ) -> torch.Tensor:
-        """The head's input features with ``params`` swapped into the model."""
+        """The head's input features with ``params`` swapped into the model. ``tasks`` > 1:
+        the inputs are that many episodes' examples, and stacked params apply per episode."""
         size = self.config.support_batch_size
         n = next(iter(inputs.values())).shape[0]
-        if size and n > size:
+        if size and n > size and tasks == 1:
             return torch.cat(
                 [
                     self.features(
@@ -230,7 +234,8 @@ class MAML(nn.Module):
 
         handle = self._head_module.register_forward_pre_hook(grab)
         try:
-            with self._attention_context(create_graph):
+            batched = TaskBatched(tasks, n) if tasks > 1 else contextlib.nullcontext()
+            with self._attention_context(create_graph), batched:
                 encoder = {k: v for k, v in params.items() if k not in (HEAD_WEIGHT, HEAD_BIAS)}
                 functional_call(self.model, encoder, args=(), kwargs=inputs, strict=False)
         except _FeaturesReady:
@@ -260,10 +265,15 @@ class MAML(nn.Module):
     def head_logits(
         feats: torch.Tensor, fast: dict[str, torch.Tensor], normalized: bool
     ) -> torch.Tensor:
-        """Logits as the inner loop sees them: normalised heads read unit-norm features."""
+        """Logits as the inner loop sees them: normalised heads read unit-norm features. A
+        stacked head (episodes, classes, hidden) scores each episode's rows with its own."""
         if normalized:
             feats = F.normalize(feats, dim=-1)
-        return F.linear(feats, fast[HEAD_WEIGHT], fast[HEAD_BIAS])
+        weight, bias = fast[HEAD_WEIGHT], fast[HEAD_BIAS]
+        if weight.dim() == 2:
+            return F.linear(feats, weight, bias)
+        rows = feats.reshape(weight.shape[0], -1, feats.shape[-1])
+        return (rows @ weight.transpose(1, 2) + bias[:, None, :]).reshape(-1, weight.shape[1])
 
     def _init_head(self, feats, labels, n_way, head_init: str, weights=None):
         normalized = head_init in NORMALIZED_HEAD_INITS
@@ -365,6 +375,7 @@ class MAML(nn.Module):
         source: str = "episode",
         meta_grad: bool = True,
         strict: bool = True,
+        tasks: int = 1,
     ) -> tuple[dict[int, dict[str, torch.Tensor]], dict]:
         """The one inner loop: fast weights after each step count in ``snapshots``.
 
@@ -375,34 +386,54 @@ class MAML(nn.Module):
         bounded whatever the support's size), 'auto' label names go in only where they help,
         and the heads come back standard (raw features, what the export holds). Not
         ``strict``: a non-finite loss ends the loop, and the later snapshots are missing.
+        ``tasks`` > 1 (meta-gradient only): the inputs hold that many episodes of one shape one
+        after another (``stack_episodes``); every fast weight gets a leading episode dimension.
         """
         normalized = head_init in NORMALIZED_HEAD_INITS
         create_graph = meta_grad and not self.config.first_order
-        examples = labels.shape[0]
-        size = examples if meta_grad else (self.config.support_batch_size or examples)
+        examples = labels.shape[0] // tasks  # per episode
+        size = labels.shape[0] if meta_grad else (self.config.support_batch_size or examples)
         parts = [
             ({k: v[i : i + size] for k, v in support.items()}, labels[i : i + size])
-            for i in range(0, examples, size)
+            for i in range(0, labels.shape[0], size)
         ]
         chunks = len(parts)
         params = dict(self.model.named_parameters())
         fast = {n: params[n] if meta_grad else params[n].detach() for n in self.fast_names}
+        if tasks > 1:  # one copy per episode (a view): their gradients come out per episode
+            fast = {n: w.expand(tasks, *w.shape) for n, w in fast.items()}
         metrics: dict = {}
         grad_mode = torch.enable_grad if meta_grad else torch.no_grad
         with grad_mode():
-            cached = [self.features(fast, inputs, create_graph) for inputs, _ in parts]
+            cached = [self.features(fast, inputs, create_graph, tasks) for inputs, _ in parts]
             if names is not None and self.config.label_names != "never":
-                name_feats = self.features(fast, names, create_graph)
+                name_feats = self.features(fast, names, create_graph, tasks)
                 # Meta-training always reads them; adaptation asks whether they help.
                 if meta_grad or self._names_help(torch.cat(cached), labels, name_feats, metrics):
-                    parts.append((names, torch.arange(n_way, device=labels.device)))
+                    name_labels = torch.arange(n_way, device=labels.device).repeat(tasks)
+                    parts.append((names, name_labels))
                     cached.append(name_feats)
             weights = self._example_weights(
                 examples, n_way if len(parts) > chunks else 0, labels.device
             )
-            feats = torch.cat(cached)
-            all_labels = torch.cat([part_labels for _, part_labels in parts])
-            weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
+            if tasks == 1:
+                feats = torch.cat(cached)
+                all_labels = torch.cat([part_labels for _, part_labels in parts])
+                weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
+            else:  # each episode's head from its own examples (and names)
+                heads = [
+                    self._init_head(
+                        torch.cat([f.reshape(tasks, -1, f.shape[-1])[t] for f in cached]),
+                        torch.cat([y.reshape(tasks, -1)[t] for _, y in parts]),
+                        n_way,
+                        head_init,
+                        weights,
+                    )
+                    for t in range(tasks)
+                ]
+                weight = torch.stack([w for w, _ in heads])
+                bias = torch.stack([b for _, b in heads])
+                weights = weights.reshape(1, -1).expand(tasks, -1)
         if meta_grad:
             fast[HEAD_WEIGHT] = weight if weight.requires_grad else weight.requires_grad_()
             fast[HEAD_BIAS] = bias if bias.requires_grad else bias.requires_grad_()
@@ -412,8 +443,12 @@ class MAML(nn.Module):
         if normalized and not meta_grad:
             norm = feats[:examples].float().norm(dim=-1).mean().item()
             metrics["feature_norm"] = norm
-        part_weights = list(weights.split([len(part_labels) for _, part_labels in parts]))
-        total = weights.sum() if meta_grad else float(weights.sum())
+        # Each episode's loss is its weighted mean; with several, their sum (one backward
+        # gives each episode's slice of the stacked weights its own gradient).
+        sizes = [len(part_labels) // tasks for _, part_labels in parts]
+        part_weights = [w.reshape(-1) for w in weights.split(sizes, dim=-1)]
+        total = weights[0].sum() if tasks > 1 else weights.sum()
+        total = total if meta_grad else float(total)
         encoder_adapts = bool(self.fast_names)
 
         def snapshot(weights):
@@ -427,41 +462,60 @@ class MAML(nn.Module):
 
         taken = {0: snapshot(fast)} if 0 in snapshots else {}
         keys = list(fast)
+
+        def part_loss(i: int, weights: dict, reuse: bool) -> torch.Tensor:
+            inputs, part_labels = parts[i]
+            with torch.enable_grad():
+                f = cached[i] if reuse else self.features(weights, inputs, create_graph, tasks)
+                losses = F.cross_entropy(
+                    self.head_logits(f, weights, normalized), part_labels, reduction="none"
+                )
+                return (part_weights[i] * losses).sum() / total
+
+        def meta_step(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """One differentiable step from step 1 on (the head no longer follows the
+            encoder): the support loss and the stepped weights."""
+            weights = dict(zip(keys, values))
+            loss = sum(part_loss(i, weights, not encoder_adapts) for i in range(len(parts)))
+            grads = self._inner_grads(loss, weights, keys, create_graph, first=False)
+            stepped = (weights[n] - self.inner_lr(n) * g for n, g in zip(keys, grads))
+            return (loss.detach(), *stepped)
+
+        # Second order keeps every step's graph for the outer backward; checkpointed, a
+        # step keeps only its input weights and is recomputed (forward and inner backward)
+        # when the outer backward reaches it.
+        step_checkpointing = (
+            meta_grad and create_graph and encoder_adapts and self.config.step_checkpointing
+        )
         for step in range(max(snapshots)):
-            # Step 0 reuses the init's features where they carry the graph it needs.
-            reuse = not encoder_adapts or (meta_grad and step == 0)
-            grads: list[torch.Tensor] | None = None
-            step_loss = 0.0
-            for i, (inputs, part_labels) in enumerate(parts):
-                leaf = (
-                    fast if meta_grad else {n: w.detach().requires_grad_() for n, w in fast.items()}
-                )
-                with torch.enable_grad():
-                    f = cached[i] if reuse else self.features(leaf, inputs, create_graph)
-                    logits = self.head_logits(f, leaf, normalized)
-                    losses = F.cross_entropy(logits, part_labels, reduction="none")
-                    loss = (part_weights[i] * losses).sum() / total
-                if meta_grad:  # one backward through the whole support set
-                    step_loss = loss + step_loss
-                    continue
-                part_grads = self._inner_grads(loss, leaf, keys, False, first=False)
-                grads = part_grads if grads is None else [a + b for a, b in zip(grads, part_grads)]
-                step_loss += loss.item()
-            value = step_loss.item() if meta_grad else step_loss
-            if not math.isfinite(value):
-                if not strict:
-                    break
-                raise TrainingError(
-                    f"Non-finite support loss ({value}) on the episode from {source!r} at inner "
-                    f"step {step}: lower inner_learning_rate or check the inputs. No update was "
-                    "made."
-                )
-            if step == 0:
-                metrics["support_loss_before"] = value
-            if meta_grad:
-                grads = self._inner_grads(step_loss, fast, keys, create_graph, first=step == 0)
+            if meta_grad and step > 0:
+                values = [fast[n] for n in keys]
+                if step_checkpointing:
+                    loss, *stepped = checkpoint(meta_step, *values, use_reentrant=False)
+                else:
+                    loss, *stepped = meta_step(*values)
+                self._check_support_loss(loss.item(), source, step)
+                fast = dict(zip(keys, stepped))
+            elif meta_grad:  # step 0: the head's init follows the encoder; its partials do not
+                loss = sum(part_loss(i, fast, True) for i in range(len(parts)))
+                metrics["support_loss_before"] = self._check_support_loss(loss.item(), source, 0)
+                grads = self._inner_grads(loss, fast, keys, create_graph, first=True)
                 fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(keys, grads)}
-            else:
+            else:  # chunk by chunk, each backpropagated on its own
+                leaves = [{n: w.detach().requires_grad_() for n, w in fast.items()} for _ in parts]
+                grads, value = None, 0.0
+                for i, leaf in enumerate(leaves):
+                    loss = part_loss(i, leaf, not encoder_adapts)
+                    part_grads = self._inner_grads(loss, leaf, keys, False, first=False)
+                    grads = (
+                        part_grads if grads is None else [a + b for a, b in zip(grads, part_grads)]
+                    )
+                    value += loss.item()
+                if not math.isfinite(value) and not strict:
+                    break
+                self._check_support_loss(value, source, step)
+                if step == 0:
+                    metrics["support_loss_before"] = value
                 with torch.no_grad():
                     fast = {
                         n: fast[n] - _as_float(self.inner_lr(n)) * g for n, g in zip(keys, grads)
@@ -469,6 +523,15 @@ class MAML(nn.Module):
             if step + 1 in snapshots:
                 taken[step + 1] = snapshot(fast)
         return taken, metrics
+
+    @staticmethod
+    def _check_support_loss(value: float, source: str, step: int) -> float:
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"Non-finite support loss ({value}) on the episode from {source!r} at inner "
+                f"step {step}: lower inner_learning_rate or check the inputs. No update was made."
+            )
+        return value
 
     def _names_help(self, feats, labels, name_feats, metrics: dict) -> bool:
         """Whether the label names go in: 'auto' asks if the names alone classify the support
@@ -555,6 +618,65 @@ class MAML(nn.Module):
         )
         if detailed_metrics:
             metrics.update(self._detailed_metrics(batch, fast))
+        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
+
+    def can_batch(self, batches: list[EpisodeBatch]) -> bool:
+        """Whether ``forward_tasks`` can run these episodes together: one shape, an encoder
+        whose weighted operations it knows, no chunking and no per-layer checkpointing (whose
+        recompute would run outside the batching)."""
+        model_type = getattr(getattr(unwrap_peft(self.model), "config", None), "model_type", None)
+        rows = sum(len(b.support_labels) + len(b.query_labels) for b in batches)
+        size = self.config.support_batch_size
+        return (
+            model_type in BATCHABLE_MODEL_TYPES
+            and not self.config.gradient_checkpointing
+            and (not size or size >= rows)
+            and can_stack(batches)
+        )
+
+    def forward_tasks(
+        self, batches: list[EpisodeBatch], detailed_metrics: bool = False
+    ) -> EpisodeOutput:
+        """Several episodes at once (see ``can_batch``): each adapted with its own fast weights,
+        all in one forward per inner step. The loss is the mean of their query losses (the same
+        meta-gradient as running them one by one); metrics are averaged."""
+        tasks = len(batches)
+        if not self.can_batch(batches):
+            raise ConfigError(
+                "These episodes cannot run together (different n_way or sizes, chunked support, "
+                "per-layer checkpointing, or an encoder outside "
+                f"{BATCHABLE_MODEL_TYPES}): run them one by one."
+            )
+        batch = stack_episodes(batches)
+        n_way, steps = batch.n_way, self.config.inner_steps
+        taken, metrics = self.inner_loop(
+            batch.support,
+            batch.support_labels,
+            n_way,
+            [steps],
+            self.config.head_init,
+            batch.names,
+            source=batch.source,
+            tasks=tasks,
+        )
+        fast = taken[steps]
+        create_graph = not self.config.first_order
+        q_feats = self.features(fast, batch.query, create_graph, tasks)
+        normalized = self.config.head_init in NORMALIZED_HEAD_INITS
+        q_logits = self.head_logits(q_feats, fast, normalized)
+        losses = F.cross_entropy(q_logits, batch.query_labels, reduction="none")
+        loss = losses.reshape(tasks, -1).mean(1).mean()
+        if "support_loss_before" in metrics:
+            metrics["support_loss_before"] /= tasks  # the inner loop's loss sums the episodes
+        metrics["query_loss"] = loss.item()
+        correct = (q_logits.argmax(-1) == batch.query_labels).float()
+        metrics["query_accuracy"] = correct.mean().item()
+        if detailed_metrics:
+            each = [
+                self._detailed_metrics(b, {n: w[t] for n, w in fast.items()})
+                for t, b in enumerate(batches)
+            ]
+            metrics.update({k: sum(m[k] for m in each) / tasks for k in each[0]})
         return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
 
     @torch.no_grad()

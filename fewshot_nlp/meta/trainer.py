@@ -140,7 +140,9 @@ class MetaTrainer:
     def fingerprint(self) -> str:
         """What a checkpoint must match to be resumed: parameter names/shapes and adaptation."""
         shapes = [(n, tuple(p.shape)) for n, p in self.maml.named_parameters() if p.requires_grad]
-        blob = json.dumps([shapes, self.maml.config.to_dict()], sort_keys=True, default=str)
+        config = self.maml.config.to_dict()
+        config.pop("step_checkpointing")  # memory, not numbers: a run may resume with either
+        blob = json.dumps([shapes, config], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ training
@@ -309,21 +311,26 @@ class MetaTrainer:
         count = 0
         failed = None
         for _ in range(args.gradient_accumulation_steps):
-            for _ in range(local):
-                batch = self.collator(self.sampler.sample()).to(acc.device)
+            episodes = [self.collator(self.sampler.sample()).to(acc.device) for _ in range(local)]
+            together = args.batch_tasks and self.maml.can_batch(episodes)
+            # Run together (one forward per inner step) or one by one (less memory at a time).
+            for group in [episodes] if together else [[b] for b in episodes]:
                 try:
                     with acc.autocast():
-                        out = self.maml(batch, detailed_metrics=detailed)
-                    loss = out.loss / (local * args.gradient_accumulation_steps)
+                        if together:
+                            out = self.maml.forward_tasks(group, detailed_metrics=detailed)
+                        else:
+                            out = self.maml(group[0], detailed_metrics=detailed)
+                    loss = out.loss * len(group) / (local * args.gradient_accumulation_steps)
                     if not torch.isfinite(loss):
-                        raise TrainingError(f"Non-finite query loss on {batch.source!r}.")
+                        raise TrainingError(f"Non-finite query loss on {group[0].source!r}.")
                     loss.backward()
                 except TrainingError as error:
                     failed = str(error)
                     continue
                 for key, value in out.metrics.items():
-                    totals[key] = totals.get(key, 0.0) + value
-                count += 1
+                    totals[key] = totals.get(key, 0.0) + value * len(group)
+                count += len(group)
         flag = torch.tensor(float(failed is not None), device=acc.device)
         if acc.reduce(flag).item() > 0:
             return self._skip_step(failed or "another process hit a non-finite loss")

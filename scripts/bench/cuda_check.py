@@ -41,12 +41,24 @@ TRAIN_SOURCES = ["clinc150", "snips", "atis", "trec50", "emotion", "sst5"]  # >=
 EVAL_SOURCE = "banking77:train:01:test"  # classes never seen in meta-training
 BUNDLE_CAP = 4000  # examples kept per training source in a bundle
 GRAD_VARIANTS = ["fo-full-1", "so-full-1", "so-full-3", "so-full-3-lr", "so-full-3-ckpt"]
-GRAD_VARIANTS += ["fo-lora-3", "so-lora-3"]
+GRAD_VARIANTS += ["fo-lora-3", "so-lora-3", "so-full-3-stepckpt"]
+GRAD_VARIANTS += ["fo-full-1-batched", "so-full-3-batched", "so-lora-3-batched"]
 SPEED_VARIANTS = ["reference-1", "reference-3", "fo-full-1", "fo-full-3", "so-full-3"]
-SPEED_VARIANTS += ["so-full-3-ckpt", "fo-lora-1", "so-lora-3"]
+SPEED_VARIANTS += ["so-full-3-ckpt", "so-full-3-stepckpt", "fo-lora-1", "so-lora-3"]
+SPEED_VARIANTS += ["fo-full-1-batched", "so-full-3-batched", "so-lora-3-batched"]
 # (meta-batch, n_way, k_shot, q_query, length, variants): small episodes leave a GPU waiting
 # on kernel launches; large ones show the compute-bound ratios.
 SPEED_SHAPES = {
+    # issue 13's launch-bound case: 5-way 2-shot, meta-batch 8, one by one against together
+    "tiny": (
+        8,
+        5,
+        2,
+        2,
+        32,
+        ["reference-1", "reference-3", "fo-full-1", "fo-full-1-batched"]
+        + ["so-full-3", "so-full-3-batched", "so-lora-3", "so-lora-3-batched"],
+    ),
     "small": (4, 5, 5, 10, 64, SPEED_VARIANTS),
     "large": (
         4,
@@ -166,13 +178,19 @@ def meta_gradients(
             first_order=order == "fo",
             adapt_scope=scope,
             gradient_checkpointing="ckpt" in flags,
+            step_checkpointing="stepckpt" in flags,
             learn_inner_lr="layer" if "lr" in flags else "none",
         ),
     )
     maml.to(device=device, dtype=next(model.parameters()).dtype)  # learned LRs too
     maml.train()
-    for batch in batches:
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+    autocast = torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    if "batched" in flags:  # the episodes together: the mean loss, so times their number
+        with autocast:
+            loss = maml.forward_tasks([b.to(device) for b in batches]).loss * len(batches)
+        loss.backward()
+    for batch in batches if "batched" not in flags else []:
+        with autocast:
             loss = maml(batch.to(device)).loss
         loss.backward()
     return {
@@ -446,15 +464,17 @@ def checks_table(rows) -> str:
 
 def speed_table(rows) -> str:
     lines = [
-        "| variant | dtype | s / meta-step | × reference | peak memory, GiB |",
-        "|---|---|---|---|---|",
+        "| variant | dtype | s / meta-step | × reference | × one by one | peak memory, GiB |",
+        "|---|---|---|---|---|---|",
     ]
     by_key = {(r["dtype"], r["variant"]): r for r in rows}
     for r in rows:
         ref = by_key[(r["dtype"], f"reference-{parse_variant(r['variant'])[2]}")]["seconds"]
+        plain = by_key.get((r["dtype"], r["variant"].replace("-batched", "")))
+        speed = "" if plain is None or plain is r else f"{plain['seconds'] / r['seconds']:.2f}"
         lines.append(
             f"| {r['variant']} | {r['dtype']} | {r['seconds']:.4f} | "
-            f"{r['seconds'] / ref:.2f} | {r['peak_gib']:.2f} |"
+            f"{r['seconds'] / ref:.2f} | {speed} | {r['peak_gib']:.2f} |"
         )
     for variant in dict.fromkeys(r["variant"] for r in rows):
         if ("fp32", variant) in by_key and ("bf16", variant) in by_key:
@@ -490,7 +510,7 @@ def main() -> int:
     parser.add_argument("--train_seconds", "--train-seconds", type=float, default=60.0)
     parser.add_argument("--parts", default="checks,speed,training", help="Which parts to run.")
     parser.add_argument(
-        "--speed_shapes", "--speed-shapes", default="small,large", help="Episode sizes timed."
+        "--speed_shapes", "--speed-shapes", default="tiny,small,large", help="Episode sizes timed."
     )
     parser.add_argument("--quick", action="store_true", help="Small sizes, to test the script.")
     args = parser.parse_args()

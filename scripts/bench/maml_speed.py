@@ -1,10 +1,13 @@
-"""Meta-step time and peak memory of MAML variants against plain fine-tuning passes.
+"""Meta-step time and memory of MAML variants against plain fine-tuning passes.
 
-Each variant runs in its own process (peak RSS only grows). The reference is the same
-number of plain forward/backward passes (inner_steps on the support set + 1 on the query
-set, per task) through the unmodified model. Prints a Markdown table of ratios.
+Each variant runs in its own process. The reference is the same number of plain
+forward/backward passes (inner_steps on the support set + 1 on the query set, per task)
+through the unmodified model. Variant names: ORDER-SCOPE-STEPS[-FLAGS], flags ``batched``
+(the meta-batch's episodes together, ``MAML.forward_tasks``), ``stepckpt`` (whole inner
+steps recomputed in the outer backward), ``ckpt`` (per-layer activation checkpointing),
+``zero`` (zero head init). Prints a Markdown table of ratios measured in this one run.
 
-    python scripts/bench/maml_speed.py --model minilm --repeats 5
+    python scripts/bench/maml_speed.py --model minilm --meta_batch 4 --repeats 3
 """
 
 from __future__ import annotations
@@ -16,21 +19,31 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 VARIANTS = [
     "reference-1",
     "reference-3",
     "fo-full-1",
+    "fo-full-1-batched",
     "fo-full-3",
+    "fo-full-3-batched",
+    "fo-full-1-zero",
     "so-full-1",
     "so-full-3",
-    "so-full-1-ckpt",
+    "so-full-3-batched",
+    "so-full-1-stepckpt",
+    "so-full-3-stepckpt",
     "so-full-3-ckpt",
-    "fo-full-1-zero",
     "fo-lora-1",
-    "fo-lora-3",
+    "fo-lora-1-batched",
     "so-lora-1",
     "so-lora-3",
+    "so-lora-3-batched",
+    "so-lora-1-stepckpt",
+    "so-lora-3-stepckpt",
+    "fo-head-1",
+    "fo-head-1-batched",
 ]
 
 
@@ -149,6 +162,7 @@ def make_step(model, name: str, batches, *, autocast_dtype=None):
             first_order=order == "fo",
             adapt_scope=scope,
             gradient_checkpointing="ckpt" in flags,
+            step_checkpointing="stepckpt" in flags,
             head_init="zero" if "zero" in flags else "proto",
             learn_inner_lr="layer" if "lr" in flags else "none",
         ),
@@ -158,21 +172,26 @@ def make_step(model, name: str, batches, *, autocast_dtype=None):
 
     def step():
         opt.zero_grad()
-        for b in batches:
+        if "batched" in flags:
             with autocast():
-                loss = maml(b).loss / len(batches)
+                loss = maml.forward_tasks(batches).loss
             loss.backward()
+        else:
+            for b in batches:
+                with autocast():
+                    loss = maml(b).loss / len(batches)
+                loss.backward()
         opt.step()
 
     return step, model
 
 
-def run_variant(name: str, model_name: str, repeats: int) -> dict:
+def run_variant(name: str, model_name: str, repeats: int, meta_batch: int) -> dict:
     import torch
 
     torch.manual_seed(0)
     model, _ = build(model_name)
-    batches = episode_batches(model.config.vocab_size, 2)
+    batches = episode_batches(model.config.vocab_size, meta_batch)
     step, model = make_step(model, name, batches)
     step()  # warm-up
     times = []
@@ -214,54 +233,76 @@ def main() -> None:
     )
     parser.add_argument("--model", default="minilm", choices=["minilm", "tiny"], help="Encoder.")
     parser.add_argument("--repeats", type=int, default=5, help="Timed meta-steps per variant.")
+    parser.add_argument("--meta_batch", type=int, default=4, help="Episodes per meta-step.")
+    parser.add_argument(
+        "--variants", nargs="+", default=VARIANTS, help="Which variants (default: all)."
+    )
+    parser.add_argument("--output_file", help="Also append each variant's result here (JSONL).")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.model, args.repeats)))
+        print(json.dumps(run_variant(args.variant, args.model, args.repeats, args.meta_batch)))
         return
     from tqdm import tqdm
 
     results = {}
-    for name in tqdm(VARIANTS, desc="variants"):
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--model",
-                args.model,
-                "--repeats",
-                str(args.repeats),
-                "--variant",
-                name,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+    done = {}
+    if args.output_file and Path(args.output_file).is_file():  # resumable: finished ones kept
+        for line in Path(args.output_file).read_text().splitlines():
+            row = json.loads(line)
+            done[(row["variant"], row["model"], row["meta_batch"])] = row
+    for name in tqdm(args.variants, desc="variants"):
+        key = (name, args.model, args.meta_batch)
+        if key in done:
+            results[name] = done[key]
+            continue
+        command = [sys.executable, __file__, "--model", args.model, "--variant", name]
+        command += ["--repeats", str(args.repeats), "--meta_batch", str(args.meta_batch)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True)
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(
-        f"\nmodel={args.model}, meta-batch 2, 5-way 5-shot, 5 queries, length 32, "
-        f"median of {args.repeats} steps\n"
-    )
-    print("| variant | s / meta-step | × reference | saved for backward, GiB / task |")
-    print("|---|---|---|---|")
+        results[name].update(model=args.model, meta_batch=args.meta_batch)
+        if args.output_file:
+            with open(args.output_file, "a") as file:
+                file.write(json.dumps(results[name]) + "\n")
+    print(report(results, args))
+
+
+def report(results: dict, args) -> str:
+    lines = [
+        f"model={args.model}, meta-batch {args.meta_batch}, 5-way 5-shot, 5 queries, length 32, "
+        f"median of {args.repeats} steps",
+        "",
+        "| variant | s / meta-step | × reference | × one by one | saved for backward, GiB / task |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in results.items():
-        ref = results[f"reference-{parse_variant(name)[2]}"]["seconds"]
-        print(
-            f"| {name} | {r['seconds']:.3f} | {r['seconds'] / ref:.2f} | "
+        ref = results.get(f"reference-{parse_variant(name)[2]}")
+        plain = results.get(name.replace("-batched", "").replace("-stepckpt", ""))
+        speed = "" if plain is None or plain is r else f"{plain['seconds'] / r['seconds']:.2f}"
+        lines.append(
+            f"| {name} | {r['seconds']:.3f} | "
+            f"{'' if ref is None else format(r['seconds'] / ref['seconds'], '.2f')} | {speed} | "
             f"{r['saved_gib_per_task']:.3f} |"
         )
 
-    def growth(one: str, three: str) -> float:  # memory added by each extra inner step
+    def growth(one: str, three: str) -> float | None:  # memory added by each extra inner step
+        if one not in results or three not in results:
+            return None
         return (results[three]["saved_gib_per_task"] - results[one]["saved_gib_per_task"]) / 2
 
-    plain, ckpt = growth("so-full-1", "so-full-3"), growth("so-full-1-ckpt", "so-full-3-ckpt")
-    time_ratio = results["so-full-3-ckpt"]["seconds"] / results["so-full-3"]["seconds"]
-    print(
-        f"\nsecond-order full, growth per inner step: {plain:.3f} GiB plain, {ckpt:.3f} GiB with "
-        f"checkpointing ({ckpt / plain:.2f} ×); time with checkpointing {time_ratio:.2f} × "
-        "(3 inner steps)"
-    )
+    for scope in ("full", "lora"):
+        plain = growth(f"so-{scope}-1", f"so-{scope}-3")
+        step = growth(f"so-{scope}-1-stepckpt", f"so-{scope}-3-stepckpt")
+        if plain and step is not None:
+            time_ratio = (
+                results[f"so-{scope}-3-stepckpt"]["seconds"] / results[f"so-{scope}-3"]["seconds"]
+            )
+            lines.append(
+                f"\nsecond-order {scope}, memory per extra inner step: {plain:.3f} GiB plain, "
+                f"{step:.3f} GiB with step checkpointing ({step / plain:.2f} ×), at "
+                f"{time_ratio:.2f} × the time (3 inner steps)"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
