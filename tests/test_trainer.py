@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 import subprocess
@@ -378,3 +379,17 @@ def test_every_shipped_recipe_parses(recipe):
     )
     args.parsed_n_way()
     assert model_args.pooling == "mean" and not args.feature_warmup_steps
+
+
+def test_bf16_autocast_on_cpu_trains_and_saves_float32(tokenizer, small_sources, tmp_path):
+    """mixed_precision=bf16 on a CPU: the steps run under autocast, the weights stay fp32."""
+    trainer = make_trainer(
+        tokenizer, small_sources, tmp_path, mixed_precision="bf16", max_steps=2, batch_tasks=True
+    )
+    before = weights(trainer)
+    trainer.train()
+    history = [h for h in trainer.state.log_history if "meta_loss" in h]
+    assert history and all(math.isfinite(h["meta_loss"]) for h in history)
+    after = weights(trainer)
+    assert all(v.dtype == torch.float32 for v in after.values())
+    assert any(not torch.equal(before[n], after[n]) for n in before)

@@ -322,6 +322,24 @@ class MAML(nn.Module):
             return taken[steps], more
         return taken[steps], {**more, **metrics, "inner_steps": steps}
 
+    def _episode_heads(self, feats: list, parts: list, n_way: int, head_init: str, weights, tasks):
+        """The initial head of each episode, from its own examples (and label names); with
+        several episodes, stacked as (episodes, classes, hidden)."""
+        if tasks == 1:
+            labels = torch.cat([part_labels for _, part_labels in parts])
+            return self._init_head(torch.cat(feats), labels, n_way, head_init, weights)
+        heads = [
+            self._init_head(
+                torch.cat([f.reshape(tasks, -1, f.shape[-1])[t] for f in feats]),
+                torch.cat([part_labels.reshape(tasks, -1)[t] for _, part_labels in parts]),
+                n_way,
+                head_init,
+                weights,
+            )
+            for t in range(tasks)
+        ]
+        return torch.stack([w for w, _ in heads]), torch.stack([b for _, b in heads])
+
     def _example_weights(self, examples: int, n_way: int, device) -> torch.Tensor:
         """1 per real example, ``label_name_weight`` per label-name example (these come last)."""
         weights = torch.ones(examples + n_way, device=device)
@@ -416,24 +434,8 @@ class MAML(nn.Module):
             weights = self._example_weights(
                 examples, n_way if len(parts) > chunks else 0, labels.device
             )
-            if tasks == 1:
-                feats = torch.cat(cached)
-                all_labels = torch.cat([part_labels for _, part_labels in parts])
-                weight, bias = self._init_head(feats, all_labels, n_way, head_init, weights)
-            else:  # each episode's head from its own examples (and names)
-                heads = [
-                    self._init_head(
-                        torch.cat([f.reshape(tasks, -1, f.shape[-1])[t] for f in cached]),
-                        torch.cat([y.reshape(tasks, -1)[t] for _, y in parts]),
-                        n_way,
-                        head_init,
-                        weights,
-                    )
-                    for t in range(tasks)
-                ]
-                weight = torch.stack([w for w, _ in heads])
-                bias = torch.stack([b for _, b in heads])
-                weights = weights.reshape(1, -1).expand(tasks, -1)
+            weight, bias = self._episode_heads(cached, parts, n_way, head_init, weights, tasks)
+            weights = weights if tasks == 1 else weights.reshape(1, -1).expand(tasks, -1)
         if meta_grad:
             fast[HEAD_WEIGHT] = weight if weight.requires_grad else weight.requires_grad_()
             fast[HEAD_BIAS] = bias if bias.requires_grad else bias.requires_grad_()
@@ -441,7 +443,7 @@ class MAML(nn.Module):
             fast[HEAD_WEIGHT], fast[HEAD_BIAS] = weight.detach(), bias.detach()
         norm = None
         if normalized and not meta_grad:
-            norm = feats[:examples].float().norm(dim=-1).mean().item()
+            norm = torch.cat(cached)[:examples].float().norm(dim=-1).mean().item()
             metrics["feature_norm"] = norm
         # Each episode's loss is its weighted mean; with several, their sum (one backward
         # gives each episode's slice of the stacked weights its own gradient).

@@ -5,7 +5,8 @@ forward/backward passes (inner_steps on the support set + 1 on the query set, pe
 through the unmodified model. Variant names: ORDER-SCOPE-STEPS[-FLAGS], flags ``batched``
 (the meta-batch's episodes together, ``MAML.forward_tasks``), ``stepckpt`` (whole inner
 steps recomputed in the outer backward), ``ckpt`` (per-layer activation checkpointing),
-``zero`` (zero head init). Prints a Markdown table of ratios measured in this one run.
+``zero`` (zero head init), ``bf16`` (bfloat16 autocast). Prints a Markdown table of ratios
+measured in this one run.
 
     python scripts/bench/maml_speed.py --model minilm --meta_batch 4 --repeats 3
 """
@@ -192,7 +193,8 @@ def run_variant(name: str, model_name: str, repeats: int, meta_batch: int) -> di
     torch.manual_seed(0)
     model, _ = build(model_name)
     batches = episode_batches(model.config.vocab_size, meta_batch)
-    step, model = make_step(model, name, batches)
+    dtype = torch.bfloat16 if "bf16" in parse_variant(name)[3] else None
+    step, model = make_step(model, name, batches, autocast_dtype=dtype)
     step()  # warm-up
     times = []
     for _ in range(repeats):
@@ -272,12 +274,15 @@ def report(results: dict, args) -> str:
         f"model={args.model}, meta-batch {args.meta_batch}, 5-way 5-shot, 5 queries, length 32, "
         f"median of {args.repeats} steps",
         "",
-        "| variant | s / meta-step | × reference | × one by one | saved for backward, GiB / task |",
+        "| variant | s / meta-step | × reference | × without the flag | saved for backward, GiB "
+        "/ task |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
         ref = results.get(f"reference-{parse_variant(name)[2]}")
-        plain = results.get(name.replace("-batched", "").replace("-stepckpt", ""))
+        plain = results.get(
+            name.replace("-batched", "").replace("-stepckpt", "").replace("-bf16", "")
+        )
         speed = "" if plain is None or plain is r else f"{plain['seconds'] / r['seconds']:.2f}"
         lines.append(
             f"| {name} | {r['seconds']:.3f} | "
