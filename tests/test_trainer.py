@@ -383,11 +383,24 @@ def test_every_shipped_recipe_parses(recipe):
 
 def test_bf16_autocast_on_cpu_trains_and_saves_float32(tokenizer, small_sources, tmp_path):
     """mixed_precision=bf16 on a CPU: the steps run under autocast, the weights stay fp32."""
-    trainer = make_trainer(
-        tokenizer, small_sources, tmp_path, mixed_precision="bf16", max_steps=2, batch_tasks=True
-    )
-    before = weights(trainer)
-    trainer.train()
+    from accelerate.state import AcceleratorState
+
+    # Accelerate keeps one precision per process: the other tests' trainers set 'no'.
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        trainer = make_trainer(
+            tokenizer,
+            small_sources,
+            tmp_path,
+            mixed_precision="bf16",
+            max_steps=2,
+            batch_tasks=True,
+        )
+        assert trainer.accelerator.mixed_precision == "bf16"
+        before = weights(trainer)
+        trainer.train()
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
     history = [h for h in trainer.state.log_history if "meta_loss" in h]
     assert history and all(math.isfinite(h["meta_loss"]) for h in history)
     after = weights(trainer)
