@@ -406,3 +406,30 @@ def test_bf16_autocast_on_cpu_trains_and_saves_float32(tokenizer, small_sources,
     after = weights(trainer)
     assert all(v.dtype == torch.float32 for v in after.values())
     assert any(not torch.equal(before[n], after[n]) for n in before)
+
+
+def test_callbacks_ask_for_log_evaluate_and_save(tokenizer, small_sources, tmp_path):
+    """As in transformers: a callback's should_log / should_evaluate / should_save act on the
+    step it set them, and only on that step."""
+
+    class Ask:
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_save = state.global_step == 1
+            control.should_evaluate = state.global_step == 2
+            control.should_log = state.global_step == 3
+
+    trainer = make_trainer(tokenizer, small_sources, tmp_path, logging_steps=100, max_steps=4)
+    trainer.callbacks.append(Ask())
+    trainer.train()
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert [h["step"] for h in trainer.state.log_history if "eval_accuracy" in h] == [2]
+    assert [h["step"] for h in trainer.state.log_history if "meta_loss" in h] == [3]
+
+
+def test_load_best_needs_something_to_evaluate(tokenizer, small_sources, tmp_path):
+    with pytest.raises(ConfigError, match="set eval_steps > 0"):
+        tiny_meta_args(tmp_path, load_best_model_at_end=True, eval_steps=0)
+    args = tiny_meta_args(tmp_path, load_best_model_at_end=True, eval_steps=2)
+    with pytest.raises(ConfigError, match="pass eval_sources"):
+        MetaTrainer(tiny_model(), args, small_sources, tokenizer=tokenizer)

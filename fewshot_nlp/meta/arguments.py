@@ -51,7 +51,9 @@ class MetaTrainingArguments(MAMLConfig):
         "Keep at most this many checkpoints (oldest pruned).", default=None
     )
     load_best_model_at_end: bool = _help(
-        "End with the checkpoint of best eval accuracy.", default=False
+        "End with the checkpoint of best eval accuracy (needs eval_steps and eval datasets; "
+        "a better evaluation is checkpointed at once, so save_steps need not match).",
+        default=False,
     )
     mixed_precision: Literal["no", "bf16"] = _help(
         "'no' or 'bf16' (fp16 is refused: no loss scaling in the inner loop). bf16 is 1.3-1.7 x "
@@ -108,6 +110,11 @@ class MetaTrainingArguments(MAMLConfig):
             raise ConfigError(
                 f"mixed_precision={self.mixed_precision!r}: use 'no' or 'bf16'. fp16 needs loss "
                 "scaling inside the inner loop, which fewshot-nlp does not do."
+            )
+        if self.load_best_model_at_end and self.eval_steps <= 0:
+            raise ConfigError(
+                "load_best_model_at_end needs evaluations to choose from: set eval_steps > 0 "
+                "(and give eval_datasets)."
             )
         for name in (
             "max_steps",

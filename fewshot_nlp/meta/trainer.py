@@ -99,6 +99,11 @@ class MetaTrainer:
         self.collator = self.fewshot.collator
         self.train_sources = list(train_sources)
         self.eval_sources = list(eval_sources or [])
+        if args.load_best_model_at_end and not self.eval_sources:
+            raise ConfigError(
+                "load_best_model_at_end needs held-out episodes to evaluate: pass eval_sources "
+                "(eval_datasets on the command line)."
+            )
         self.sampler = EpisodeSampler(
             self.train_sources,
             args.parsed_n_way(),
@@ -274,6 +279,7 @@ class MetaTrainer:
         window: list[dict] = []
         start = time.perf_counter()
         while state.global_step < args.max_steps:
+            self.control._new_step()  # a callback's should_log/evaluate/save is for one step
             metrics = self._meta_step(detailed=(state.global_step + 1) % args.logging_steps == 0)
             if metrics is None:
                 continue
@@ -284,14 +290,16 @@ class MetaTrainer:
                 loss=f"{metrics['meta_loss']:.3f}", acc=f"{metrics['query_accuracy']:.3f}"
             )
             self._call("on_step_end")
-            if state.global_step % args.logging_steps == 0:
+            step = state.global_step
+            if step % args.logging_steps == 0 or self.control.should_log:
                 elapsed = time.perf_counter() - start
                 self._log(window, elapsed)
                 window, start = [], time.perf_counter()
-            if args.eval_steps and state.global_step % args.eval_steps == 0 and self.eval_sources:
+            scheduled = args.eval_steps and step % args.eval_steps == 0
+            if (scheduled or self.control.should_evaluate) and self.eval_sources:
                 self.evaluate()
             stop_now = self._stop_signal is not None or self.control.should_training_stop
-            periodic = args.save_steps and state.global_step % args.save_steps == 0
+            periodic = (args.save_steps and step % args.save_steps == 0) or self.control.should_save
             # A better evaluation is saved at once, so the best checkpoint holds exactly the
             # weights that were evaluated (not those of a later save).
             best_now = self._pending_best and args.load_best_model_at_end
