@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import replace
 
-from .data.sources import as_task_source
+from .data.sources import as_task_source, training_source
 from .errors import DataError
 from .meta.config import plain_checkpoint_config
 from .meta.maml import MAML
@@ -34,17 +34,12 @@ def adapt(
     label_names).
     """
     # The data is checked before anything is loaded: a bad file fails in a second.
-    source = as_task_source(
+    source = training_source(
         train_data,
         text_column=text_column,
         label_column=label_column,
         text_pair_column=text_pair_column,
-    ).without_blank_texts()
-    if len(source.label_index) < 2:
-        raise DataError(
-            f"train_data has {len(source.label_index)} class ({source.label_names}): a classifier "
-            "needs at least 2 labels with examples."
-        )
+    )
     if isinstance(model, (str, os.PathLike)):
         model = FewShotModel.from_pretrained(model)
         if tokenizer is not None:

@@ -25,7 +25,7 @@ from .data.episodes import Episode, EpisodeSampler, check_counts
 from .data.sources import TaskSource
 from .errors import ConfigError
 from .meta.maml import HEAD_BIAS, HEAD_WEIGHT
-from .meta.model import QUERY_BATCH, FewShotModel
+from .meta.model import FewShotModel
 from .metrics import classification_metric
 from .modeling.head import class_prototypes
 
@@ -135,12 +135,7 @@ class MethodRunner:
         if method == "finetune":
             params, head = self._finetune(model.encode(support_texts, support_pairs), labels, n_way)
             fast = {**params, HEAD_WEIGHT: head[0], HEAD_BIAS: head[1]}
-            with torch.no_grad():
-                logits = [
-                    model.maml.logits(model.maml.features(fast, model.encode(texts, pairs)), fast)
-                    for texts, pairs in _batches(query_texts, query_pairs, QUERY_BATCH)
-                ]
-            return torch.cat(logits).argmax(-1).numpy()
+            return model.logits(fast, list(query_texts), query_pairs).argmax(-1).cpu().numpy()
         if method == "setfit":
             fitted = self._fit_setfit(support_texts, support_labels, support_pairs)
             return np.asarray(fitted.predict(list(query_texts), as_numpy=True))
@@ -209,11 +204,6 @@ class MethodRunner:
         finally:
             module.eval()
         return {n: p.detach() for n, p in params.items()}, (weight.detach(), bias.detach())
-
-
-def _batches(texts, pairs, size: int):
-    for i in range(0, len(texts), size):
-        yield list(texts[i : i + size]), None if pairs is None else list(pairs[i : i + size])
 
 
 def _runners(model, baseline_model, methods) -> dict[str, MethodRunner]:

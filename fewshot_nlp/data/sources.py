@@ -453,3 +453,21 @@ def as_task_source(
     return TaskSource(
         name="train_data", texts=[t for t, _ in pairs], labels=[str(y) for _, y in pairs]
     )
+
+
+def training_source(
+    train_data, *, text_column="text", label_column="label", text_pair_column=None
+) -> TaskSource:
+    """``train_data`` for adaptation: as a TaskSource, blank texts dropped, >= 2 classes."""
+    source = as_task_source(
+        train_data,
+        text_column=text_column,
+        label_column=label_column,
+        text_pair_column=text_pair_column,
+    ).without_blank_texts()
+    if len(source.label_index) < 2:
+        raise DataError(
+            f"train_data has {len(source.label_index)} class ({source.label_names}): a classifier "
+            "needs at least 2 labels with examples."
+        )
+    return source

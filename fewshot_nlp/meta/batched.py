@@ -44,13 +44,7 @@ class TaskBatched(TorchFunctionMode):
         return x.reshape(self.tasks, -1, x.shape[-1])
 
     def linear(self, x, weight, bias=None):
-        if weight.dim() == 2 and (bias is None or bias.dim() == 1):
-            return F.linear(x, weight, bias)
-        rows = self.by_task(x)
-        out = rows @ (weight.T if weight.dim() == 2 else weight.transpose(1, 2))
-        if bias is not None:
-            out = out + (bias[:, None, :] if bias.dim() == 2 else bias)
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+        return linear_per_task(x, weight, bias, self.tasks)
 
     def layer_norm(self, x, normalized_shape, weight=None, bias=None, eps=1e-5):
         if weight is None or weight.dim() == len(normalized_shape):
@@ -77,6 +71,18 @@ class TaskBatched(TorchFunctionMode):
         grouped = ids.reshape(tasks, -1)
         out = weight[torch.arange(tasks, device=ids.device)[:, None], grouped]
         return out.reshape(*ids.shape, weight.shape[-1])
+
+
+def linear_per_task(x: torch.Tensor, weight, bias, tasks: int) -> torch.Tensor:
+    """``F.linear`` where ``x`` is ``tasks`` equal groups of rows and a weight or bias with a
+    leading task dimension applies to its own group."""
+    if weight.dim() == 2 and (bias is None or bias.dim() == 1):
+        return F.linear(x, weight, bias)
+    rows = x.reshape(tasks, -1, x.shape[-1])
+    out = rows @ (weight.T if weight.dim() == 2 else weight.transpose(1, 2))
+    if bias is not None:
+        out = out + (bias[:, None, :] if bias.dim() == 2 else bias)
+    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def stack_episodes(batches: list[EpisodeBatch]) -> EpisodeBatch:

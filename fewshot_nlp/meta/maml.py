@@ -33,7 +33,13 @@ from ..modeling.head import (
 )
 from ..modeling.lora import lora_param_names
 from ..modeling.pooling import is_mean_pooling
-from .batched import BATCHABLE_MODEL_TYPES, TaskBatched, can_stack, stack_episodes
+from .batched import (
+    BATCHABLE_MODEL_TYPES,
+    TaskBatched,
+    can_stack,
+    linear_per_task,
+    stack_episodes,
+)
 from .config import MAMLConfig
 
 logger = logging.getLogger(__name__)
@@ -270,10 +276,7 @@ class MAML(nn.Module):
         if normalized:
             feats = F.normalize(feats, dim=-1)
         weight, bias = fast[HEAD_WEIGHT], fast[HEAD_BIAS]
-        if weight.dim() == 2:
-            return F.linear(feats, weight, bias)
-        rows = feats.reshape(weight.shape[0], -1, feats.shape[-1])
-        return (rows @ weight.transpose(1, 2) + bias[:, None, :]).reshape(-1, weight.shape[1])
+        return linear_per_task(feats, weight, bias, weight.shape[0] if weight.dim() == 3 else 1)
 
     def _init_head(self, feats, labels, n_way, head_init: str, weights=None):
         normalized = head_init in NORMALIZED_HEAD_INITS
@@ -474,35 +477,32 @@ class MAML(nn.Module):
                 )
                 return (part_weights[i] * losses).sum() / total
 
-        def meta_step(*values: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            """One differentiable step from step 1 on (the head no longer follows the
-            encoder): the support loss and the stepped weights."""
+        def meta_step(*values: torch.Tensor, first: bool = False) -> tuple[torch.Tensor, ...]:
+            """One differentiable step: the support loss and the stepped weights. The first
+            reuses the head init's features, and its head's partials do not follow the
+            encoder (``_inner_grads``)."""
             weights = dict(zip(keys, values))
-            loss = sum(part_loss(i, weights, not encoder_adapts) for i in range(len(parts)))
-            grads = self._inner_grads(loss, weights, keys, create_graph, first=False)
+            reuse = first or not encoder_adapts
+            loss = sum(part_loss(i, weights, reuse) for i in range(len(parts)))
+            grads = self._inner_grads(loss, weights, keys, create_graph, first=first)
             stepped = (weights[n] - self.inner_lr(n) * g for n, g in zip(keys, grads))
             return (loss.detach(), *stepped)
 
         # Second order keeps every step's graph for the outer backward; checkpointed, a
-        # step keeps only its input weights and is recomputed (forward and inner backward)
-        # when the outer backward reaches it.
+        # step from the second on keeps only its input weights and is recomputed (forward
+        # and inner backward) when the outer backward reaches it.
         step_checkpointing = (
             meta_grad and create_graph and encoder_adapts and self.config.step_checkpointing
         )
         for step in range(max(snapshots)):
-            if meta_grad and step > 0:
+            if meta_grad:
                 values = [fast[n] for n in keys]
-                if step_checkpointing:
+                if step_checkpointing and step > 0:
                     loss, *stepped = checkpoint(meta_step, *values, use_reentrant=False)
                 else:
-                    loss, *stepped = meta_step(*values)
-                self._check_support_loss(loss.item(), source, step)
+                    loss, *stepped = meta_step(*values, first=step == 0)
+                value = self._check_support_loss(loss.item(), source, step)
                 fast = dict(zip(keys, stepped))
-            elif meta_grad:  # step 0: the head's init follows the encoder; its partials do not
-                loss = sum(part_loss(i, fast, True) for i in range(len(parts)))
-                metrics["support_loss_before"] = self._check_support_loss(loss.item(), source, 0)
-                grads = self._inner_grads(loss, fast, keys, create_graph, first=True)
-                fast = {n: fast[n] - self.inner_lr(n) * g for n, g in zip(keys, grads)}
             else:  # chunk by chunk, each backpropagated on its own
                 leaves = [{n: w.detach().requires_grad_() for n, w in fast.items()} for _ in parts]
                 grads, value = None, 0.0
@@ -516,12 +516,12 @@ class MAML(nn.Module):
                 if not math.isfinite(value) and not strict:
                     break
                 self._check_support_loss(value, source, step)
-                if step == 0:
-                    metrics["support_loss_before"] = value
                 with torch.no_grad():
                     fast = {
                         n: fast[n] - _as_float(self.inner_lr(n)) * g for n, g in zip(keys, grads)
                     }
+            if step == 0:
+                metrics["support_loss_before"] = value
             if step + 1 in snapshots:
                 taken[step + 1] = snapshot(fast)
         return taken, metrics

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..data.collate import EpisodeCollator
-from ..data.sources import as_task_source
+from ..data.sources import training_source
 from ..errors import ConfigError, DataError
 from ..modeling.head import set_head
 from .config import MAMLConfig, plain_checkpoint_config
@@ -172,9 +172,9 @@ class FewShotModel:
     def logits(
         self, fast: dict[str, torch.Tensor], texts: Sequence[str], pairs=None
     ) -> torch.Tensor:
-        """Logits of texts at adapted weights, in batches. Head-only adaptation leaves the
-        encoder as it is, so its frozen features (cached, if this model keeps a cache) serve."""
-        if not self.maml.fast_names:
+        """Logits of texts at ``fast`` weights, in batches. Weights that leave the encoder as
+        it is (a head only) read its frozen features (cached, if this model keeps a cache)."""
+        if set(fast) <= {HEAD_WEIGHT, HEAD_BIAS}:
             return self.maml.logits(self.features(texts, pairs).to(self.device), fast)
         out = []
         for i in range(0, len(texts), QUERY_BATCH):
@@ -263,17 +263,12 @@ class FewShotModel:
         (``[0, 1, 3]``: pick by k-fold on the support set; ``steps`` fixes them);
         ``label_names`` ('auto', 'always', 'never') whether the label names join the support.
         """
-        source = as_task_source(
+        source = training_source(
             train_data,
             text_column=text_column,
             label_column=label_column,
             text_pair_column=text_pair_column,
-        ).without_blank_texts()
-        if len(source.label_index) < 2:
-            raise DataError(
-                f"train_data has {len(source.label_index)} class ({source.label_names}): a "
-                "classifier needs at least 2 labels with examples."
-            )
+        )
         if self.tokenizer is None:
             raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
         changes: dict = {}
