@@ -10,7 +10,7 @@ from .data.sources import as_task_source, training_source
 from .errors import DataError
 from .meta.config import plain_checkpoint_config
 from .meta.maml import MAML
-from .meta.model import DEFAULT_SUPPORT_BATCH, FewShotModel
+from .meta.model import DEFAULT_SUPPORT_BATCH, FewShotModel, check_adapt_options
 
 __all__ = ["adapt", "as_task_source"]
 
@@ -33,7 +33,9 @@ def adapt(
     learning_rate, max_length, support_batch_size, merge_lora, head_init, step_candidates,
     label_names).
     """
-    # The data is checked before anything is loaded: a bad file fails in a second.
+    # The data and settings are checked before anything is loaded: a bad file fails at once.
+    checked = ("steps", "learning_rate", "max_length", "support_batch_size")
+    check_adapt_options(**{k: options.get(k) for k in checked})
     source = training_source(
         train_data,
         text_column=text_column,

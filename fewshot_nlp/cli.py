@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+import signal
 import sys
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
 from .errors import ConfigError, FewShotError
+from .hub import check_push_to_hub
 from .meta.arguments import ModelDataArguments  # noqa: F401  (re-exported)
 from .modeling.pretrained import (  # noqa: F401  (re-exported)
     PACKAGED_MINILM,
@@ -33,6 +37,11 @@ def meta_train(argv: list[str]) -> int:
         prog="fewshot-nlp meta-train",
         description="Meta-train an encoder with MAML on episodes from many datasets.",
     )
+    from .meta.trainer import check_run_output_dir
+
+    check_run_output_dir(args, reads=[resolve_model_path(model_args.model_name_or_path)])
+    if args.push_to_hub:
+        check_push_to_hub(args.hub_model_id)
     model, tokenizer, lora = model_args.load()
     train = [parse_source_spec(s, model_args.data_dir) for s in model_args.train_datasets]
     evals = [parse_source_spec(s, model_args.data_dir) for s in model_args.eval_datasets]
@@ -68,10 +77,17 @@ def adapt_command(argv: list[str]) -> int:
         prog="fewshot-nlp adapt",
         description="Adapt a (meta-trained) model to a few labelled examples and export it.",
     )
+    from .meta.model import check_adapt_options
     from .paths import check_model_path, check_output_dir
 
-    check_output_dir(args.output_dir, overwrite=args.overwrite)
-    path = check_model_path(resolve_model_path(args.model))
+    path = resolve_model_path(args.model)
+    check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path])
+    path = check_model_path(path)
+    check_adapt_options(
+        steps=args.steps, learning_rate=args.learning_rate, max_length=args.max_length
+    )
+    if args.push_to_hub:
+        check_push_to_hub(args.hub_model_id)
 
     from transformers import AutoTokenizer
 
@@ -130,19 +146,22 @@ def predict_command(argv: list[str]) -> int:
     )
 
     from .data.sources import read_texts
-    from .paths import check_model_path, check_output_file
+    from .paths import atomic_file, check_model_path, check_output_file
 
     if bool(texts) == bool(args.input_file):
         raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
     for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
         if value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}.")
-    if args.output_file:
-        check_output_file(args.output_file, flag="--output_file")
     model = check_model_path(resolve_model_path(args.model))
+    if args.output_file:
+        check_output_file(
+            args.output_file, flag="--output_file", overwrite=args.overwrite, reads=[model]
+        )
+    _refuse_meta_model(model)
     texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
     if not texts:
-        raise ConfigError(f"{args.input_file} holds no texts.")
+        raise ConfigError(f"--input_file {args.input_file} holds no texts to classify.")
 
     from tqdm.auto import tqdm
     from transformers import pipeline
@@ -154,9 +173,7 @@ def predict_command(argv: list[str]) -> int:
     )
     too_long = 0
     out = Path(args.output_file) if args.output_file else None
-    tmp = out.with_name(f".{out.name}.tmp") if out else None
-    sink = tmp.open("w", encoding="utf-8") if tmp else None
-    try:
+    with atomic_file(out) if out else contextlib.nullcontext() as sink:
         batches = range(0, len(texts), args.batch_size)
         for start in tqdm(batches, desc="predict", disable=out is None or len(batches) < 2):
             chunk = texts[start : start + args.batch_size]
@@ -170,22 +187,28 @@ def predict_command(argv: list[str]) -> int:
                 else:
                     record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
                     sink.write(json.dumps({**record, "top_k": top}, ensure_ascii=False) + "\n")
-        if sink is not None:
-            sink.close()
-            tmp.replace(out)  # a finished file or none: never half of one
-            print(f"{len(texts)} predictions written to {out}")
-        if too_long:
-            print(
-                f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
-                "tokens; they were truncated to their first tokens.",
-                file=sys.stderr,
-            )
-    finally:
-        if sink is not None and not sink.closed:
-            sink.close()
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
+    if out is not None:  # renamed into place only now: a finished file or none
+        print(f"{len(texts)} predictions written to {out}")
+    if too_long:
+        print(
+            f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
+            "tokens; they were truncated to their first tokens.",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _refuse_meta_model(path: str) -> None:
+    """A meta-model's head is a placeholder: its labels mean nothing until it is adapted."""
+    from .meta.saving import read_meta_info
+
+    if Path(path).is_dir() and read_meta_info(path) is not None:
+        raise ConfigError(
+            f"--model {path} is a meta-trained run, not a classifier: its labels are "
+            "placeholders. Adapt it to your classes first: fewshot-nlp adapt --model "
+            f"{path} --train_file few.jsonl --output_dir my-classifier, then predict with "
+            "--model my-classifier."
+        )
 
 
 def episodes_command(argv: list[str]) -> int:
@@ -238,10 +261,11 @@ def evaluate_command(argv: list[str]) -> int:
         ) from None
     counts = [("episodes", args.episodes), ("q_query", args.q_query)]
     check_counts([*counts, *(("k_shot", k) for k in shots or [0])], prefix="--")
+    model_path = resolve_model_path(args.model)
     for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
         if value:
-            check_output_file(value, flag=flag)
-    model_path = check_model_path(resolve_model_path(args.model))
+            check_output_file(value, flag=flag, overwrite=args.overwrite, reads=[model_path])
+    model_path = check_model_path(model_path)
     if args.baseline_model:
         check_model_path(resolve_model_path(args.baseline_model))
 
@@ -359,11 +383,24 @@ def main(argv: list[str] | None = None) -> int:
         handler = quickstart
     else:
         handler = COMMANDS[command][0]
+    # SIGTERM unwinds like Ctrl-C, so every temporary file is removed on the way out.
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main_thread else None
     try:
         return handler(argv[1:])
     except FewShotError as error:
         print(f"fewshot-nlp {command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"fewshot-nlp {command}: interrupted (nothing half-written kept).", file=sys.stderr)
+        return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ class EvaluateArguments:
     )
     output_file: str | None = _help("Write the results as JSON here.", default=None)
     plot: str | None = _help("Write accuracy vs shots (PNG) here.", default=None)
+    overwrite: bool = _help("Replace an existing output_file / plot.", default=False)
 
 
 @dataclass
@@ -117,6 +118,7 @@ class PredictArguments:
     input_file: str | None = _help(".txt (one per line), .jsonl, .csv.", default=None)
     text_column: str = _help("Text field of .jsonl/.csv.", default="text")
     output_file: str | None = _help("Write JSON lines here.", default=None)
+    overwrite: bool = _help("Replace an existing output_file.", default=False)
     batch_size: int = _help("Texts per forward pass.", default=32)
 
 

@@ -28,6 +28,7 @@ from .meta.maml import HEAD_BIAS, HEAD_WEIGHT
 from .meta.model import FewShotModel
 from .metrics import classification_metric
 from .modeling.head import class_prototypes
+from .paths import atomic_file
 
 METHODS = ("maml", "logreg", "prototype", "finetune", "setfit")
 DEFAULT_METHODS = ("maml", "logreg", "prototype", "finetune")
@@ -265,10 +266,11 @@ def evaluate_episodes(
     caps = [(f"max_episodes {m}", n) for m, n in (method_episodes or {}).items()]
     check_counts([("episodes", episodes), ("q_query", q_query), *caps])
     check_counts(("k_shot", k) for k in k_shots)
+    # Every shot count is checked against the data before the first episode runs.
+    samplers = {k: EpisodeSampler(sources, n_way, k, q_query, seed=seed) for k in k_shots}
     models = _runners(model, baseline_model, methods)
     raw = {m: {} for m in methods}
-    for k in k_shots:
-        sampler = EpisodeSampler(sources, n_way, k, q_query, seed=seed)
+    for k, sampler in samplers.items():
         scores = {m: {"accuracy": [], "f1_macro": [], "seconds": []} for m in methods}
         caps = {m: min(episodes, (method_episodes or {}).get(m, episodes)) for m in methods}
         for index in tqdm(range(episodes), desc=f"{k}-shot", disable=not progress):
@@ -418,7 +420,8 @@ def plot_accuracy(evaluations: list[dict], path: str | Path) -> Path:
     axis.legend()
     figure.tight_layout()
     path = Path(path)
-    figure.savefig(path, format="png")
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png")
     plt.close(figure)
     return path
 
@@ -427,7 +430,8 @@ def write_results(evaluations: list[dict], path: str | Path) -> Path:
     """Strict JSON: what is undefined (a NaN, a CI of one episode) is written as null."""
     path = Path(path)
     text = json.dumps(_json_safe(evaluations), indent=2, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
+    with atomic_file(path) as handle:
+        handle.write(text + "\n")
     return path
 
 

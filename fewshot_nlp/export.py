@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 from .errors import ConfigError, FewShotError
-from .hub import model_card, push_folder_to_hub
-from .meta.saving import atomic_folder_write, is_peft
+from .hub import check_push_to_hub, model_card, push_folder_to_hub
+from .meta.saving import is_peft
 from .modeling.head import find_head
-from .paths import check_output_dir
+from .paths import atomic_folder_write, check_output_dir
 
 ADAPTER_CONFIG = "adapter_config.json"
 SEQ_CLS_HEADS = ("classifier", "score")  # modules peft always saves whole for SEQ_CLS
@@ -50,7 +50,12 @@ def export(
             "adapt(..., merge_lora=False) (CLI: adapt --keep-adapter). This model has no adapter "
             "(a full or head-only run, or a run saved with merge_lora_on_save)."
         )
-    output_dir = check_output_dir(output_dir, overwrite=overwrite, flag="output_dir")
+    if push_to_hub:  # before anything is written, so a push that cannot happen costs nothing
+        token = check_push_to_hub(hub_model_id, token=token)
+    # The folder the model was loaded from (a meta-model, say) is never written over.
+    source = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+    reads = [source] if source and Path(source).is_dir() else []
+    output_dir = check_output_dir(output_dir, overwrite=overwrite, flag="output_dir", reads=reads)
     card = model_card(model, eval_results=eval_results, keep_adapter=keep_adapter)
     base_reference = str(output_dir.resolve())
 

@@ -22,16 +22,8 @@ def push_folder_to_hub(
     """
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-    from huggingface_hub.utils import get_token
 
-    if not repo_id:
-        raise ConfigError("push_to_hub needs hub_model_id (e.g. --hub_model_id user/name).")
-    token = token or get_token()
-    if not token:
-        raise ConfigError(
-            "No Hub token found: set HF_TOKEN or run `hf auth login`, then retry. "
-            "Nothing was uploaded."
-        )
+    token = check_push_to_hub(repo_id, token=token)
     api = HfApi(token=token, endpoint=endpoint)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -56,6 +48,36 @@ def push_folder_to_hub(
             "The upload did not complete."
         ) from None
     return str(getattr(info, "commit_url", info))
+
+
+def check_push_to_hub(repo_id: str | None, *, token: str | None = None) -> str:
+    """Everything a push needs, checked before the work it would upload: a valid repo id, the
+    Hub not switched off, a token. Returns the token (never printed or written)."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import get_token, validate_repo_id
+
+    if not repo_id:
+        raise ConfigError("push_to_hub needs hub_model_id (e.g. --hub_model_id user/name).")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise ConfigError(
+            f"--hub_model_id {repo_id!r} is not a valid repository id ({error}). Use "
+            "user/name with letters, digits, '-', '_' and '.'."
+        ) from None
+    if constants.HF_HUB_OFFLINE:
+        raise ConfigError(
+            f"Cannot push to {repo_id}: the Hub is switched off (HF_HUB_OFFLINE is set). Unset "
+            "HF_HUB_OFFLINE to push, or drop --push_to_hub. Nothing was done."
+        )
+    token = token or get_token()
+    if not token:
+        raise ConfigError(
+            "No Hub token found: set HF_TOKEN or run `hf auth login`, then retry. "
+            "Nothing was uploaded."
+        )
+    return token
 
 
 def _commit_operations(folder: Path, replace: dict[str, bytes], add) -> list:

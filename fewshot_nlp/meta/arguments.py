@@ -220,8 +220,25 @@ def parse_dataclasses(
         values = load_yaml_config(known.config)
         check_config_keys(values, types, known.config)
         parser.set_defaults(**values)
-    *parsed, rest = parser.parse_args_into_dataclasses(argv)
+    *parsed, rest, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if unknown:
+        raise ConfigError(_unknown_flags_message(types, unknown, prog))
     return (*parsed, rest.positional) if positional else tuple(parsed)
+
+
+def _unknown_flags_message(types: tuple, unknown: list[str], prog: str) -> str:
+    """A mistyped flag named with the closest real one (argparse's own message names none)."""
+    names = [f.name for cls in types for f in fields(cls)] + ["config", "help"]
+    flags = [f"--{n}" for n in names] + [f"--{n.replace('_', '-')}" for n in names]
+    parts = []
+    for item in unknown:
+        if not item.startswith("-"):
+            parts.append(f"unexpected argument {item!r}")
+            continue
+        name = item.split("=", 1)[0]
+        close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
+        parts.append(f"unknown flag {name}" + (f" (did you mean {close[0]}?)" if close else ""))
+    return "; ".join(parts) + f". See `{prog} --help` for every flag."
 
 
 def check_config_keys(values: dict, dataclass_types, where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Literal, get_args
 
@@ -102,8 +103,10 @@ class MAMLConfig:
     def __post_init__(self) -> None:
         if self.inner_steps < 0:
             raise ConfigError(f"inner_steps must be >= 0, got {self.inner_steps}.")
-        if self.inner_learning_rate <= 0:
-            raise ConfigError(f"inner_learning_rate must be > 0, got {self.inner_learning_rate}.")
+        if not (math.isfinite(self.inner_learning_rate) and self.inner_learning_rate > 0):
+            raise ConfigError(
+                f"inner_learning_rate must be a finite number > 0, got {self.inner_learning_rate}."
+            )
         for name in ("head_init", "adapt_head_init"):
             value = getattr(self, name)
             if value not in HEAD_INITS and not (name == "adapt_head_init" and value is None):
@@ -114,7 +117,7 @@ class MAMLConfig:
             )
         if self.label_name_weight <= 0:
             raise ConfigError(f"label_name_weight must be > 0, got {self.label_name_weight}.")
-        if self.logit_scale <= 0 or self.head_regularization <= 0:
+        if not (self.logit_scale > 0 and self.head_regularization > 0):
             raise ConfigError(
                 f"logit_scale and head_regularization must be > 0, got {self.logit_scale} and "
                 f"{self.head_regularization}."

@@ -8,6 +8,7 @@ loaded, adapted and scored one way everywhere.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import torch
 
 from ..data.collate import EpisodeCollator
 from ..data.sources import training_source
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, TrainingError
 from ..modeling.head import set_head
 from .config import MAMLConfig, plain_checkpoint_config
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
@@ -28,6 +29,7 @@ from .saving import load_inner_lrs, load_meta_model, save_meta_model
 DEFAULT_SUPPORT_BATCH = 64
 DEFAULT_MAX_LENGTH = 128
 QUERY_BATCH = 128
+MIN_MAX_LENGTH = 3
 
 
 class FewShotModel:
@@ -263,6 +265,12 @@ class FewShotModel:
         (``[0, 1, 3]``: pick by k-fold on the support set; ``steps`` fixes them);
         ``label_names`` ('auto', 'always', 'never') whether the label names join the support.
         """
+        check_adapt_options(
+            steps=steps,
+            learning_rate=learning_rate,
+            max_length=max_length,
+            support_batch_size=support_batch_size,
+        )
         source = training_source(
             train_data,
             text_column=text_column,
@@ -327,6 +335,12 @@ class FewShotModel:
         self, fast: dict[str, torch.Tensor], label_names: Sequence[str], *, merge_lora=True
     ):
         """A copy of the model holding the adapted weights and a head named by the labels."""
+        bad = [name for name, value in fast.items() if not torch.isfinite(value).all()]
+        if bad:
+            raise TrainingError(
+                f"Adaptation produced non-finite weights ({', '.join(bad[:3])}): nothing was "
+                "exported. Lower the inner learning rate or the steps, or check the examples."
+            )
         classifier = copy.deepcopy(self.model)
         params = dict(classifier.named_parameters())
         with torch.no_grad():
@@ -338,6 +352,28 @@ class FewShotModel:
             classifier, self.maml.head_name, fast[HEAD_WEIGHT], fast[HEAD_BIAS], list(label_names)
         )
         return classifier.eval()
+
+
+def check_adapt_options(
+    *,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    max_length: int | None = None,
+    support_batch_size: int | None = None,
+) -> None:
+    """Adaptation settings checked before anything is loaded (a NaN learning rate would
+    otherwise export a head of NaNs)."""
+    if steps is not None and steps < 0:
+        raise ConfigError(f"steps must be >= 0, got {steps}.")
+    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise ConfigError(f"learning_rate must be a finite number > 0, got {learning_rate}.")
+    if max_length is not None and max_length < MIN_MAX_LENGTH:
+        raise ConfigError(
+            f"max_length must be >= {MIN_MAX_LENGTH} (the special tokens plus at least one "
+            f"word), got {max_length}."
+        )
+    if support_batch_size is not None and support_batch_size < 1:
+        raise ConfigError(f"support_batch_size must be >= 1, got {support_batch_size}.")
 
 
 def _warn_truncation(collator: EpisodeCollator, texts, pairs) -> None:

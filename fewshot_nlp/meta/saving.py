@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -143,18 +141,3 @@ def _resolve_base(path: Path, recorded: str) -> str:
         if candidate.is_dir():
             return str(candidate)
     raise ModelError(f"The LoRA base {recorded} of {path} does not exist; restore that folder.")
-
-
-def atomic_folder_write(final: Path, write) -> Path:
-    """Write into a temporary sibling, then rename: a crash never leaves half a folder."""
-    tmp = final.with_name(f".tmp-{final.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        write(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final

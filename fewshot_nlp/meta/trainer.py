@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,15 +22,19 @@ from transformers.optimization import get_scheduler
 
 from ..data.episodes import EpisodeSampler
 from ..errors import ConfigError, TrainingError
-from ..hub import meta_model_card, push_folder_to_hub
+from ..hub import check_push_to_hub, meta_model_card, push_folder_to_hub
 from ..modeling.lora import apply_lora
 from ..modeling.pooling import is_mean_pooling
-from ..paths import check_output_dir
+from ..paths import (
+    atomic_folder_write,
+    check_output_dir,
+    recording_writes,
+    written_entries,
+)
 from .arguments import MetaTrainingArguments
 from .maml import MAML
 from .model import FewShotModel
 from .saving import (
-    atomic_folder_write,
     load_inner_lrs,
     load_model_weights,
     read_meta_info,
@@ -83,9 +88,18 @@ class MetaTrainer:
                 f"{world} processes so each takes an equal share."
             )
         set_seed(args.seed)
-        self._check_output_dir()
         # The encoder the run started from: the baselines of `evaluate` default to it.
         self.base_encoder = getattr(getattr(model, "config", None), "_name_or_path", None) or None
+        check_run_output_dir(args, reads=[self.base_encoder] if self.base_encoder else [])
+        if args.push_to_hub:  # found now, not after the whole run
+            check_push_to_hub(args.hub_model_id)
+        # Starting over (overwrite_output_dir): the previous run's entries, removed just before
+        # the first write of this one, so an early failure leaves the old run intact.
+        self._previous_run = (
+            written_entries(self.output_dir)
+            if args.overwrite_output_dir and not args.resume_from_checkpoint
+            else set()
+        )
         self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
         if args.adapt_scope == "lora":
             base_dir = self._keep_lora_base(model, tokenizer)
@@ -215,7 +229,8 @@ class MetaTrainer:
                 if tokenizer is not None:
                     tokenizer.save_pretrained(tmp)
 
-            atomic_folder_write(folder, write)
+            with self._writing():
+                atomic_folder_write(folder, write)
         acc.wait_for_everyone()
         return folder
 
@@ -224,7 +239,8 @@ class MetaTrainer:
         if args.resume_from_checkpoint:
             self._resume_from(args.resume_from_checkpoint)
         if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
-            self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
+            with self._writing():
+                self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
         self._call("on_train_begin")
         if (
             args.load_best_model_at_end
@@ -486,12 +502,13 @@ class MetaTrainer:
         self.accelerator.wait_for_everyone()  # every process, so all have finished their steps
         if not self.accelerator.is_main_process:
             return None
-        self.fewshot.save_pretrained(
-            output_dir, info=self._info(), merge_lora=self.args.merge_lora_on_save
-        )
-        (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
-        card = meta_model_card(read_meta_info(output_dir))
-        (output_dir / "README.md").write_text(card, encoding="utf-8")
+        with self._writing(output_dir):
+            self.fewshot.save_pretrained(
+                output_dir, info=self._info(), merge_lora=self.args.merge_lora_on_save
+            )
+            (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
+            card = meta_model_card(read_meta_info(output_dir))
+            (output_dir / "README.md").write_text(card, encoding="utf-8")
         if self.args.push_to_hub:
             push_folder_to_hub(output_dir, self.args.hub_model_id)
         return output_dir
@@ -516,7 +533,8 @@ class MetaTrainer:
                 write_manifest(folder)  # last: a checkpoint with a valid manifest is whole
 
             try:
-                atomic_folder_write(final, write)
+                with self._writing():
+                    atomic_folder_write(final, write)
             except OSError as error:
                 raise TrainingError(
                     f"Could not write checkpoint {final}: {error}. Earlier checkpoints are intact; "
@@ -568,16 +586,22 @@ class MetaTrainer:
             checkpoints.remove(victim)
 
     # ------------------------------------------------------------------ resuming
-    def _check_output_dir(self) -> None:
-        out = self.output_dir
-        check_output_dir(out, overwrite=True, flag="output_dir")  # a writable folder
-        if self.args.resume_from_checkpoint or self.args.overwrite_output_dir or not out.is_dir():
-            return
-        if sorted_checkpoints(out) or (out / STATE_FILE).exists():
-            raise ConfigError(
-                f"output_dir {out} already holds a run. Pass --resume_from_checkpoint true to "
-                "continue it, --overwrite_output_dir to start over there, or another output_dir."
-            )
+    @contextlib.contextmanager
+    def _writing(self, folder: Path | None = None):
+        """Every write into a run folder goes through here: what appears is recorded as ours
+        (so a later overwrite may replace it); the first write of a run started over with
+        ``overwrite_output_dir`` removes the previous run's entries, and only those."""
+        folder = Path(folder or self.output_dir)
+        if self._previous_run and folder.resolve() == self.output_dir.resolve():
+            for name in sorted(self._previous_run):
+                path = folder / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+            self._previous_run = set()
+        with recording_writes(folder):
+            yield folder
 
     def _resume_from(self, spec: str | bool) -> None:
         """``true``: the newest intact checkpoint (a damaged one is named, then skipped);
@@ -652,6 +676,24 @@ class MetaTrainer:
                 result = handler(self.args, self.state, self.control, model=self.model, **kwargs)
                 if isinstance(result, TrainerControl):
                     self.control = result
+
+
+def check_run_output_dir(args: MetaTrainingArguments, reads: list[str] = ()) -> None:
+    """Before any work: a run's folder is new or empty, holds a run to resume, or (with
+    ``overwrite_output_dir``) holds only what fewshot-nlp wrote; never the model being read,
+    the current folder or one above it."""
+    out = Path(args.output_dir)
+    if not args.resume_from_checkpoint:
+        if out.is_dir() and any(out.iterdir()) and not args.overwrite_output_dir:
+            what = "a run" if sorted_checkpoints(out) or (out / STATE_FILE).exists() else "files"
+            raise ConfigError(
+                f"output_dir {out} already holds {what}. Pass --resume_from_checkpoint true to "
+                "continue a run, --overwrite_output_dir to start over there (only folders "
+                "fewshot-nlp wrote), or another output_dir."
+            )
+        check_output_dir(out, overwrite=True, flag="output_dir", reads=reads)
+    elif out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir {out} is a file; give the run's folder.")
 
 
 MANIFEST_FILE = "checkpoint_manifest.json"
