@@ -17,15 +17,17 @@ __all__ = ["adapt", "as_task_source"]
 
 def adapt(
     model,
-    train_data,
+    train_data=None,
     *,
+    labels=None,
     tokenizer=None,
     text_column: str = "text",
     label_column: str = "label",
     text_pair_column: str | None = None,
     **options,
 ):
-    """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
+    """Adapt to ``train_data``'s classes (or ``labels``: the class names, some or all without
+    examples, for 0-shot); returns a ``PreTrainedModel`` with their names.
 
     ``model``: a ``FewShotModel``, a meta-trained folder (its recorded adaptation is
     replayed), or any sequence-classification checkpoint or model object (head-only logistic
@@ -36,11 +38,12 @@ def adapt(
     # The data and settings are checked before anything is loaded: a bad file fails at once.
     checked = ("steps", "learning_rate", "max_length", "support_batch_size")
     check_adapt_options(**{k: options.get(k) for k in checked})
-    source = training_source(
+    source, labels = training_source(
         train_data,
         text_column=text_column,
         label_column=label_column,
         text_pair_column=text_pair_column,
+        labels=labels,
     )
     if isinstance(model, (str, os.PathLike)):
         model = FewShotModel.from_pretrained(model)
@@ -59,4 +62,4 @@ def adapt(
             )
         config = replace(plain_checkpoint_config(model), support_batch_size=DEFAULT_SUPPORT_BATCH)
         model = FewShotModel(MAML(model.eval(), config), tokenizer)
-    return model.adapt(source, **options)
+    return model.adapt(source, labels=labels, **options)

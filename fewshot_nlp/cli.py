@@ -104,7 +104,8 @@ def adapt_command(argv: list[str]) -> int:
     tokenizer = AutoTokenizer.from_pretrained(path)  # the model itself is loaded once, by adapt
     adapted = adapt(
         path,
-        args.train_file,
+        args.train_file or None,
+        labels=args.labels,
         tokenizer=tokenizer,
         text_column=args.text_column,
         label_column=args.label_column,
@@ -259,8 +260,10 @@ def evaluate_command(argv: list[str]) -> int:
         raise ConfigError(
             f"--k_shot {args.k_shot!r}: give comma-separated integers, e.g. 1,5."
         ) from None
-    counts = [("episodes", args.episodes), ("q_query", args.q_query)]
-    check_counts([*counts, *(("k_shot", k) for k in shots or [0])], prefix="--")
+    if not shots:
+        raise ConfigError("--k_shot is empty: give comma-separated shot counts, e.g. 0,1,5.")
+    check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
+    check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
     model_path = resolve_model_path(args.model)
     for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
         if value:

@@ -43,8 +43,16 @@ class AdaptationArguments:
 @dataclass
 class AdaptArguments:
     model: str = _help("Meta-trained folder or any sequence-classification checkpoint.")
-    train_file: list[str] = _help(".jsonl/.json/.csv file(s) of labelled examples.")
     output_dir: str = _help("Where the exported classifier goes.")
+    train_file: list[str] = _help(
+        ".jsonl/.json/.csv file(s) of labelled examples (none: 0-shot from --labels).",
+        default_factory=list,
+    )
+    labels: list[str] | None = _help(
+        "The classes, in order. Those without examples in --train_file are classified from "
+        "their names alone (0-shot), so name them in words, e.g. card_arrival.",
+        default=None,
+    )
     text_column: str = _help("Column with the text.", default="text")
     label_column: str = _help("Column with the label name.", default="label")
     text_pair_column: str | None = _help("Second text for pair tasks.", default=None)
@@ -83,8 +91,9 @@ class EvaluateArguments:
     episodes: int = _help("Episodes per shot setting.", default=600)
     seed: int = _help("Seed of the episode stream.", default=0)
     method: str = _help(
-        "Comma-separated methods: maml, logreg, prototype, finetune, setfit.",
-        default="maml,logreg,prototype,finetune",
+        "Comma-separated methods: maml, maml-base (the same adaptation without meta-training: "
+        "the meta-value row), logreg, prototype, finetune, setfit.",
+        default="maml,maml-base,logreg,prototype,finetune",
     )
     max_episodes: str | None = _help(
         "Cap slow methods to the first N of the same episodes, e.g. finetune=100.", default=None

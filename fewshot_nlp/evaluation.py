@@ -1,6 +1,8 @@
 """Episodic and fixed-shot evaluation of few-shot methods, paired on the same episodes.
 
-Methods: ``maml`` (the model's own meta-learned adaptation), and the baselines a user
+Methods: ``maml`` (the model's own meta-learned adaptation), ``maml-base`` (that same
+adaptation on the encoder before meta-training: ``maml`` minus it is what meta-training
+added, the meta-value), and the baselines a user
 would try on the base encoder: ``logreg`` (logistic regression on frozen, mean-pooled,
 L2-normalised embeddings), ``prototype`` (nearest class mean, cosine by default),
 ``finetune`` (a standard fine-tuning recipe with a new head) and ``setfit`` (when the
@@ -9,6 +11,7 @@ L2-normalised embeddings), ``prototype`` (nearest class mean, cosine by default)
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .data.collate import label_name_text
 from .data.episodes import Episode, EpisodeSampler, check_counts
 from .data.sources import TaskSource
 from .errors import ConfigError
@@ -30,8 +34,13 @@ from .metrics import classification_metric
 from .modeling.head import class_prototypes
 from .paths import atomic_file
 
-METHODS = ("maml", "logreg", "prototype", "finetune", "setfit")
-DEFAULT_METHODS = ("maml", "logreg", "prototype", "finetune")
+# maml-base: the run's own adaptation on the encoder before meta-training (the meta-value row)
+# label-cosine: nearest label name by cosine of the base encoder's embeddings (the 0-shot
+# baseline; it reads no support examples)
+METHODS = ("maml", "maml-base", "logreg", "prototype", "finetune", "setfit", "label-cosine")
+DEFAULT_METHODS = ("maml", "maml-base", "logreg", "prototype", "finetune")
+ADAPTATION_METHODS = ("maml", "maml-base")
+ZERO_SHOT_METHODS = (*ADAPTATION_METHODS, "label-cosine")  # those that run at k_shot 0
 
 
 @dataclass
@@ -94,6 +103,12 @@ class MethodRunner:
     def path(self) -> str | None:
         return self.model.path
 
+    def with_model(self, model: FewShotModel) -> MethodRunner:
+        """The same baseline settings on another loaded model."""
+        other = copy.copy(self)
+        other.model = model
+        return other
+
     # ---------------------------------------------------------------- methods
     def predict(
         self,
@@ -108,7 +123,7 @@ class MethodRunner:
     ) -> np.ndarray:
         model = self.model
         labels = torch.as_tensor(support_labels)
-        if method == "maml":
+        if method in ADAPTATION_METHODS:  # each on its own runner (see _runners)
             return model.predict(
                 support_texts,
                 support_labels,
@@ -118,6 +133,13 @@ class MethodRunner:
                 query_pairs=query_pairs,
                 label_names=label_names,
             )
+        if method == "label-cosine":
+            if not label_names:
+                raise ConfigError("label-cosine needs the label names of the episode.")
+            names = [label_name_text(n) for n in label_names]
+            query_feats = F.normalize(model.features(query_texts, query_pairs, "mean"), dim=-1)
+            name_feats = F.normalize(model.features(names, None, "mean"), dim=-1)
+            return (query_feats @ name_feats.T).argmax(-1).numpy()
         if method in ("prototype", "logreg"):
             cosine = method == "logreg" or self.prototype_distance == "cosine"
             pooling = self.prototype_pooling if method == "prototype" else "mean"
@@ -208,15 +230,19 @@ class MethodRunner:
 
 
 def _runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
-    """Which loaded model runs each method: ``maml`` the main one, the baselines the base
-    encoder the meta-model came from (or ``baseline_model``), so that they never gain or lose
-    from our meta-training silently."""
+    """Which loaded model runs each method: ``maml`` the main one, ``maml-base`` the same
+    adaptation on the encoder before meta-training, the baselines the base encoder the
+    meta-model came from (or ``baseline_model``), so that they never gain or lose from our
+    meta-training silently."""
 
     def load(m):
         return m if isinstance(m, MethodRunner) else MethodRunner(m)
 
     main = load(model)
-    if baseline_model is None and any(m != "maml" for m in methods):
+    runners = {}
+    if "maml-base" in methods:
+        runners["maml-base"] = main.with_model(main.model.without_meta_training())
+    if baseline_model is None and any(m not in ADAPTATION_METHODS for m in methods):
         origin = main.model.base_encoder if main.model.meta_trained else None
         baseline_model = origin if origin and Path(origin).is_dir() else None
         if origin and baseline_model is None:
@@ -226,7 +252,7 @@ def _runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
                 stacklevel=3,
             )
     base = main if baseline_model is None else load(baseline_model)
-    return {m: (main if m == "maml" else base) for m in methods}
+    return {m: runners.get(m, main if m == "maml" else base) for m in methods}
 
 
 def summarize(values: Sequence[float]) -> dict[str, float | None]:
@@ -265,7 +291,7 @@ def evaluate_episodes(
         raise ConfigError("k_shots is empty: give at least one shot count, e.g. 1,5.")
     caps = [(f"max_episodes {m}", n) for m, n in (method_episodes or {}).items()]
     check_counts([("episodes", episodes), ("q_query", q_query), *caps])
-    check_counts(("k_shot", k) for k in k_shots)
+    check_counts((("k_shot", k) for k in k_shots), minimum=0)
     # Every shot count is checked against the data before the first episode runs.
     samplers = {k: EpisodeSampler(sources, n_way, k, q_query, seed=seed) for k in k_shots}
     models = _runners(model, baseline_model, methods)
@@ -273,6 +299,8 @@ def evaluate_episodes(
     for k, sampler in samplers.items():
         scores = {m: {"accuracy": [], "f1_macro": [], "seconds": []} for m in methods}
         caps = {m: min(episodes, (method_episodes or {}).get(m, episodes)) for m in methods}
+        if k == 0:  # methods that need examples have no 0-shot row
+            caps = {m: (n if m in ZERO_SHOT_METHODS else 0) for m, n in caps.items()}
         for index in tqdm(range(episodes), desc=f"{k}-shot", disable=not progress):
             episode = sampler.sample()
             for method in methods:
@@ -283,7 +311,7 @@ def evaluate_episodes(
                 scores[method]["seconds"].append(time.perf_counter() - start)
                 for key, value in _score(pred, episode.query_labels).items():
                     scores[method][key].append(value)
-        for method in methods:
+        for method in (m for m in methods if caps[m]):
             s = scores[method]
             raw[method][str(k)] = {
                 "accuracy": summarize(s["accuracy"]),

@@ -152,7 +152,7 @@ def model_card(
                 f"{record.get('step_candidates')} (held-out support accuracy {scores}).",
                 "",
             ]
-        if record.get("label_names_used"):
+        if record.get("label_names_used") and not record.get("zero_shot_classes"):
             lines += [
                 "Each label's name was used as one more example of its class (the names alone "
                 "classified the training examples clearly above chance).",
@@ -160,6 +160,17 @@ def model_card(
             ]
         if record.get("cv_fallback"):
             lines += [f"Cross-validation fell back: {record['cv_fallback']}.", ""]
+        if record.get("zero_shot_classes"):
+            zero = record["zero_shot_classes"]
+            lines += [
+                f"{len(zero)} class(es) had no examples and are classified from their label "
+                f"names alone (0-shot): {', '.join(f'`{x}`' for x in zero[:10])}"
+                + (" ..." if len(zero) > 10 else "")
+                + ".",
+                "",
+            ]
+        if record.get("zero_shot_note"):
+            lines += [f"Note: {record['zero_shot_note']}", ""]
     lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
     if keep_adapter:
         lines += [

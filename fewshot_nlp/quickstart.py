@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         q_query=10,
         episodes=args.eval_episodes,
         seed=1,
-        methods=["maml", "logreg", "prototype"],
+        methods=["maml", "maml-base", "logreg", "prototype"],
         baseline_model=base,
         progress=False,
     )
@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for k in map(str, shots):
         print(
-            f"  {k}-shot: ours {scores['maml'][k]:.3f} | base MiniLM + logistic regression "
+            f"  {k}-shot: ours {scores['maml'][k]:.3f} | ours without meta-training "
+            f"{scores['maml-base'][k]:.3f} | base MiniLM + logistic regression "
             f"{scores['logreg'][k]:.3f} | cosine prototypes {scores['prototype'][k]:.3f}"
         )
 

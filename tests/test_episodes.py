@@ -121,9 +121,13 @@ def test_n_way_too_large_names_source(sources):
         EpisodeSampler(sources, 7, 1, 1)
 
 
-def test_k_shot_must_be_positive(sources):
-    with pytest.raises(ConfigError, match="k_shot"):
-        EpisodeSampler(sources, 2, 0, 1)
+def test_k_shot_may_be_zero_but_not_negative(sources):
+    with pytest.raises(ConfigError, match="k_shot must be >= 0, got -1"):
+        EpisodeSampler(sources, 2, -1, 1)
+    with pytest.raises(ConfigError, match="q_query must be >= 1, got 0"):
+        EpisodeSampler(sources, 2, 1, 0)
+    episode = EpisodeSampler(sources, 2, 0, 1).sample()  # 0-shot: label names only
+    assert episode.support_texts == [] and len(episode.query_texts) == 2
 
 
 def test_small_classes_dropped_with_warning():

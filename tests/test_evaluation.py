@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from fewshot_nlp import TaskSource
+from fewshot_nlp import ConfigError, TaskSource
 from fewshot_nlp.cli import main as cli_main
 from fewshot_nlp.evaluation import (
     MethodRunner,
@@ -104,7 +104,7 @@ def test_same_seed_same_numbers_and_schema(tiny_run, toy_source):
         }
         for x, y in zip(b, a)
     ]
-    assert [e["method"] for e in a] == ["maml", "logreg", "prototype", "finetune"]
+    assert [e["method"] for e in a] == ["maml", "maml-base", "logreg", "prototype", "finetune"]
     for entry in a:
         assert {"protocol", "model", "dataset", "method", "results"} <= set(entry)
         assert set(entry["results"]) == {"1", "2"}
@@ -258,8 +258,6 @@ def test_prototype_is_cosine_by_default(tiny_run, toy_source):
 def test_missing_baseline_packages_are_clear_errors(tiny_run, toy_source, monkeypatch):
     import importlib
 
-    from fewshot_nlp.errors import ConfigError
-
     real = importlib.import_module
 
     def no_sklearn(name, *args, **kwargs):
@@ -411,3 +409,56 @@ def test_cli_evaluate_reads_yaml_and_checks_choices(tiny_run, data_dir, tmp_path
     config.write_text("dataset: trec\nepisode: 3\n")
     assert cli_main(argv) == 2
     assert "Unknown key 'episode'" in capsys.readouterr().err
+
+
+def test_maml_base_is_the_runs_adaptation_on_its_starting_encoder(tmp_path, tokenizer, data_dir):
+    """The meta-value row: the same adaptation settings, the weights the run started from."""
+    from dataclasses import replace
+
+    from fewshot_nlp import FewShotModel
+    from fewshot_nlp.cli import load_classifier
+
+    start = tmp_path / "start"
+    tiny_model().save_pretrained(start)
+    tokenizer.save_pretrained(start)
+    model, _ = load_classifier(str(start), "eager")
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    args = tiny_meta_args(tmp_path / "run", max_steps=2, adapt_head_init="ridge", inner_steps=2)
+    MetaTrainer(model, args, sources, tokenizer=tokenizer).train()
+    run = FewShotModel.from_pretrained(tmp_path / "run")
+    base = run.without_meta_training()
+    assert base.config == replace(run.config, learn_inner_lr="none")
+    assert not base.meta_trained and base.without_meta_training() is base
+    started = dict(load_classifier(str(start), "eager")[0].named_parameters())
+    moved = False
+    for name, value in base.model.named_parameters():
+        assert torch.equal(value, started[name]), name
+        moved |= not torch.equal(value, dict(run.model.named_parameters())[name])
+    assert moved  # meta-training changed the run, not its step 0
+    rows = evaluate_episodes(
+        run,
+        sources,
+        n_way=3,
+        k_shots=[2],
+        q_query=2,
+        episodes=2,
+        methods=["maml", "maml-base"],
+        progress=False,
+    )
+    assert [r["method"] for r in rows] == ["maml", "maml-base"]
+    assert rows[1]["model"] == str(start)
+
+
+def test_maml_base_without_a_known_start_is_a_clear_error(tiny_run, toy_source, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert (run / "base_model" / "config.json").is_file()  # an unnamed start is kept
+    shutil.rmtree(run / "base_model")
+    with pytest.raises(ConfigError, match="Leave maml-base out of the methods"):
+        evaluate_episodes(
+            str(run), [toy_source], n_way=3, k_shots=[1], q_query=2, methods=["maml-base"]
+        )
+    assert Path(tiny_run, "base_model").is_dir()

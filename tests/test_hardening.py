@@ -112,7 +112,7 @@ def test_evaluate_counts_must_be_positive(tmp_path, capsys):
     for flag, value, message in (
         ("--episodes", "0", "--episodes must be >= 1, got 0"),
         ("--q_query", "-1", "--q_query must be >= 1"),
-        ("--k_shot", "1,0", "--k_shot must be >= 1, got 0"),
+        ("--k_shot", "1,-1", "--k_shot must be >= 0, got -1"),
         ("--k_shot", "one", "give comma-separated integers"),
     ):
         assert cli_main([*base, flag, value]) == 2

@@ -31,7 +31,8 @@ def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, da
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
-    assert set(summary["held_out_accuracy"]) == {"maml", "logreg", "prototype"}
+    assert set(summary["held_out_accuracy"]) == {"maml", "maml-base", "logreg", "prototype"}
+    assert "ours without meta-training" in out  # the meta-value, printed beside ours
     assert set(summary["held_out_accuracy"]["maml"]) == {"1", "3"}  # k_shot 3 in the recipe
     assert "mean pooling, cosine head" in out and "4/4 pipeline" in out
     exported = json.loads((tmp_path / "qs" / "classifier" / "config.json").read_text())

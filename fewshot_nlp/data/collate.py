@@ -17,6 +17,13 @@ def label_name_text(name: str) -> str:
     return re.sub(r"[\s_:\-./]+", " ", spaced).strip().lower()
 
 
+def is_descriptive_label(name: str) -> bool:
+    """Whether a label's name says something an encoder can read ('card_arrival' does; '3',
+    'LABEL_3' and '' do not): the condition for classifying by the name alone."""
+    text = label_name_text(name)
+    return bool(re.search(r"[^\W\d_]", text)) and not re.fullmatch(r"label \d+", text)
+
+
 @dataclass
 class EpisodeBatch:
     """Tokenized support/query inputs (dicts for the model) and their label tensors."""
@@ -57,6 +64,8 @@ class EpisodeCollator:
         return self.encode([label_name_text(n) for n in names])
 
     def encode(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, torch.Tensor]:
+        if not texts:  # a 0-shot support set: no rows, the keys and dtypes of any other batch
+            return {k: v[:0] for k, v in self.encode(["."]).items()}
         encoded = self.tokenizer(
             texts,
             pairs,

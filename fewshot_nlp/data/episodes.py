@@ -56,7 +56,8 @@ class EpisodeSampler:
     ) -> None:
         if not sources:
             raise ConfigError("EpisodeSampler needs at least one TaskSource.")
-        check_counts([("k_shot", k_shot), ("q_query", q_query)])
+        check_counts([("q_query", q_query)])
+        check_counts([("k_shot", k_shot)], minimum=0)  # 0: label names only
         if temperature < 0:
             raise ConfigError(f"temperature must be >= 0, got {temperature}.")
         if not 0 <= rank < world_size:
@@ -191,12 +192,14 @@ def parse_n_way(value) -> int | tuple[int, int] | str:
     raise ConfigError(f"n_way={value!r}: give an int (5), a range ('2-10') or 'all'.")
 
 
-def check_counts(counts, prefix: str = "") -> None:
+def check_counts(counts, prefix: str = "", minimum: int = 1) -> None:
     """``(name, value)`` pairs of episode counts (shots, queries, episodes): whole numbers
-    >= 1. ``prefix`` is "--" where the names are CLI flags."""
+    >= ``minimum``. ``prefix`` is "--" where the names are CLI flags."""
     for name, value in counts:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{prefix}{name} must be >= 1, got {value!r}; give a whole number.")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(
+                f"{prefix}{name} must be >= {minimum}, got {value!r}; give a whole number."
+            )
 
 
 def _check_n_way(n_way: NWay) -> NWay:

@@ -456,18 +456,57 @@ def as_task_source(
 
 
 def training_source(
-    train_data, *, text_column="text", label_column="label", text_pair_column=None
-) -> TaskSource:
-    """``train_data`` for adaptation: as a TaskSource, blank texts dropped, >= 2 classes."""
+    train_data, *, text_column="text", label_column="label", text_pair_column=None, labels=None
+) -> tuple[TaskSource | None, list[str]]:
+    """``(examples, classes)`` of an adaptation. ``train_data``: labelled examples (blank texts
+    dropped), or None; ``labels``: the classes in order, some or all without examples (0-shot:
+    those are named by their labels alone); without it, the labels of the examples."""
+    if train_data is None:
+        if labels is None:
+            raise DataError(
+                "Nothing to adapt to: give train_data (labelled examples), labels (the class "
+                "names, for 0-shot), or both."
+            )
+        return None, label_set(None, labels)
     source = as_task_source(
         train_data,
         text_column=text_column,
         label_column=label_column,
         text_pair_column=text_pair_column,
     ).without_blank_texts()
+    if labels is not None:
+        return source, label_set(source, labels)
     if len(source.label_index) < 2:
         raise DataError(
             f"train_data has {len(source.label_index)} class ({source.label_names}): a classifier "
             "needs at least 2 labels with examples."
         )
-    return source
+    return source, source.label_names
+
+
+def label_set(source: TaskSource | None, labels) -> list[str]:
+    """``labels`` as the classes of an adaptation: unique, at least 2, covering every label of
+    ``source``; a class without examples needs a descriptive name (it is all there is)."""
+    from .collate import is_descriptive_label
+
+    names = [str(label) for label in labels]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"labels repeats {_preview(repeated)}: give each class once.")
+    if len(names) < 2:
+        raise DataError(f"labels has {len(names)} class: a classifier needs at least 2.")
+    have = set(source.label_index) if source is not None else set()
+    unknown = sorted(have - set(names))
+    if unknown:
+        raise DataError(
+            f"train_data has labels that are not in labels: {_preview(unknown)}. Add them to "
+            "labels, or leave labels out to take the classes from the examples."
+        )
+    unreadable = [n for n in names if n not in have and not is_descriptive_label(n)]
+    if unreadable:
+        raise DataError(
+            f"Labels {_preview(unreadable)} have neither examples nor a name that says what "
+            "they mean, so nothing can classify them: give them examples, or name them in "
+            "words (e.g. 'card_arrival' instead of '3' or 'LABEL_3')."
+        )
+    return names

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
 from ..data.collate import EpisodeBatch
+from ..modeling.head import linear_per_task
 
 # Encoders whose weighted operations all go through F.linear / F.layer_norm / F.embedding
 # (checked by the shared testers, meta-gradients against the one-by-one path).
@@ -71,18 +72,6 @@ class TaskBatched(TorchFunctionMode):
         grouped = ids.reshape(tasks, -1)
         out = weight[torch.arange(tasks, device=ids.device)[:, None], grouped]
         return out.reshape(*ids.shape, weight.shape[-1])
-
-
-def linear_per_task(x: torch.Tensor, weight, bias, tasks: int) -> torch.Tensor:
-    """``F.linear`` where ``x`` is ``tasks`` equal groups of rows and a weight or bias with a
-    leading task dimension applies to its own group."""
-    if weight.dim() == 2 and (bias is None or bias.dim() == 1):
-        return F.linear(x, weight, bias)
-    rows = x.reshape(tasks, -1, x.shape[-1])
-    out = rows @ (weight.T if weight.dim() == 2 else weight.transpose(1, 2))
-    if bias is not None:
-        out = out + (bias[:, None, :] if bias.dim() == 2 else bias)
-    return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def stack_episodes(batches: list[EpisodeBatch]) -> EpisodeBatch:

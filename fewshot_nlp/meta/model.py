@@ -24,7 +24,7 @@ from ..errors import ConfigError, DataError, TrainingError
 from ..modeling.head import set_head
 from .config import MAMLConfig, plain_checkpoint_config
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
-from .saving import load_inner_lrs, load_meta_model, save_meta_model
+from .saving import BASE_MODEL_DIR, load_inner_lrs, load_meta_model, save_meta_model
 
 DEFAULT_SUPPORT_BATCH = 64
 DEFAULT_MAX_LENGTH = 128
@@ -113,6 +113,39 @@ class FewShotModel:
         view = copy.copy(self)
         view.maml = maml
         return view
+
+    def without_meta_training(self) -> FewShotModel:
+        """This run's own adaptation on the encoder it started from (its step 0): what
+        meta-training added is the difference, the meta-value. A checkpoint that was never
+        meta-trained is its own step 0."""
+        if not self.meta_trained:
+            return self
+        origin = self.base_encoder
+        kept = Path(self.path or "") / BASE_MODEL_DIR  # a LoRA run's unnamed starting encoder
+        if not (origin and Path(origin).is_dir()) and self.path and kept.is_dir():
+            origin = str(kept)
+        if not origin or not Path(origin).is_dir():
+            raise ConfigError(
+                f"{self.path} records no local folder of the encoder it started from "
+                f"(base_encoder: {origin!r}), so its adaptation cannot be run without "
+                "meta-training (method maml-base). Leave maml-base out of the methods, or "
+                "meta-train from a saved checkpoint so the run can find it."
+            )
+        from ..modeling.lora import apply_lora
+        from ..modeling.pretrained import load_classifier
+
+        pooling = "mean" if self.maml.mean_pooling else "model"
+        model, tokenizer = load_classifier(origin, "eager", pooling=pooling)
+        if hasattr(self.model, "peft_config"):  # fresh adapters (B = 0): the base's outputs
+            model = apply_lora(model, copy.deepcopy(self.model.peft_config["default"]))
+        config = replace(self.config, learn_inner_lr="none")  # learned rates are meta-training
+        return FewShotModel(
+            MAML(model.eval(), config),
+            tokenizer,
+            max_length=self.collator.max_length,
+            info={"path": origin},
+            cache_features=self._cache is not None,
+        )
 
     # ---------------------------------------------------------------- what the run is
     @property
@@ -244,8 +277,9 @@ class FewShotModel:
     # ---------------------------------------------------------------- a classifier
     def adapt(
         self,
-        train_data,
+        train_data=None,
         *,
+        labels: Sequence[str] | None = None,
         text_column: str = "text",
         label_column: str = "label",
         text_pair_column: str | None = None,
@@ -260,10 +294,12 @@ class FewShotModel:
     ):
         """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
 
-        ``train_data``: a Dataset, file path(s) or (text, label) pairs. ``head_init`` and
-        ``step_candidates`` override the recorded head and the inner steps' cross-validation
-        (``[0, 1, 3]``: pick by k-fold on the support set; ``steps`` fixes them);
-        ``label_names`` ('auto', 'always', 'never') whether the label names join the support.
+        ``train_data``: a Dataset, file path(s) or (text, label) pairs; ``labels``: the classes
+        in order, where those without examples are classified by their names alone (no
+        ``train_data`` at all: 0-shot). ``head_init`` and ``step_candidates`` override the
+        recorded head and the inner steps' cross-validation (``[0, 1, 3]``: pick by k-fold on
+        the support set; ``steps`` fixes them); ``label_names`` ('auto', 'always', 'never')
+        whether the label names join the support.
         """
         check_adapt_options(
             steps=steps,
@@ -271,49 +307,75 @@ class FewShotModel:
             max_length=max_length,
             support_batch_size=support_batch_size,
         )
-        source = training_source(
+        source, names = training_source(
             train_data,
             text_column=text_column,
             label_column=label_column,
             text_pair_column=text_pair_column,
+            labels=labels,
         )
         if self.tokenizer is None:
             raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
-        changes: dict = {}
-        if support_batch_size is not None:
-            changes["support_batch_size"] = support_batch_size
-        if steps is not None:
-            changes.update(inner_steps=steps, adapt_step_candidates=None)
-        if step_candidates is not None:
-            changes["adapt_step_candidates"] = list(step_candidates)
-        if head_init is not None:
-            changes["adapt_head_init"] = head_init
-        if label_names is not None:
-            changes["label_names"] = label_names
-        if learning_rate is not None:
-            changes.update(inner_learning_rate=learning_rate, learn_inner_lr="none")
+        have = set(source.label_index) if source is not None else set()
+        nameless = [n for n in names if n not in have]  # classified by their names alone
+        if nameless and label_names == "never":
+            raise ConfigError(
+                f"{len(nameless)} class(es) have no examples ({', '.join(nameless[:3])}), so "
+                "their names are all there is: label_names='never' cannot classify them. Give "
+                "them examples, or use label_names 'auto'."
+            )
+        if nameless and self.config.label_names == "never":
+            label_names = "auto"  # the run never used names, but these classes have nothing else
+        changes = _adaptation_changes(
+            support_batch_size, steps, step_candidates, head_init, label_names, learning_rate
+        )
         runner = self.with_config(**changes) if changes else self
         if max_length is not None:
             runner = copy.copy(runner)
             runner.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
-        _warn_truncation(runner.collator, source.texts, source.text_pairs)
-        names = source.label_names
+        texts = source.texts if source is not None else []
+        pairs = source.text_pairs if source is not None else None
+        if texts:
+            _warn_truncation(runner.collator, texts, pairs)
         ids = {name: i for i, name in enumerate(names)}
         fast, metrics = runner.adapt_weights(
-            source.texts,
-            [ids[y] for y in source.labels],
+            texts,
+            [ids[y] for y in (source.labels if source is not None else [])],
             len(names),
-            pairs=source.text_pairs,
+            pairs=pairs,
             label_names=names,
             source="train_data",
         )
         if metrics.get("cv_fallback"):
             warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=2)
+        note = self._names_note(nameless)
+        if note:
+            warnings.warn(f"adapt: {note}", stacklevel=2)
         classifier = runner.classifier(fast, names, merge_lora=merge_lora)
-        config, info = runner.config, self.info
-        classifier.fewshot_nlp_adaptation = {
-            "classes": len(names),
-            "examples": len(source),
+        classifier.fewshot_nlp_adaptation = runner._adaptation_record(
+            metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
+        )
+        return classifier
+
+    def _names_note(self, nameless: list[str]) -> str | None:
+        """What a 0-shot class is scored by, when the names were never meta-trained."""
+        trained_names = self.meta_trained and self.config.label_names != "never"
+        if not nameless or trained_names:
+            return None
+        return (
+            f"{len(nameless)} class(es) have no examples and this model's label names were "
+            "never meta-trained: they are classified by the base encoder's similarity to "
+            "their names (label-name cosine)."
+        )
+
+    def _adaptation_record(self, metrics: dict, **what) -> dict:
+        """What the adaptation did, for the model card."""
+        config, info = self.config, self.info
+        return {
+            "classes": what["classes"],
+            "examples": what["examples"],
+            "zero_shot_classes": what["nameless"],
+            "zero_shot_note": what["note"],
             "inner_steps": metrics["inner_steps"],
             "inner_learning_rate": config.inner_learning_rate,
             "adapt_scope": config.adapt_scope,
@@ -329,7 +391,6 @@ class FewShotModel:
             "base_model": info.get("base_model"),
             "base_encoder": self.base_encoder or self.path,
         }
-        return classifier
 
     def classifier(
         self, fast: dict[str, torch.Tensor], label_names: Sequence[str], *, merge_lora=True
@@ -352,6 +413,26 @@ class FewShotModel:
             classifier, self.maml.head_name, fast[HEAD_WEIGHT], fast[HEAD_BIAS], list(label_names)
         )
         return classifier.eval()
+
+
+def _adaptation_changes(
+    support_batch_size, steps, step_candidates, head_init, label_names, learning_rate
+) -> dict:
+    """``adapt``'s arguments as changes of the recorded ``MAMLConfig``."""
+    changes: dict = {}
+    if support_batch_size is not None:
+        changes["support_batch_size"] = support_batch_size
+    if steps is not None:
+        changes.update(inner_steps=steps, adapt_step_candidates=None)
+    if step_candidates is not None:
+        changes["adapt_step_candidates"] = list(step_candidates)
+    if head_init is not None:
+        changes["adapt_head_init"] = head_init
+    if label_names is not None:
+        changes["label_names"] = label_names
+    if learning_rate is not None:
+        changes.update(inner_learning_rate=learning_rate, learn_inner_lr="none")
+    return changes
 
 
 def check_adapt_options(

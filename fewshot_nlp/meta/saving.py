@@ -14,6 +14,8 @@ from .config import MAMLConfig
 META_FILE = "fewshot_nlp.json"
 INNER_LRS_FILE = "inner_lrs.safetensors"
 FORMAT_VERSION = 1
+BASE_MODEL_DIR = "base_model"  # a LoRA run's starting encoder, when no name can load it
+WARMED_BASE_DIR = "warmed_base"  # a LoRA run's encoder after the feature warm-up
 
 
 def is_peft(model) -> bool:

@@ -35,6 +35,8 @@ from .arguments import MetaTrainingArguments
 from .maml import MAML
 from .model import FewShotModel
 from .saving import (
+    BASE_MODEL_DIR,
+    WARMED_BASE_DIR,
     load_inner_lrs,
     load_model_weights,
     read_meta_info,
@@ -49,8 +51,6 @@ RNG_FILE = "rng_state.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 EVAL_SEED_OFFSET = 10_000
-WARMED_BASE_DIR = "warmed_base"
-BASE_MODEL_DIR = "base_model"
 
 
 class MetaTrainer:
@@ -101,8 +101,8 @@ class MetaTrainer:
             else set()
         )
         self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
+        base_dir = self._keep_start(model, tokenizer)
         if args.adapt_scope == "lora":
-            base_dir = self._keep_lora_base(model, tokenizer)
             model = apply_lora(model, lora_config)
             if base_dir is not None:
                 model.peft_config["default"].base_model_name_or_path = str(base_dir.resolve())
@@ -113,6 +113,14 @@ class MetaTrainer:
         self.collator = self.fewshot.collator
         self.train_sources = list(train_sources)
         self.eval_sources = list(eval_sources or [])
+        if args.k_shot == 0:  # the head is the label names alone: every source must have them
+            pairs = [s.name for s in self.train_sources if s.is_pair_task]
+            if args.label_names == "never" or pairs:
+                raise ConfigError(
+                    "k_shot=0 episodes are classified by their label names alone, "
+                    + ("but label_names is 'never'." if not pairs else "")
+                    + (f"which text-pair sources do not use: drop {pairs}." if pairs else "")
+                )
         if args.load_best_model_at_end and not self.eval_sources:
             raise ConfigError(
                 "load_best_model_at_end needs held-out episodes to evaluate: pass eval_sources "
@@ -168,7 +176,7 @@ class MetaTrainer:
     def _feature_warmup(self, model, tokenizer, sources) -> dict | None:
         """Warm the head's input features up once per run (see ``meta.warmup``).
 
-        LoRA runs keep the warmed base in ``output_dir/warmed_base`` (``_keep_lora_base``);
+        LoRA runs keep the warmed base in ``output_dir/warmed_base`` (``_keep_start``);
         a resumed LoRA run loads it back instead of warming up again.
         """
         args, acc = self.args, self.accelerator
@@ -208,20 +216,26 @@ class MetaTrainer:
                 param.data.copy_(broadcast(param.data, from_process=0))
         return metrics
 
-    def _keep_lora_base(self, model, tokenizer) -> Path | None:
-        """Save the base a LoRA run's adapter refers to, when no name can load it.
+    def _keep_start(self, model, tokenizer) -> Path | None:
+        """Save in the run what no name can load: the base a LoRA run's adapter refers to, and
+        the encoder any run started from if it has no name (``maml-base``, the meta-value row,
+        adapts it).
 
         A warmed-up base differs from the checkpoint it came from; a model built in memory
         has no name at all, and a mean-pooling model's name is the BERT checkpoint it was
         converted from: these are kept in the run (``warmed_base`` / ``base_model``).
         """
         args, acc = self.args, self.accelerator
+        lora = args.adapt_scope == "lora"
+        named = bool(getattr(model.config, "_name_or_path", ""))
         if args.feature_warmup_steps:
+            if not lora:
+                return None
             folder = self.output_dir / WARMED_BASE_DIR
-        elif getattr(model.config, "_name_or_path", "") and not is_mean_pooling(model):
-            return None
-        else:
+        elif not named or (lora and is_mean_pooling(model)):
             folder = self.output_dir / BASE_MODEL_DIR
+        else:
+            return None
         if not args.resume_from_checkpoint and acc.is_main_process:
 
             def write(tmp: Path) -> None:

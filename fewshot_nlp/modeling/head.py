@@ -7,6 +7,7 @@ label sets share one encoder, and writing it back makes the export a standard mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
@@ -201,6 +202,62 @@ def standard_head(
     if feature_norm is None:
         return weight, bias
     return weight / feature_norm, bias
+
+
+def linear_per_task(x: torch.Tensor, weight, bias, tasks: int) -> torch.Tensor:
+    """``F.linear`` where ``x`` is ``tasks`` equal groups of rows and a weight or bias with a
+    leading task dimension applies to its own group."""
+    if weight.dim() == 2 and (bias is None or bias.dim() == 1):
+        return F.linear(x, weight, bias)
+    rows = x.reshape(tasks, -1, x.shape[-1])
+    out = rows @ (weight.T if weight.dim() == 2 else weight.transpose(1, 2))
+    if bias is not None:
+        out = out + (bias[:, None, :] if bias.dim() == 2 else bias)
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+@dataclass(frozen=True)
+class EpisodeHead:
+    """One rule for an episode's head: how it starts from the support features (``init``),
+    how it scores features while adapting, and the plain ``nn.Linear`` it is exported as.
+
+    The normalised inits (cosine, ridge, logreg) read L2-normalised features; ``standard``
+    turns such a head into one on raw features with the same predictions.
+    """
+
+    init: str = "proto"
+    logit_scale: float = 20.0
+    regularization: float = 10.0
+
+    @property
+    def normalized(self) -> bool:
+        return self.init in NORMALIZED_HEAD_INITS
+
+    def read(self, features: torch.Tensor) -> torch.Tensor:
+        """The features as this head reads them."""
+        return F.normalize(features, dim=-1) if self.normalized else features
+
+    def fit(self, features, labels, n_way: int, example_weights=None):
+        """``(weight, bias)`` from (raw) support features."""
+        return init_head(
+            self.read(features),
+            labels,
+            n_way,
+            self.init,
+            weights=example_weights,
+            logit_scale=self.logit_scale,
+            regularization=self.regularization,
+        )
+
+    def logits(self, features: torch.Tensor, weight, bias) -> torch.Tensor:
+        """Scores while adapting. A stacked head (episodes, classes, hidden) scores each
+        episode's rows with its own."""
+        tasks = weight.shape[0] if weight.dim() == 3 else 1
+        return linear_per_task(self.read(features), weight, bias, tasks)
+
+    def standard(self, weight, bias, feature_norm: float | None):
+        """The head on raw features (see ``standard_head``)."""
+        return standard_head(weight, bias, feature_norm if self.normalized else None)
 
 
 def set_head(

@@ -1,0 +1,229 @@
+"""Meta-value study (issue 18): does a meta-training recipe beat the same adaptation of the
+encoder it started from, on data it never trained on?
+
+Every recipe meta-trains the mean-pooling MiniLM on all shared datasets except the three
+benchmark targets (banking77, clinc150, reuters: never seen, whole datasets left out), then is
+scored on *meta-validation* classes only (never a target's test file):
+- banking77 and clinc150 fold-01 validation classes (intents), reuters' validation classes;
+- all classes of the part at once (full-way), 0, 1 and 5 shots, the same episodes for every
+  row;
+- rows: `maml` (the run's adaptation), `maml-base` (that same adaptation on the mean-pooling
+  MiniLM that was never meta-trained: the meta-value is `maml` - `maml-base`, paired), and
+  the cheap baseline on the base MiniLM: `logreg` (frozen embeddings + logistic regression),
+  at 0 shots `label-cosine` (each text to its nearest label name).
+
+Resumable: each result is appended to OUTPUT_DIR/meta_value.jsonl when it exists and skipped
+on a rerun; meta-models stay in OUTPUT_DIR/<recipe>.
+
+    python scripts/bench/meta_value.py --data_dir ../shared/data --recipes today names-lora
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import Results, dataset_names, mean_pooling_base  # noqa: E402
+
+TARGETS = ("banking77", "clinc150", "reuters")
+VALIDATION = {
+    "banking77": "banking77:train:01:validation",
+    "clinc150": "clinc150:train:01:validation",
+    "reuters": "reuters:validation",
+}
+COMMON = dict(
+    meta_batch_size=2,
+    max_length=48,
+    temperature=0.5,
+    seed=0,
+    adapt_head_init="logreg",
+    label_names="auto",
+    merge_lora_on_save=True,
+    logging_steps=50,
+    use_cpu=True,
+    first_order=True,
+)
+ADAPTATION = (
+    "adapt_head_init",
+    "label_names",
+    "label_name_weight",
+    "logit_scale",
+    "head_regularization",
+    "inner_steps",
+    "inner_learning_rate",
+    "adapt_step_candidates",
+)
+RECIPES = {
+    # what the quickstart does today: 5-10-way 3-shot episodes, one LoRA inner step
+    "today": dict(
+        adapt_scope="lora",
+        inner_steps=1,
+        inner_learning_rate=0.05,
+        head_init="cosine",
+        learning_rate=1e-4,
+        n_way="5-10",
+        k_shot=3,
+        q_query=4,
+        max_steps=300,
+        label_names="auto",
+    ),
+    # many-way, 1-shot, the head started from the label names (weighted 8 x a real example)
+    # and no inner step: the outer loss pulls utterances toward their own names
+    "names-lora": dict(
+        adapt_scope="lora",
+        inner_steps=0,
+        head_init="cosine",
+        label_names="always",
+        label_name_weight=8.0,
+        learning_rate=1e-4,
+        n_way="10-40",
+        k_shot=1,
+        q_query=3,
+        max_steps=300,
+    ),
+    # 0-shot episodes: the head is the label names alone, every class of 10-40 at once; the
+    # outer loss is then exactly "each utterance against every label name" (contrastive)
+    "names0-full": dict(
+        adapt_scope="full",
+        inner_steps=0,
+        head_init="cosine",
+        label_names="always",
+        learning_rate=1e-5,
+        n_way="10-40",
+        k_shot=0,
+        q_query=3,
+        max_steps=400,
+    ),
+    "names0-lora": dict(
+        adapt_scope="lora",
+        inner_steps=0,
+        head_init="cosine",
+        label_names="always",
+        learning_rate=3e-4,
+        n_way="10-40",
+        k_shot=0,
+        q_query=3,
+        max_steps=400,
+    ),
+    "names-full": dict(
+        adapt_scope="full",
+        inner_steps=0,
+        head_init="cosine",
+        label_names="always",
+        label_name_weight=8.0,
+        learning_rate=2e-5,
+        n_way="10-40",
+        k_shot=1,
+        q_query=3,
+        max_steps=300,
+    ),
+}
+
+
+def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int | None):
+    folder = out / name
+    if f"{name}/meta" in results and (folder / "fewshot_nlp.json").is_file():
+        return folder
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.meta.arguments import MetaTrainingArguments
+    from fewshot_nlp.meta.trainer import MetaTrainer
+    from fewshot_nlp.modeling.pretrained import load_classifier
+
+    specs = [n for n in dataset_names(data_dir) if n not in TARGETS]
+    values = {**COMMON, **RECIPES[name]}
+    if steps:
+        values["max_steps"] = steps
+    args = MetaTrainingArguments(output_dir=str(folder), overwrite_output_dir=True, **values)
+    model, tokenizer = load_classifier("minilm", "eager", pooling="mean")
+    sources = [TaskSource.from_spec(s, data_dir) for s in specs]
+    start = time.perf_counter()
+    MetaTrainer(model, args, sources, tokenizer=tokenizer).train()
+    seconds = time.perf_counter() - start
+    results.add(
+        f"{name}/meta", seconds=seconds, sources=specs, recipe=values, summary=f"{seconds:.0f} s"
+    )
+    return folder
+
+
+def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, episodes: int):
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.evaluation import evaluate_episodes
+
+    for target, spec in VALIDATION.items():
+        source = TaskSource.from_spec(spec, data_dir)
+        for k in (0, 1, 5):
+            rows = {}
+            # the cheap baseline: logistic regression, or at 0-shot the label-name cosine
+            cheap = "label-cosine" if k == 0 else "logreg"
+            for method, (model, runs_as) in (
+                ("maml", (run, "maml")),
+                ("maml-base", (base, "maml")),
+                (cheap, (baseline, cheap)),
+            ):
+                key = f"{name}/{target}/{k}/{method}"
+                if key in results:
+                    rows[method] = results.rows[key]["accuracy"]
+                    continue
+                entry = evaluate_episodes(
+                    model,
+                    [source],
+                    n_way="all",
+                    k_shots=[k],
+                    q_query=5,
+                    episodes=episodes,
+                    seed=0,
+                    methods=[runs_as],
+                    progress=False,
+                )[0]
+                acc = entry["results"][str(k)]["accuracy"]
+                rows[method] = acc["mean"]
+                results.add(
+                    key,
+                    accuracy=acc["mean"],
+                    ci95=acc["ci95"],
+                    n_way=len(source.label_names),
+                    summary=f"{100 * acc['mean']:.2f} ± {100 * (acc['ci95'] or 0):.2f}",
+                )
+            print(
+                f"{name} {target} {k}-shot: meta-value "
+                f"{100 * (rows['maml'] - rows['maml-base']):+.2f}, vs {cheap} "
+                f"{100 * (rows['maml'] - rows[cheap]):+.2f}",
+                flush=True,
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data_dir", required=True, help="The shared data directory.")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--output_dir", default="runs/meta_value", help="Runs and results.")
+    parser.add_argument("--episodes", type=int, default=60, help="Episodes per row.")
+    parser.add_argument("--max_steps", type=int, default=None, help="Override every recipe.")
+    args = parser.parse_args()
+
+    from fewshot_nlp.evaluation import MethodRunner
+    from fewshot_nlp.modeling.pretrained import resolve_model_path
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = Results(out / "meta_value.jsonl")
+    length = COMMON["max_length"]
+    baseline = MethodRunner(resolve_model_path("minilm"), max_length=length, cache_features=True)
+    base_folder = mean_pooling_base(out)
+    for name in args.recipes:
+        folder = meta_train(name, args.data_dir, out, results, args.max_steps)
+        run = MethodRunner(folder, max_length=length, cache_features=True)
+        # The run's own adaptation, on the encoder before meta-training (head only: the base
+        # has no adapters; a merged LoRA run adapts its head only too).
+        mirrored = {k: getattr(run.model.config, k) for k in ADAPTATION}
+        base = MethodRunner(base_folder, max_length=length, cache_features=True, **mirrored)
+        evaluate(name, run, base, baseline, args.data_dir, results, args.episodes)
+
+
+if __name__ == "__main__":
+    main()
