@@ -21,6 +21,7 @@ def adapt(
     *,
     labels=None,
     tokenizer=None,
+    trust_remote_code: bool = False,
     text_column: str = "text",
     label_column: str = "label",
     text_pair_column: str | None = None,
@@ -46,7 +47,7 @@ def adapt(
         labels=labels,
     )
     if isinstance(model, (str, os.PathLike)):
-        model = FewShotModel.from_pretrained(model)
+        model = FewShotModel.from_pretrained(model, trust_remote_code=trust_remote_code)
         if tokenizer is not None:
             model.tokenizer = model.collator.tokenizer = tokenizer
         if not model.meta_trained:

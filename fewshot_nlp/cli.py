@@ -78,11 +78,12 @@ def adapt_command(argv: list[str]) -> int:
         description="Adapt a (meta-trained) model to a few labelled examples and export it.",
     )
     from .meta.model import check_adapt_options
-    from .paths import check_model_path, check_output_dir
+    from .paths import check_model_path, check_output_dir, check_remote_code
 
     path = resolve_model_path(args.model)
     check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path])
     path = check_model_path(path)
+    check_remote_code(path, args.trust_remote_code)
     check_adapt_options(
         steps=args.steps, learning_rate=args.learning_rate, max_length=args.max_length
     )
@@ -101,12 +102,14 @@ def adapt_command(argv: list[str]) -> int:
             f"merge_lora_on_save); {path} holds no adapter. Drop --keep-adapter to export "
             "full weights."
         )
-    tokenizer = AutoTokenizer.from_pretrained(path)  # the model itself is loaded once, by adapt
+    # the model itself is loaded once, by adapt
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
     adapted = adapt(
         path,
         args.train_file or None,
         labels=args.labels,
         tokenizer=tokenizer,
+        trust_remote_code=args.trust_remote_code,
         text_column=args.text_column,
         label_column=args.label_column,
         text_pair_column=args.text_pair_column,
@@ -147,7 +150,7 @@ def predict_command(argv: list[str]) -> int:
     )
 
     from .data.sources import read_texts
-    from .paths import atomic_file, check_model_path, check_output_file
+    from .paths import atomic_file, check_model_path, check_output_file, check_remote_code
 
     if bool(texts) == bool(args.input_file):
         raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
@@ -159,40 +162,41 @@ def predict_command(argv: list[str]) -> int:
         check_output_file(
             args.output_file, flag="--output_file", overwrite=args.overwrite, reads=[model]
         )
+    check_remote_code(model, args.trust_remote_code)
     _refuse_meta_model(model)
     texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
     if not texts:
         raise ConfigError(f"--input_file {args.input_file} holds no texts to classify.")
 
-    from tqdm.auto import tqdm
     from transformers import pipeline
 
-    classifier = pipeline("text-classification", model=model, top_k=args.top_k)
-    limit = min(
-        classifier.tokenizer.model_max_length,
-        getattr(classifier.model.config, "max_position_embeddings", None) or 10**9,
+    from .predict import classify_texts, token_limit
+
+    classifier = pipeline(
+        "text-classification",
+        model=model,
+        top_k=args.top_k,
+        trust_remote_code=args.trust_remote_code,
     )
-    too_long = 0
     out = Path(args.output_file) if args.output_file else None
     with atomic_file(out) if out else contextlib.nullcontext() as sink:
-        batches = range(0, len(texts), args.batch_size)
-        for start in tqdm(batches, desc="predict", disable=out is None or len(batches) < 2):
-            chunk = texts[start : start + args.batch_size]
-            lengths = classifier.tokenizer(chunk)["input_ids"]
-            too_long += sum(len(ids) > limit for ids in lengths)
-            preds = classifier(chunk, truncation=True, max_length=limit)
-            for text, top in zip(chunk, preds):
-                if sink is None:
-                    shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in top)
-                    print(f"{text!r}: {shown}")
-                else:
-                    record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
-                    sink.write(json.dumps({**record, "top_k": top}, ensure_ascii=False) + "\n")
+        progress = out is not None
+        predictions, too_long = classify_texts(
+            classifier, texts, args.batch_size, progress=progress
+        )
+        for text, top in zip(texts, predictions):
+            if sink is None:
+                shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in top)
+                print(f"{text!r}: {shown}")
+            else:
+                record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
+                sink.write(json.dumps({**record, "top_k": top}, ensure_ascii=False) + "\n")
     if out is not None:  # renamed into place only now: a finished file or none
         print(f"{len(texts)} predictions written to {out}")
     if too_long:
         print(
-            f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
+            f"note: {too_long} of {len(texts)} texts are longer than the model's "
+            f"{token_limit(classifier)} "
             "tokens; they were truncated to their first tokens.",
             file=sys.stderr,
         )
@@ -252,7 +256,7 @@ def evaluate_command(argv: list[str]) -> int:
         "against the baselines a user would try (logreg, prototype, finetune, setfit), paired.",
     )
     from .data.episodes import check_counts, parse_n_way
-    from .paths import check_model_path, check_output_file
+    from .paths import check_model_path, check_output_file, check_remote_code
 
     try:
         shots = [int(k) for k in args.k_shot.split(",") if k.strip()]
@@ -269,8 +273,10 @@ def evaluate_command(argv: list[str]) -> int:
         if value:
             check_output_file(value, flag=flag, overwrite=args.overwrite, reads=[model_path])
     model_path = check_model_path(model_path)
+    check_remote_code(model_path, args.trust_remote_code)
     if args.baseline_model:
-        check_model_path(resolve_model_path(args.baseline_model))
+        baseline_path = check_model_path(resolve_model_path(args.baseline_model))
+        check_remote_code(baseline_path, args.trust_remote_code, flag="--baseline_model")
 
     from .data.sources import TaskSource, resolve_data_dir
     from .evaluation import (
@@ -313,6 +319,7 @@ def evaluate_command(argv: list[str]) -> int:
             prototype_pooling=args.prototype_pooling,
             prototype_distance=args.prototype_distance,
             logreg_c=args.logreg_c,
+            trust_remote_code=args.trust_remote_code,
             **extra,
         )
 

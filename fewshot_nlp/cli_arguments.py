@@ -68,6 +68,11 @@ class AdaptArguments:
     push_to_hub: bool = _help("Upload the export to the Hub.", default=False)
     hub_model_id: str | None = _help("user/name for --push_to_hub.", default=None)
     private: bool = _help("Create the Hub repository as private.", default=False)
+    trust_remote_code: bool = _help(
+        "Run model code shipped in the model folder (config.json auto_map). Off: such a "
+        "model is refused before anything runs.",
+        default=False,
+    )
 
 
 @dataclass
@@ -118,6 +123,11 @@ class EvaluateArguments:
     output_file: str | None = _help("Write the results as JSON here.", default=None)
     plot: str | None = _help("Write accuracy vs shots (PNG) here.", default=None)
     overwrite: bool = _help("Replace an existing output_file / plot.", default=False)
+    trust_remote_code: bool = _help(
+        "Run model code shipped in the model folder (config.json auto_map). Off: such a "
+        "model is refused before anything runs.",
+        default=False,
+    )
 
 
 @dataclass
@@ -129,6 +139,11 @@ class PredictArguments:
     output_file: str | None = _help("Write JSON lines here.", default=None)
     overwrite: bool = _help("Replace an existing output_file.", default=False)
     batch_size: int = _help("Texts per forward pass.", default=32)
+    trust_remote_code: bool = _help(
+        "Run model code shipped in the model folder (config.json auto_map). Off: such a "
+        "model is refused before anything runs.",
+        default=False,
+    )
 
 
 @dataclass

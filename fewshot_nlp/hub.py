@@ -225,6 +225,39 @@ def hub_model_id(name: str | None) -> str | None:
     return name
 
 
+def _validation_lines(validation: dict | None) -> list[str]:
+    """The meta-value on validation classes, and the curve it comes from."""
+    if not validation:
+        return []
+    lines = [
+        "## Validation",
+        "",
+        f"Held-out classes of {', '.join(validation['sources'])}, {validation['n_way']}-way, "
+        f"{validation['k_shots']} shots, {validation['episodes']} episodes per shot count; "
+        f"query accuracy after this model's own adaptation. Best: "
+        f"{validation['best']:.4f} at step {validation['best_step']}.",
+        "",
+    ]
+    if validation.get("meta_value") is not None:
+        lines += [
+            f"Step 0 (the encoder before meta-training, adapted the same way): "
+            f"{validation['step_0']:.4f}, so meta-training added "
+            f"{100 * validation['meta_value']:+.2f} points (the meta-value).",
+            "",
+        ]
+    keys = [k for k in validation["curve"][0] if k != "step"]
+    lines += [
+        "| step | " + " | ".join(keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+        *(
+            f"| {h['step']} | " + " | ".join(f"{h[k]:.4f}" for k in keys) + " |"
+            for h in validation["curve"]
+        ),
+        "",
+    ]
+    return lines
+
+
 def meta_model_card(info: dict) -> str:
     """README.md of a meta-trained run, from what the run recorded (``fewshot_nlp.json``)."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -257,8 +290,7 @@ def meta_model_card(info: dict) -> str:
         ),
         "",
     ]
-    if info.get("best_eval_accuracy") is not None:
-        lines += [f"Best validation accuracy: {info['best_eval_accuracy']:.4f}.", ""]
+    lines += _validation_lines(info.get("validation"))
     lines += [
         "This folder is not a classifier yet: give it a few labelled examples of your classes.",
         "",

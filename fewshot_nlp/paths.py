@@ -237,6 +237,24 @@ def atomic_file(path: str | os.PathLike, mode: str = "w"):
             os.unlink(tmp)
 
 
+def check_remote_code(path: str, trust: bool, flag: str = "--model") -> None:
+    """A model folder whose config names its own code (``auto_map``) runs only when trusted:
+    said before anything is loaded, never asked at a prompt."""
+    config = Path(path) / "config.json"
+    if trust or not config.is_file():
+        return
+    try:
+        auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
+    except (OSError, ValueError):
+        return  # an unreadable config is reported by the loader itself
+    if auto_map:
+        raise ConfigError(
+            f"{flag} {path} runs Python code of its own ({config} maps "
+            f"{', '.join(sorted(auto_map))} to files in the folder). Nothing was run. Pass "
+            "--trust_remote_code if you trust where it comes from."
+        )
+
+
 def check_model_path(name: str) -> str:
     """A local model folder must hold a ``config.json`` (or a PEFT ``adapter_config.json``);
     anything else is a clear error naming the folders below it that look like models."""

@@ -433,3 +433,37 @@ def test_load_best_needs_something_to_evaluate(tokenizer, small_sources, tmp_pat
     args = tiny_meta_args(tmp_path, load_best_model_at_end=True, eval_steps=2)
     with pytest.raises(ConfigError, match="pass eval_sources"):
         MetaTrainer(tiny_model(), args, small_sources, tokenizer=tokenizer)
+
+
+def test_validation_shaped_like_use_with_a_step_zero_baseline(tmp_path, tokenizer, data_dir):
+    """Full-way validation at 0 and 1 shots, evaluated at step 0 and along the run; the run
+    records the curve and the meta-value on it (best minus step 0), and its card shows both."""
+    import json
+
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.meta.trainer import MetaTrainer
+
+    train = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    held = [TaskSource.from_data_dir("banking77", data_dir, split="test", fold="01", part="test")]
+    held = [held[0].restrict_to(held[0].label_names[:4])]
+    args = tiny_meta_args(
+        tmp_path / "run",
+        max_steps=2,
+        eval_steps=1,
+        eval_episodes=2,
+        eval_n_way="all",
+        eval_k_shot=[0, 1],
+    )
+    state = MetaTrainer(tiny_model(), args, train, held, tokenizer=tokenizer).train()
+    evals = [h for h in state.log_history if "eval_accuracy" in h]
+    assert [h["step"] for h in evals] == [0, 1, 2]
+    for h in evals:
+        assert h["eval_accuracy"] == pytest.approx(
+            (h["eval_accuracy_0shot"] + h["eval_accuracy_1shot"]) / 2
+        )
+    record = json.loads((tmp_path / "run" / "fewshot_nlp.json").read_text())["validation"]
+    best = max(evals, key=lambda h: h["eval_accuracy"])
+    assert record["step_0"] == evals[0]["eval_accuracy"] and record["best"] == best["eval_accuracy"]
+    assert record["meta_value"] == pytest.approx(best["eval_accuracy"] - evals[0]["eval_accuracy"])
+    card = (tmp_path / "run" / "README.md").read_text()
+    assert "meta-training added" in card and "| step | eval_accuracy |" in card

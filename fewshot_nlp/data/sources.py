@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -284,18 +285,30 @@ def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
     import csv
 
     path = Path(path)
-    lines = _check_readable(path).splitlines()
+    content = _check_readable(path, needs="at least one text to classify")
+    # Lines end at \n (or \r\n) only: U+2028, \x85 or \f inside a text are part of it, as
+    # in the JSON strings predict writes.
+    lines = [line.removesuffix("\r") for line in content.split("\n")]
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return [line for line in lines if line.strip()]
     if suffix == ".csv":
-        rows = list(csv.DictReader(lines))
-        if not rows or text_column not in rows[0]:
-            columns = list(rows[0]) if rows else []
+        # The csv module reads the whole file: a quoted field may span lines.
+        reader = csv.DictReader(io.StringIO(content, newline=""))
+        if text_column not in (reader.fieldnames or []):
             raise DataError(
-                f"{path}: no column {text_column!r} (columns: {columns}). Pass --text_column."
+                f"{path}: no column {text_column!r} (columns: {reader.fieldnames or []}). "
+                "Pass --text_column."
             )
-        return [row[text_column] or "" for row in rows]
+        texts = []
+        for row in reader:
+            if row[text_column] is None:  # a short row: the field is missing, not empty
+                raise DataError(
+                    f"{path}, line {reader.line_num}: the row has no {text_column!r} field "
+                    f"(fewer fields than the header's {len(reader.fieldnames)})."
+                )
+            texts.append(row[text_column])
+        return texts
     if suffix != ".jsonl":
         raise DataError(f"{path}: unsupported file type {suffix!r}; use .txt, .jsonl or .csv.")
     texts = []
@@ -352,11 +365,17 @@ def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str
     return [str(label) for label in spec[part]]
 
 
-def _check_readable(path: Path) -> str:
+def _check_readable(path: Path, needs: str = "at least one labelled example") -> str:
     """The file's text, once it is known to be non-empty UTF-8 without a byte-order mark."""
     if not path.is_file():
         raise DataError(f"File {path} does not exist.")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise DataError(
+            f"File {path} cannot be read: permission denied. Check its permissions "
+            f"(e.g. `chmod u+r {path}`) or run as a user who can read it."
+        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -371,7 +390,7 @@ def _check_readable(path: Path) -> str:
             f"e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`."
         )
     if not text.strip():
-        raise DataError(f"File {path} is empty: it needs at least one labelled example.")
+        raise DataError(f"File {path} is empty: it needs {needs}.")
     return text
 
 
@@ -474,6 +493,7 @@ def training_source(
         label_column=label_column,
         text_pair_column=text_pair_column,
     ).without_blank_texts()
+    check_label_hygiene(source)
     if labels is not None:
         return source, label_set(source, labels)
     if len(source.label_index) < 2:
@@ -482,6 +502,41 @@ def training_source(
             "needs at least 2 labels with examples."
         )
     return source, source.label_names
+
+
+def check_label_hygiene(source: TaskSource) -> None:
+    """Labels that look like typos of each other become separate classes silently: refuse
+    blank labels, warn about labels equal but for case or spaces, and about a text given
+    several labels."""
+    blank = [label for label in source.label_names if not label.strip()]
+    if blank:
+        rows = sum(len(source.label_index[label]) for label in blank)
+        raise DataError(
+            f"Source {source.name!r}: {rows} example(s) have a blank label ({blank!r}). Give "
+            "them a label or drop them."
+        )
+    groups: dict[str, list[str]] = {}
+    for label in source.label_names:
+        groups.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    alike = [names for names in groups.values() if len(names) > 1]
+    if alike:
+        warnings.warn(
+            f"Source {source.name!r}: labels that differ only by case or spaces are separate "
+            f"classes: {'; '.join(' / '.join(repr(n) for n in names) for names in alike[:5])}. "
+            "Spell each label one way if they are one class.",
+            stacklevel=3,
+        )
+    seen: dict[str, set[str]] = {}
+    for text, label in zip(source.texts, source.labels):
+        seen.setdefault(text, set()).add(label)
+    clashes = {text: labels for text, labels in seen.items() if len(labels) > 1}
+    if clashes:
+        text, labels = next(iter(clashes.items()))
+        warnings.warn(
+            f"Source {source.name!r}: {len(clashes)} text(s) carry more than one label, e.g. "
+            f"{text[:60]!r} under {sorted(labels)}. A classifier gives each text one label.",
+            stacklevel=3,
+        )
 
 
 def label_set(source: TaskSource | None, labels) -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
-from ..data.episodes import parse_n_way
+from ..data.episodes import check_counts, parse_n_way
 from ..errors import ConfigError
 from ..modeling.lora import DEFAULT_LORA_TARGETS
 from .config import MAMLConfig
@@ -101,7 +101,17 @@ class MetaTrainingArguments(MAMLConfig):
         default=0,
     )
     feature_warmup_learning_rate: float = _help("Feature warm-up learning rate.", default=2e-5)
-    eval_episodes: int = _help("Episodes per validation.", default=50)
+    eval_episodes: int = _help("Episodes per validation (per shot count).", default=50)
+    eval_n_way: str | None = _help(
+        "Classes per validation episode: 'all' scores every class of the validation part at "
+        "once, as a classifier is used (default: n_way).",
+        default=None,
+    )
+    eval_k_shot: list[int] | None = _help(
+        "Shots of the validation episodes, e.g. 0 1 5 (0: label names only); the best "
+        "checkpoint has the best mean accuracy over them (default: k_shot).",
+        default=None,
+    )
     max_length: int = _help("Tokenizer max_length (longer texts are truncated).", default=64)
 
     def __post_init__(self) -> None:
@@ -127,6 +137,9 @@ class MetaTrainingArguments(MAMLConfig):
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
         self.parsed_n_way()
+        if self.eval_n_way is not None:
+            parse_n_way(self.eval_n_way)
+        check_counts((("eval_k_shot", k) for k in self.eval_k_shot or []), minimum=0)
 
     def parsed_n_way(self) -> int | tuple[int, int] | str:
         return parse_n_way(self.n_way)

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerControl, TrainerState
 from transformers.optimization import get_scheduler
 
-from ..data.episodes import EpisodeSampler
+from ..data.episodes import EpisodeSampler, parse_n_way
 from ..errors import ConfigError, TrainingError
 from ..hub import check_push_to_hub, meta_model_card, push_folder_to_hub
 from ..modeling.lora import apply_lora
@@ -256,15 +256,11 @@ class MetaTrainer:
             with self._writing():
                 self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
         self._call("on_train_begin")
-        if (
-            args.load_best_model_at_end
-            and args.eval_steps
-            and self.eval_sources
-            and self.state.global_step == 0
-        ):
-            # The start is a candidate too: if meta-training only hurts, the best is step 0.
+        if args.eval_steps and self.eval_sources and self.state.global_step == 0:
+            # Step 0 is the encoder before meta-training: its score is the baseline of the
+            # curve (the meta-value on validation), and a candidate for the best checkpoint.
             self.evaluate()
-            if self._pending_best:
+            if self._pending_best and args.load_best_model_at_end:
                 self._save_checkpoint()
         previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         for sig in previous:
@@ -426,26 +422,47 @@ class MetaTrainer:
 
     @torch.no_grad()
     def evaluate(self, eval_sources=None, episodes: int | None = None) -> dict[str, float]:
-        """Mean query accuracy after adaptation on held-out episodes (the same ones every time)."""
+        """Mean query accuracy after adaptation on held-out episodes (the same ones every
+        time), shaped as ``eval_n_way`` / ``eval_k_shot`` say: ``eval_accuracy`` is the mean
+        over the shot counts, ``eval_accuracy_<k>shot`` each one."""
         sources = list(eval_sources or self.eval_sources)
         if not sources:
             raise ConfigError("evaluate() needs eval_sources (MetaTrainer(eval_sources=...)).")
         args = self.args
+        self.maml.eval()
+        n = max((episodes or args.eval_episodes) // self.accelerator.num_processes, 1)
+        shots = args.eval_k_shot or [args.k_shot]
+        per_shot = {k: self._validation_stats(sources, k, n) for k in shots}
+        metrics = {
+            "eval_accuracy": sum(acc for acc, _ in per_shot.values()) / len(shots),
+            "eval_loss": sum(loss for _, loss in per_shot.values()) / len(shots),
+        }
+        if len(shots) > 1:
+            metrics.update({f"eval_accuracy_{k}shot": acc for k, (acc, _) in per_shot.items()})
+        if self.state.best_metric is None or metrics["eval_accuracy"] > self.state.best_metric:
+            self.state.best_metric = metrics["eval_accuracy"]
+            self._pending_best = True
+        self.state.log_history.append({**metrics, "step": self.state.global_step})
+        if self.accelerator.is_main_process:
+            self.accelerator.log(metrics, step=self.state.global_step)
+        self._call("on_evaluate", metrics=metrics)
+        return metrics
+
+    @torch.no_grad()
+    def _validation_stats(self, sources, k_shot: int, episodes: int) -> tuple[float, float]:
+        """(accuracy, loss) over this process's share of the validation episodes, reduced."""
+        args = self.args
+        n_way = parse_n_way(args.eval_n_way) if args.eval_n_way else args.parsed_n_way()
         sampler = EpisodeSampler(
             sources,
-            args.parsed_n_way(),
-            args.k_shot,
+            n_way,
+            k_shot,
             args.q_query,
             temperature=args.temperature,
             seed=args.seed + EVAL_SEED_OFFSET,
-        )
-        sampler = sampler.for_process(
-            self.accelerator.process_index, self.accelerator.num_processes
-        )
-        self.maml.eval()
-        n = (episodes or args.eval_episodes) // self.accelerator.num_processes
+        ).for_process(self.accelerator.process_index, self.accelerator.num_processes)
         accs, losses = [], []
-        for _ in range(max(n, 1)):
+        for _ in range(episodes):
             episode = sampler.sample()
             with self.accelerator.autocast():
                 logits = self.fewshot.episode_logits(
@@ -463,18 +480,7 @@ class MetaTrainer:
             accs.append((logits.argmax(-1) == labels).float().mean().item())
         stats = torch.tensor([sum(accs), sum(losses), len(accs)], device=self.accelerator.device)
         stats = self.accelerator.reduce(stats, reduction="sum")
-        metrics = {
-            "eval_accuracy": (stats[0] / stats[2]).item(),
-            "eval_loss": (stats[1] / stats[2]).item(),
-        }
-        if self.state.best_metric is None or metrics["eval_accuracy"] > self.state.best_metric:
-            self.state.best_metric = metrics["eval_accuracy"]
-            self._pending_best = True
-        self.state.log_history.append({**metrics, "step": self.state.global_step})
-        if self.accelerator.is_main_process:
-            self.accelerator.log(metrics, step=self.state.global_step)
-        self._call("on_evaluate", metrics=metrics)
-        return metrics
+        return (stats[0] / stats[2]).item(), (stats[1] / stats[2]).item()
 
     # ------------------------------------------------------------------ saving
     def _info(self) -> dict:
@@ -507,7 +513,33 @@ class MetaTrainer:
                 ],
             },
             "best_eval_accuracy": self.state.best_metric,
+            "validation": self._validation_record(),
             "feature_warmup": self.warmup_metrics,
+        }
+
+    def _validation_record(self) -> dict | None:
+        """The validation curve and the meta-value on it: accuracy after meta-training minus
+        that of step 0, the encoder before it (the same adaptation, the same episodes)."""
+        curve = [
+            {k: v for k, v in h.items() if k == "step" or k.startswith("eval_accuracy")}
+            for h in self.state.log_history
+            if "eval_accuracy" in h
+        ]
+        if not curve:
+            return None
+        args = self.args
+        start = next((h["eval_accuracy"] for h in curve if h["step"] == 0), None)
+        best = max(curve, key=lambda h: h["eval_accuracy"])
+        return {
+            "sources": [s.name for s in self.eval_sources],
+            "n_way": args.eval_n_way or args.n_way,
+            "k_shots": args.eval_k_shot or [args.k_shot],
+            "episodes": args.eval_episodes,
+            "curve": curve,
+            "step_0": start,
+            "best": best["eval_accuracy"],
+            "best_step": best["step"],
+            "meta_value": None if start is None else best["eval_accuracy"] - start,
         }
 
     def save_model(self, output_dir: str | Path | None = None) -> Path | None:

@@ -139,6 +139,9 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     args = MetaTrainingArguments(output_dir=str(folder), overwrite_output_dir=True, **values)
     model, tokenizer = load_classifier("minilm", "eager", pooling="mean")
     sources = [TaskSource.from_spec(s, data_dir) for s in specs]
+    if values["k_shot"] == 0:  # names-only episodes: pair tasks (scitail) have no names to use
+        sources = [s for s in sources if not s.is_pair_task]
+        specs = [s.name for s in sources]
     start = time.perf_counter()
     MetaTrainer(model, args, sources, tokenizer=tokenizer).train()
     seconds = time.perf_counter() - start
