@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<12}{text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command = argv[0]
+    _log_to_stderr()
     if command == "quickstart":
         from .quickstart import main as quickstart
 
@@ -407,6 +408,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _log_to_stderr() -> None:
+    """The library logs (``logging``); a command shows its info messages on stderr."""
+    import logging
+
+    log = logging.getLogger("fewshot_nlp")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
 
 
 def _exit_on_signal(signum, _frame):

@@ -348,7 +348,7 @@ def choose_inner_steps(maml: MAML, support, labels, n_way: int, name_inputs, met
             f"cross-validation needs >= 2 examples per class, the smallest class has "
             f"{int(counts.min())}: used the meta-trained inner_steps={config.inner_steps}"
         )
-        logger.info(metrics["cv_fallback"])
+        logger.debug(metrics["cv_fallback"])
         return config.inner_steps
     fold_of = _stratified_folds(labels, n_way, folds)
     correct = dict.fromkeys(candidates, 0)

@@ -289,7 +289,7 @@ class MetaTrainer:
             raise KeyboardInterrupt
         self._stop_signal = signum
         if self.accelerator.is_main_process:
-            print(f"\nSignal {signum}: finishing this step, then saving a checkpoint.", flush=True)
+            logger.warning("Signal %s: finishing this step, then saving a checkpoint.", signum)
 
     def _loop(self) -> None:
         from tqdm.auto import tqdm
@@ -712,7 +712,7 @@ class MetaTrainer:
         for key in ("global_step", "log_history", "best_metric", "best_model_checkpoint"):
             setattr(self.state, key, state.get(key))
         if self.accelerator.is_main_process:
-            print(f"Resumed from {folder} at step {self.state.global_step}.")
+            logger.info("Resumed from %s at step %s.", folder, self.state.global_step)
 
     # ------------------------------------------------------------------ callbacks
     def _call(self, event: str, **kwargs) -> None:

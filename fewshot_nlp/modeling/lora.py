@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 from torch import nn
 
@@ -40,7 +41,9 @@ def apply_lora(model: nn.Module, lora_config=None) -> nn.Module:
     # The episode head is rebuilt per episode: peft must not keep a trainable copy of it.
     config.modules_to_save = None
     config.task_type = None
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():  # peft asks transformers' deprecated alias, not us
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated")
+        return get_peft_model(model, config)
 
 
 def lora_param_names(model: nn.Module) -> list[str]:

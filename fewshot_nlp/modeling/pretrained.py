@@ -38,10 +38,19 @@ def load_classifier(
 
     if pooling not in POOLINGS:
         raise FewShotError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}.")
+    from transformers.utils import logging as hf_logging
+
     path = resolve_model_path(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
-    )
+    # The classification head of an encoder checkpoint is new, and transformers reports it at
+    # length; fewshot-nlp replaces that head in every episode, so the report says nothing.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if pooling == "mean":
         model, tokenizer = mean_pooling_classifier(model, tokenizer)

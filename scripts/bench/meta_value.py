@@ -108,6 +108,25 @@ RECIPES = {
         q_query=3,
         max_steps=400,
     ),
+    # the same, longer and faster, the best step (0 included) chosen on sgd's validation
+    # domains (full-way, 0 and 1 shots); sgd's validation and test domains are not trained on
+    "names0-long": dict(
+        adapt_scope="full",
+        inner_steps=0,
+        head_init="cosine",
+        label_names="always",
+        learning_rate=3e-5,
+        n_way="10-40",
+        k_shot=0,
+        q_query=3,
+        max_steps=600,
+        eval_steps=150,
+        eval_episodes=20,
+        eval_n_way="all",
+        eval_k_shot=[0, 1],
+        load_best_model_at_end=True,
+        save_total_limit=1,
+    ),
     "names-full": dict(
         adapt_scope="full",
         inner_steps=0,
@@ -132,8 +151,13 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     from fewshot_nlp.meta.trainer import MetaTrainer
     from fewshot_nlp.modeling.pretrained import load_classifier
 
-    specs = [n for n in dataset_names(data_dir) if n not in TARGETS]
     values = {**COMMON, **RECIPES[name]}
+    validating = bool(values.get("eval_steps"))
+    specs = [
+        "sgd:train::train" if n == "sgd" and validating else n
+        for n in dataset_names(data_dir)
+        if n not in TARGETS
+    ]
     if steps:
         values["max_steps"] = steps
     args = MetaTrainingArguments(output_dir=str(folder), overwrite_output_dir=True, **values)
@@ -143,10 +167,18 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
         sources = [s for s in sources if not s.is_pair_task]
         specs = [s.name for s in sources]
     start = time.perf_counter()
-    MetaTrainer(model, args, sources, tokenizer=tokenizer).train()
+    evals = [TaskSource.from_spec("sgd:validation::validation", data_dir)] if validating else None
+    state = MetaTrainer(model, args, sources, evals, tokenizer=tokenizer).train()
+    curve = [(h["step"], h["eval_accuracy"]) for h in state.log_history if "eval_accuracy" in h]
     seconds = time.perf_counter() - start
     results.add(
-        f"{name}/meta", seconds=seconds, sources=specs, recipe=values, summary=f"{seconds:.0f} s"
+        f"{name}/meta",
+        seconds=seconds,
+        sources=specs,
+        recipe=values,
+        curve=curve,
+        best=state.best_model_checkpoint,
+        summary=f"{seconds:.0f} s, validation curve {curve}",
     )
     return folder
 
@@ -198,6 +230,50 @@ def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, ep
             )
 
 
+START, END = "<!-- meta-value:start -->", "<!-- meta-value:end -->"
+
+
+def report(results: Results, episodes: int) -> str:
+    """The measured rows as a markdown table: maml, maml-base, the cheap baseline, and the
+    meta-value (maml - maml-base) per validation set and shot count, with the mean."""
+    lines = [
+        START,
+        "| recipe | set | shots | ways | maml | maml-base | cheap baseline | meta-value |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in RECIPES:
+        values = []
+        for target in VALIDATION:
+            for k in (0, 1, 5):
+                cheap = "label-cosine" if k == 0 else "logreg"
+                keys = [f"{name}/{target}/{k}/{m}" for m in ("maml", "maml-base", cheap)]
+                if not all(key in results for key in keys):
+                    continue
+                rows = [results.rows[key] for key in keys]
+                value = 100 * (rows[0]["accuracy"] - rows[1]["accuracy"])
+                values.append(value)
+                cells = " | ".join(row["summary"] for row in rows)
+                lines.append(
+                    f"| {name} | {target} | {k} | {rows[0]['n_way']} | {cells} ({cheap}) | "
+                    f"{value:+.2f} |"
+                )
+        if values:
+            mean = sum(values) / len(values)
+            lines.append(f"| {name} | **mean** | | | | | | **{mean:+.2f}** |")
+    lines += ["", f"Episodes per row: {episodes} (the same episodes for every method).", END]
+    return "\n".join(lines)
+
+
+def write_report(text: str, path: Path) -> None:
+    content = path.read_text(encoding="utf-8")
+    if START in content and END in content:
+        head, rest = content.split(START, 1)
+        content = head + text + rest.split(END, 1)[1]
+    else:
+        content = content.rstrip() + "\n\n" + text + "\n"
+    path.write_text(content, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -207,7 +283,15 @@ def main() -> None:
     parser.add_argument("--output_dir", default="runs/meta_value", help="Runs and results.")
     parser.add_argument("--episodes", type=int, default=60, help="Episodes per row.")
     parser.add_argument("--max_steps", type=int, default=None, help="Override every recipe.")
+    parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
+    parser.add_argument("--report_only", action="store_true", help="Only print the table.")
     args = parser.parse_args()
+    if args.report_only:
+        text = report(Results(Path(args.output_dir) / "meta_value.jsonl"), args.episodes)
+        print(text)
+        if args.benchmarks_file:
+            write_report(text, Path(args.benchmarks_file))
+        return
 
     from fewshot_nlp.evaluation import MethodRunner
     from fewshot_nlp.modeling.pretrained import resolve_model_path
@@ -226,6 +310,10 @@ def main() -> None:
         mirrored = {k: getattr(run.model.config, k) for k in ADAPTATION}
         base = MethodRunner(base_folder, max_length=length, cache_features=True, **mirrored)
         evaluate(name, run, base, baseline, args.data_dir, results, args.episodes)
+    text = report(results, args.episodes)
+    print(text)
+    if args.benchmarks_file:
+        write_report(text, Path(args.benchmarks_file))
 
 
 if __name__ == "__main__":
