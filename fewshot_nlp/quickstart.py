@@ -17,6 +17,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
 def main(argv: list[str] | None = None) -> int:
     from transformers import pipeline
+    from transformers.utils import logging as hf_logging
 
     from .adapt import adapt
     from .data.sources import TaskSource
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     from .meta.arguments import parse_meta_train_args
     from .meta.trainer import MetaTrainer
 
+    hf_logging.disable_progress_bar()  # per-file load/save bars: the stages are what we print
     argv = list(argv or [])
     if "--output_dir" not in argv and "--output-dir" not in argv:
         argv += ["--output_dir", "runs/quickstart"]

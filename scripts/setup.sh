@@ -6,6 +6,10 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[dev]"
+# pip's own notices and build warnings go to .venv/setup.log; they are shown if it fails.
+log=.venv/setup.log
+{
+  .venv/bin/python -m pip install -q --upgrade pip &&
+    .venv/bin/python -m pip install -q "torch==2.13.0" &&
+    .venv/bin/python -m pip install -q -e ".[dev]"
+} >"$log" 2>&1 || { cat "$log"; echo "setup failed (log: $log)" >&2; exit 1; }

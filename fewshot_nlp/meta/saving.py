@@ -122,8 +122,13 @@ def load_meta_model(path: str | Path, *, trust_remote_code: bool = False, torch_
             _resolve_base(path, peft_config.base_model_name_or_path), **kwargs
         )
         model = PeftModel.from_pretrained(base, path, is_trainable=True)
-    else:
+    elif "maml" in info:
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    else:  # a plain checkpoint: adaptation replaces its head, whatever the load reports
+        from ..modeling.pretrained import replaced_head
+
+        with replaced_head():
+            model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
     config = MAMLConfig.from_dict(info["maml"]) if "maml" in info else None
     if config is not None and info.get("head_name"):
         config.head_name = info["head_name"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ..errors import FewShotError
 
 PACKAGED_MINILM = "minilm"
@@ -21,6 +23,20 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+@contextlib.contextmanager
+def replaced_head():
+    """Loading an encoder checkpoint whose classification head fewshot-nlp replaces (in every
+    episode, and when adapting): transformers' report that the head is new says nothing."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_classifier(
     path: str,
     attn_implementation: str = "sdpa",
@@ -38,19 +54,11 @@ def load_classifier(
 
     if pooling not in POOLINGS:
         raise FewShotError(f"pooling={pooling!r}: choose one of {', '.join(POOLINGS)}.")
-    from transformers.utils import logging as hf_logging
-
     path = resolve_model_path(path)
-    # The classification head of an encoder checkpoint is new, and transformers reports it at
-    # length; fewshot-nlp replaces that head in every episode, so the report says nothing.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
+    with replaced_head():
         model = AutoModelForSequenceClassification.from_pretrained(
             path, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if pooling == "mean":
         model, tokenizer = mean_pooling_classifier(model, tokenizer)
