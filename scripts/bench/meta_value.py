@@ -56,6 +56,8 @@ ADAPTATION = (
     "inner_learning_rate",
     "adapt_step_candidates",
 )
+# What every label-name recipe shares: no inner step, many-way episodes, names always in.
+NAMES = dict(inner_steps=0, head_init="cosine", label_names="always", n_way="10-40", q_query=3)
 RECIPES = {
     # what the quickstart does today: 5-10-way 3-shot episodes, one LoRA inner step
     "today": dict(
@@ -70,55 +72,27 @@ RECIPES = {
         max_steps=300,
         label_names="auto",
     ),
-    # many-way, 1-shot, the head started from the label names (weighted 8 x a real example)
-    # and no inner step: the outer loss pulls utterances toward their own names
+    # 1-shot episodes, the head started from the label names (weighted 8 x a real example):
+    # the outer loss pulls utterances toward their own names
     "names-lora": dict(
+        NAMES,
         adapt_scope="lora",
-        inner_steps=0,
-        head_init="cosine",
-        label_names="always",
         label_name_weight=8.0,
         learning_rate=1e-4,
-        n_way="10-40",
         k_shot=1,
-        q_query=3,
         max_steps=300,
     ),
     # 0-shot episodes: the head is the label names alone, every class of 10-40 at once; the
     # outer loss is then exactly "each utterance against every label name" (contrastive)
-    "names0-full": dict(
-        adapt_scope="full",
-        inner_steps=0,
-        head_init="cosine",
-        label_names="always",
-        learning_rate=1e-5,
-        n_way="10-40",
-        k_shot=0,
-        q_query=3,
-        max_steps=400,
-    ),
-    "names0-lora": dict(
-        adapt_scope="lora",
-        inner_steps=0,
-        head_init="cosine",
-        label_names="always",
-        learning_rate=3e-4,
-        n_way="10-40",
-        k_shot=0,
-        q_query=3,
-        max_steps=400,
-    ),
+    "names0-full": dict(NAMES, adapt_scope="full", learning_rate=1e-5, k_shot=0, max_steps=400),
+    "names0-lora": dict(NAMES, adapt_scope="lora", learning_rate=3e-4, k_shot=0, max_steps=400),
     # the same, longer and faster, the best step (0 included) chosen on sgd's validation
     # domains (full-way, 0 and 1 shots); sgd's validation and test domains are not trained on
     "names0-long": dict(
+        NAMES,
         adapt_scope="full",
-        inner_steps=0,
-        head_init="cosine",
-        label_names="always",
         learning_rate=3e-5,
-        n_way="10-40",
         k_shot=0,
-        q_query=3,
         max_steps=600,
         eval_steps=150,
         eval_episodes=20,
@@ -128,15 +102,11 @@ RECIPES = {
         save_total_limit=1,
     ),
     "names-full": dict(
+        NAMES,
         adapt_scope="full",
-        inner_steps=0,
-        head_init="cosine",
-        label_names="always",
         label_name_weight=8.0,
         learning_rate=2e-5,
-        n_way="10-40",
         k_shot=1,
-        q_query=3,
         max_steps=300,
     ),
 }
