@@ -467,3 +467,38 @@ def test_validation_shaped_like_use_with_a_step_zero_baseline(tmp_path, tokenize
     assert record["meta_value"] == pytest.approx(best["eval_accuracy"] - evals[0]["eval_accuracy"])
     card = (tmp_path / "run" / "README.md").read_text()
     assert "meta-training added" in card and "| step | eval_accuracy |" in card
+
+
+def test_anchor_keeps_the_encoder_near_where_it_started(tmp_path, tokenizer, data_dir):
+    """anchor_weight adds the query features' distance from the starting encoder's to the
+    outer loss: the same run with it moves the features less, and logs the distance."""
+    import torch.nn.functional as F
+
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.meta.maml import MAML
+    from fewshot_nlp.meta.trainer import MetaTrainer
+
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    probe = dict(tokenizer(sources[0].texts[:16], return_tensors="pt", padding=True))
+
+    def unit_features(model):
+        return F.normalize(MAML(model.eval()).features({}, probe), dim=-1)
+
+    start = unit_features(tiny_model())  # tiny_model() is seeded: the runs start here
+
+    def distance_moved(anchor_weight: float) -> torch.Tensor:
+        args = tiny_meta_args(
+            tmp_path / f"run-{anchor_weight}",
+            max_steps=4,
+            learning_rate=1e-2,
+            anchor_weight=anchor_weight,
+            logging_steps=1,
+        )
+        trainer = MetaTrainer(tiny_model(), args, sources, tokenizer=tokenizer)
+        state = trainer.train()
+        logged = [h for h in state.log_history if "meta_loss" in h]
+        assert logged and all(("anchor_distance" in h) == bool(anchor_weight) for h in logged)
+        with torch.no_grad():
+            return (unit_features(trainer.maml.model) - start).pow(2).sum(-1).mean()
+
+    assert distance_moved(100.0) < distance_moved(0.0)

@@ -101,6 +101,12 @@ class MetaTrainingArguments(MAMLConfig):
         default=0,
     )
     feature_warmup_learning_rate: float = _help("Feature warm-up learning rate.", default=2e-5)
+    anchor_weight: float = _help(
+        "Keep the encoder near where it started: add this weight times the mean squared "
+        "distance between the query texts' L2-normalised features and those of the starting "
+        "encoder to the outer loss (0: off). Guards the domains meta-training does not see.",
+        default=0.0,
+    )
     eval_episodes: int = _help("Episodes per validation (per shot count).", default=50)
     eval_n_way: str | None = _help(
         "Classes per validation episode: 'all' scores every class of the validation part at "
@@ -137,6 +143,8 @@ class MetaTrainingArguments(MAMLConfig):
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
         self.parsed_n_way()
+        if not self.anchor_weight >= 0:
+            raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}.")
         if self.eval_n_way is not None:
             parse_n_way(self.eval_n_way)
         check_counts((("eval_k_shot", k) for k in self.eval_k_shot or []), minimum=0)

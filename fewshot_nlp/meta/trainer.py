@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -12,10 +13,12 @@ import shutil
 import signal
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from transformers import TrainerControl, TrainerState
 from transformers.optimization import get_scheduler
@@ -32,6 +35,7 @@ from ..paths import (
     written_entries,
 )
 from .arguments import MetaTrainingArguments
+from .batched import stack_episodes
 from .maml import MAML
 from .model import FewShotModel
 from .saving import (
@@ -102,6 +106,7 @@ class MetaTrainer:
         )
         self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
         base_dir = self._keep_start(model, tokenizer)
+        self.anchor = self._anchor(model)
         if args.adapt_scope == "lora":
             model = apply_lora(model, lora_config)
             if base_dir is not None:
@@ -215,6 +220,25 @@ class MetaTrainer:
             for param in model.parameters():
                 param.data.copy_(broadcast(param.data, from_process=0))
         return metrics
+
+    def _anchor(self, model) -> MAML | None:
+        """A frozen copy of the starting encoder, whose features the outer loss stays near
+        (``anchor_weight``); none when the weight is 0."""
+        if not self.args.anchor_weight:
+            return None
+        frozen = copy.deepcopy(model).eval().requires_grad_(False)
+        config = replace(self.args.maml_config(), adapt_scope="head", learn_inner_lr="none")
+        return MAML(frozen, replace(config, gradient_checkpointing=False)).to(
+            self.accelerator.device
+        )
+
+    def _anchor_loss(self, group, out) -> torch.Tensor:
+        """Mean squared distance of the query texts' unit features from the starting encoder's."""
+        query = group[0].query if len(group) == 1 else stack_episodes(group).query
+        with torch.no_grad():
+            start = self.anchor.features({}, query)
+        moved = F.normalize(out.query_features.float(), dim=-1)
+        return (moved - F.normalize(start.float(), dim=-1)).pow(2).sum(-1).mean()
 
     def _keep_start(self, model, tokenizer) -> Path | None:
         """Save in the run what no name can load: the base a LoRA run's adapter refers to, and
@@ -355,7 +379,12 @@ class MetaTrainer:
                             out = self.maml.forward_tasks(group, detailed_metrics=detailed)
                         else:
                             out = self.maml(group[0], detailed_metrics=detailed)
-                    loss = out.loss * len(group) / (local * args.gradient_accumulation_steps)
+                    loss = out.loss
+                    if self.anchor is not None:
+                        anchor = self._anchor_loss(group, out)
+                        out.metrics["anchor_distance"] = anchor.item()
+                        loss = loss + args.anchor_weight * anchor
+                    loss = loss * len(group) / (local * args.gradient_accumulation_steps)
                     if not torch.isfinite(loss):
                         raise TrainingError(f"Non-finite query loss on {group[0].source!r}.")
                     loss.backward()

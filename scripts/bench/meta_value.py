@@ -101,6 +101,10 @@ RECIPES = {
         load_best_model_at_end=True,
         save_total_limit=1,
     ),
+    # names0-full, kept near the starting encoder (anchor): does it spare reuters?
+    "names0-anchor": dict(
+        NAMES, adapt_scope="full", learning_rate=1e-5, k_shot=0, max_steps=400, anchor_weight=10.0
+    ),
     "names-full": dict(
         NAMES,
         adapt_scope="full",
@@ -153,13 +157,13 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     return folder
 
 
-def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, episodes: int):
+def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, episodes: int, shots):
     from fewshot_nlp import TaskSource
     from fewshot_nlp.evaluation import evaluate_episodes
 
     for target, spec in VALIDATION.items():
         source = TaskSource.from_spec(spec, data_dir)
-        for k in (0, 1, 5):
+        for k in shots:
             rows = {}
             # the cheap baseline: logistic regression, or at 0-shot the label-name cosine
             cheap = "label-cosine" if k == 0 else "logreg"
@@ -253,6 +257,7 @@ def main() -> None:
     parser.add_argument("--output_dir", default="runs/meta_value", help="Runs and results.")
     parser.add_argument("--episodes", type=int, default=60, help="Episodes per row.")
     parser.add_argument("--max_steps", type=int, default=None, help="Override every recipe.")
+    parser.add_argument("--shots", type=int, nargs="+", default=[0, 1, 5], help="Shot counts.")
     parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
     parser.add_argument("--report_only", action="store_true", help="Only print the table.")
     args = parser.parse_args()
@@ -279,7 +284,7 @@ def main() -> None:
         # has no adapters; a merged LoRA run adapts its head only too).
         mirrored = {k: getattr(run.model.config, k) for k in ADAPTATION}
         base = MethodRunner(base_folder, max_length=length, cache_features=True, **mirrored)
-        evaluate(name, run, base, baseline, args.data_dir, results, args.episodes)
+        evaluate(name, run, base, baseline, args.data_dir, results, args.episodes, args.shots)
     text = report(results, args.episodes)
     print(text)
     if args.benchmarks_file:
