@@ -95,6 +95,14 @@ def check_replaceable(folder: Path, flag: str) -> None:
 
 
 # ---------------------------------------------------------------- checks
+def _existing(reads: Iterable[str | os.PathLike]):
+    """``(as given, resolved)`` for each path being read that exists."""
+    for read in reads:
+        source = Path(read).expanduser()
+        if source.exists():
+            yield read, source.resolve()
+
+
 def _refuse_dangerous(path: Path, flag: str, reads: Iterable[str | os.PathLike]) -> None:
     """Never write over the current folder, a folder above it, or a model being read."""
     target = path.resolve()
@@ -105,11 +113,7 @@ def _refuse_dangerous(path: Path, flag: str, reads: Iterable[str | os.PathLike])
             f"{flag} {path} is {where} ({target}): give a new folder for the output, e.g. "
             f"{flag} {Path(path) / 'output'}."
         )
-    for read in reads:
-        source = Path(read).expanduser()
-        if not source.exists():
-            continue
-        source = source.resolve()
+    for read, source in _existing(reads):
         if source == target or source.is_relative_to(target):
             raise ConfigError(
                 f"{flag} {path} {'is' if source == target else 'contains'} the model being "
@@ -164,9 +168,8 @@ def check_output_file(
             f"{flag} {path} already exists: pass --overwrite to replace it, or choose another "
             "file name."
         )
-    for read in reads:
-        source = Path(read).expanduser()
-        if source.is_dir() and path.resolve().is_relative_to(source.resolve()):
+    for read, source in _existing(reads):
+        if source.is_dir() and path.resolve().is_relative_to(source):
             raise ConfigError(
                 f"{flag} {path} is inside the model being read ({read}): write it elsewhere."
             )
@@ -176,11 +179,16 @@ def check_output_file(
 
 
 # ---------------------------------------------------------------- writing
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it: set, then put back
+    os.umask(mask)
+    return mask
+
+
 def _readable_as_umask_says(folder: Path) -> None:
     """Temp folders are created 0700 and some writers make files 0600; an export is meant to
     be shared, so it gets the modes a plain ``mkdir`` / ``open`` would have given."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = _umask()
     os.chmod(folder, 0o777 & ~mask)
     for root, dirs, files in os.walk(folder):
         for name in dirs:
@@ -228,9 +236,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w"):
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
