@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shlex
 import signal
 import sys
@@ -11,7 +12,7 @@ import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import ConfigError, FewShotError
+from .errors import ConfigError, DataError, FewShotError
 from .hub import check_push_to_hub
 from .meta.arguments import ModelDataArguments  # noqa: F401  (re-exported)
 from .modeling.pretrained import (  # noqa: F401  (re-exported)
@@ -19,6 +20,8 @@ from .modeling.pretrained import (  # noqa: F401  (re-exported)
     load_classifier,
     resolve_model_path,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def parse_source_spec(spec: str, data_dir):
@@ -68,11 +71,11 @@ def meta_train(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------- adapt / predict
 def adapt_command(argv: list[str]) -> int:
-    from .cli_arguments import AdaptArguments, AdaptationArguments
+    from .cli_arguments import AdaptArguments, AdaptationArguments, RejectionArguments
     from .meta.arguments import parse_dataclasses
 
-    args, adaptation = parse_dataclasses(
-        (AdaptArguments, AdaptationArguments),
+    args, adaptation, rejection = parse_dataclasses(
+        (AdaptArguments, AdaptationArguments, RejectionArguments),
         argv,
         prog="fewshot-nlp adapt",
         description="Adapt a (meta-trained) model to a few labelled examples and export it.",
@@ -87,6 +90,7 @@ def adapt_command(argv: list[str]) -> int:
     check_adapt_options(
         steps=args.steps, learning_rate=args.learning_rate, max_length=args.max_length
     )
+    check_rejection_arguments(rejection, args.labels)
     if args.push_to_hub:
         check_push_to_hub(args.hub_model_id)
 
@@ -120,6 +124,9 @@ def adapt_command(argv: list[str]) -> int:
         head_init=adaptation.head_init,
         step_candidates=adaptation.step_candidates,
         label_names=adaptation.label_names,
+        unknown_label=rejection.unknown_label,
+        unknown_data=rejection.unknown_file,
+        max_in_scope_loss=rejection.max_in_scope_loss,
     )
     out = export(
         adapted,
@@ -132,8 +139,39 @@ def adapt_command(argv: list[str]) -> int:
         private=args.private,
     )
     labels = list(adapted.config.id2label.values())
+    record = adapted.fewshot_nlp_adaptation.get("rejection")
+    if record:
+        print(rejection_summary(record))
+        labels = labels[:-1]
     print(f"Adapted to {len(labels)} classes; exported to {out}")
     return 0
+
+
+def check_rejection_arguments(rejection, labels=None) -> None:
+    """The rejection flags, before anything loads: a missing file or a bad target."""
+    from .meta.rejection import check_rejection_options
+
+    if rejection.unknown_file and not rejection.unknown_label:
+        raise ConfigError("--unknown_file needs --unknown_label NAME (the label they get).")
+    check_rejection_options(rejection.unknown_label, rejection.max_in_scope_loss, labels)
+    if rejection.unknown_file and not Path(rejection.unknown_file).is_file():
+        raise DataError(f"--unknown_file {rejection.unknown_file}: no such file.")
+
+
+def rejection_summary(record: dict) -> str:
+    """One line on how the rejection label was set."""
+    line = (
+        f"Rejection label {record['label']!r}: threshold {record['threshold']:.3f} "
+        f"({record['rule']}), temperature {record['temperature']:.3f}"
+    )
+    if record.get("in_scope_accuracy") is not None:
+        line += (
+            f"; held-out in-scope accuracy {100 * record['in_scope_accuracy']:.1f} -> "
+            f"{100 * record['in_scope_accuracy_with_rejection']:.1f} with rejection"
+        )
+    if record.get("unknown_recall") is not None:
+        line += f", out-of-scope recall {100 * record['unknown_recall']:.1f}"
+    return line + "."
 
 
 def predict_command(argv: list[str]) -> int:
@@ -245,11 +283,11 @@ def episodes_command(argv: list[str]) -> int:
 
 
 def evaluate_command(argv: list[str]) -> int:
-    from .cli_arguments import AdaptationArguments, EvaluateArguments
+    from .cli_arguments import AdaptationArguments, EvaluateArguments, RejectionArguments
     from .meta.arguments import parse_dataclasses
 
-    args, adaptation = parse_dataclasses(
-        (EvaluateArguments, AdaptationArguments),
+    args, adaptation, rejection = parse_dataclasses(
+        (EvaluateArguments, AdaptationArguments, RejectionArguments),
         argv,
         prog="fewshot-nlp evaluate",
         description="Episodic or fixed-shot evaluation of the meta-learned adaptation (maml) "
@@ -267,6 +305,19 @@ def evaluate_command(argv: list[str]) -> int:
     if not shots:
         raise ConfigError("--k_shot is empty: give comma-separated shot counts, e.g. 0,1,5.")
     check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
+    check_rejection_arguments(rejection)
+    if args.out_of_scope_file and not (args.train_file and args.test_file):
+        raise ConfigError(
+            "--out_of_scope_file belongs to the fixed-shot protocol: give --train_file and "
+            "--test_file too."
+        )
+    if args.out_of_scope_file and args.plot:
+        raise ConfigError("--plot draws accuracy against shots; the out-of-scope table has none.")
+    if (rejection.unknown_label or rejection.unknown_file) and not args.out_of_scope_file:
+        raise ConfigError(
+            "--unknown_label / --unknown_file set the rejection of the out-of-scope protocol: "
+            "give --out_of_scope_file (texts of no class to score) too."
+        )
     check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
     model_path = resolve_model_path(args.model)
     for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
@@ -325,6 +376,7 @@ def evaluate_command(argv: list[str]) -> int:
 
     model = load(model_path, **overrides)
     baseline = load(args.baseline_model) if args.baseline_model else None
+    table = None
     if args.train_file or args.test_file:
         if not (args.train_file and args.test_file):
             raise ConfigError("The fixed-shot protocol needs both --train_file and --test_file.")
@@ -336,7 +388,15 @@ def evaluate_command(argv: list[str]) -> int:
 
         train = TaskSource.from_files(file(args.train_file), name="train")
         test = TaskSource.from_files(file(args.test_file), name=Path(args.test_file).parts[0])
-        results = evaluate_fixed(model, train, test, methods=methods, baseline_model=baseline)
+        if args.out_of_scope_file:
+            results = _evaluate_out_of_scope(
+                model, train, test, file(args.out_of_scope_file), methods, baseline, rejection
+            )
+            from .out_of_scope import format_out_of_scope_table
+
+            table = format_out_of_scope_table(results)
+        else:
+            results = evaluate_fixed(model, train, test, methods=methods, baseline_model=baseline)
     else:
         if not args.dataset:
             raise ConfigError("Give --dataset (episodic) or --train_file/--test_file (fixed-shot).")
@@ -361,12 +421,37 @@ def evaluate_command(argv: list[str]) -> int:
     command = shlex.join(["fewshot-nlp", "evaluate", *argv])
     for row in results:  # a result file says how to reproduce itself
         row["settings"], row["command"] = settings, command
-    print(format_table(results))
+    print(table or format_table(results))
     if args.output_file:
         print(f"results: {write_results(results, args.output_file)}")
     if args.plot:
         print(f"plot: {plot_accuracy(results, args.plot)}")
     return 0
+
+
+def _evaluate_out_of_scope(model, train, test, path, methods, baseline, rejection) -> list[dict]:
+    from .data.sources import read_texts
+    from .out_of_scope import OUT_OF_SCOPE_METHODS, evaluate_out_of_scope
+
+    kept = [m for m in methods if m in OUT_OF_SCOPE_METHODS]
+    skipped = [m for m in methods if m not in OUT_OF_SCOPE_METHODS]
+    if not kept:
+        raise ConfigError(
+            f"--out_of_scope_file scores {list(OUT_OF_SCOPE_METHODS)}; --method gave {methods}."
+        )
+    if skipped:
+        logger.info("out-of-scope protocol: %s have no rejection rule, skipped", skipped)
+    return evaluate_out_of_scope(
+        model,
+        train,
+        test,
+        read_texts(path),
+        methods=kept,
+        baseline_model=baseline,
+        unknown_label=rejection.unknown_label or "out_of_scope",
+        max_in_scope_loss=rejection.max_in_scope_loss,
+        unknown_data=rejection.unknown_file,
+    )
 
 
 COMMANDS = {

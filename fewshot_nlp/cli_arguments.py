@@ -41,6 +41,27 @@ class AdaptationArguments:
 
 
 @dataclass
+class RejectionArguments:
+    """The "none of these" label (adapt and evaluate spell it alike)."""
+
+    unknown_label: str | None = _help(
+        "Add this label, predicted when no class fits (e.g. out_of_scope). Its threshold and "
+        "a temperature for the scores are fitted by cross-validation on the examples.",
+        default=None,
+    )
+    unknown_file: str | None = _help(
+        "Texts that belong to no class (.txt/.jsonl/.csv): the threshold then best separates "
+        "them from the held-out examples. Needs --unknown_label.",
+        default=None,
+    )
+    max_in_scope_loss: float | None = _help(
+        "Points of held-out in-scope accuracy the rejection may cost (default 3; with "
+        "--unknown_file, none unless given).",
+        default=None,
+    )
+
+
+@dataclass
 class AdaptArguments:
     model: str = _help("Meta-trained folder or any sequence-classification checkpoint.")
     output_dir: str = _help("Where the exported classifier goes.")
@@ -105,6 +126,12 @@ class EvaluateArguments:
     )
     train_file: str | None = _help("Fixed-shot protocol: few-shot file.", default=None)
     test_file: str | None = _help("Fixed-shot protocol: test file.", default=None)
+    out_of_scope_file: str | None = _help(
+        "Fixed-shot protocol: texts of no class scored with --test_file (in-scope accuracy, "
+        "out-of-scope recall / precision, AUROC, FPR at 95%% TPR); methods maml, maml-base, "
+        "logreg, prototype.",
+        default=None,
+    )
     finetune_epochs: int = _help("Baseline epochs.", default=10)
     finetune_batch_size: int = _help("Baseline mini-batch size.", default=16)
     finetune_learning_rate: float = _help(

@@ -171,6 +171,8 @@ def model_card(
             ]
         if record.get("zero_shot_note"):
             lines += [f"Note: {record['zero_shot_note']}", ""]
+        if record.get("rejection"):
+            lines += _rejection_lines(record["rejection"])
     lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
     if keep_adapter:
         lines += [
@@ -202,6 +204,51 @@ def model_card(
     template = "---\n{{ card_data }}\n---\n\n{{ body }}"
     card = ModelCard.from_template(card_data, template_str=template, body="\n".join(lines))
     return str(card)
+
+
+def _rejection_lines(rejection: dict) -> list[str]:
+    """How the "none of these" label was set, and what it is expected to do."""
+    label = rejection["label"]
+    lines = [
+        "## Out-of-scope rejection",
+        "",
+        f"The last label, `{label}`, is predicted when no class fits: its logit is a threshold "
+        f"({rejection['threshold']:.4f}), so a text gets `{label}` exactly when every class "
+        "scores below it (the same alone and in padded batches). The class scores are "
+        f"calibrated by a temperature of {rejection['temperature']:.4f}.",
+        "",
+    ]
+    if rejection.get("fallback"):
+        return lines + [f"Fallback: {rejection['fallback']}.", ""]
+    how = (
+        f"chosen on the {rejection['unknown_examples']} out-of-scope examples given with the "
+        "training data against the held-out training examples (the threshold that maximises "
+        "held-out in-scope accuracy plus out-of-scope recall"
+        if rejection["rule"] == "out-of-scope examples"
+        else "chosen on the training examples alone (the highest threshold that rejects at "
+        f"most {rejection['max_in_scope_loss']} points of held-out in-scope accuracy"
+    )
+    if rejection["rule"] == "out-of-scope examples" and rejection.get("max_in_scope_loss"):
+        how += f", losing at most {rejection['max_in_scope_loss']} points"
+    lines += [
+        f"The threshold was {how}), by {rejection['folds']}-fold cross-validation over the "
+        "shots. Expected from that cross-validation:",
+        "",
+        f"- in-scope accuracy: {100 * rejection['in_scope_accuracy']:.1f} % without rejection, "
+        f"{100 * rejection['in_scope_accuracy_with_rejection']:.1f} % with it;",
+    ]
+    if rejection.get("unknown_recall") is not None:
+        lines.append(f"- out-of-scope recall: {100 * rejection['unknown_recall']:.1f} %;")
+    lines += [
+        f"- expected calibration error of the top score: "
+        f"{rejection['calibration_error_before']:.3f} before the temperature, "
+        f"{rejection['calibration_error_after']:.3f} after.",
+        "",
+        "Held-out heads saw fewer examples than the final one, so these figures lean low "
+        "for in-scope accuracy and the threshold leans lenient.",
+        "",
+    ]
+    return lines
 
 
 def hub_model_id(name: str | None) -> str | None:

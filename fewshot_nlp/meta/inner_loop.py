@@ -339,27 +339,61 @@ def choose_inner_steps(maml: MAML, support, labels, n_way: int, name_inputs, met
     hold out: falls back to the meta-trained ``inner_steps`` and says so in ``metrics``."""
     config = maml.config
     candidates = sorted(set(config.adapt_step_candidates))
-    counts = torch.bincount(labels.cpu(), minlength=n_way)
-    folds = min(config.adapt_cv_folds, int(counts.min()))
     if len(candidates) == 1:
         return candidates[0]
+    folds = cv_folds(config, labels, n_way)
     if folds < 2:
         metrics["cv_fallback"] = (
             f"cross-validation needs >= 2 examples per class, the smallest class has "
-            f"{int(counts.min())}: used the meta-trained inner_steps={config.inner_steps}"
+            f"{int(torch.bincount(labels.cpu(), minlength=n_way).min())}: used the "
+            f"meta-trained inner_steps={config.inner_steps}"
         )
         logger.debug(metrics["cv_fallback"])
         return config.inner_steps
-    fold_of = _stratified_folds(labels, n_way, folds)
-    correct = dict.fromkeys(candidates, 0)
+    held, _ = cross_validated_logits(maml, support, labels, n_way, name_inputs, candidates)
+    right = {s: (held[s].argmax(-1) == labels.cpu()) & held[s].isfinite().all(-1) for s in held}
+    correct = {s: int(right[s].sum()) for s in candidates}
+    metrics["cv_accuracy"] = {s: correct[s] / labels.shape[0] for s in candidates}
+    metrics["cv_folds"] = folds
+    return max(candidates, key=lambda s: (correct[s], -s))
+
+
+def cv_folds(config, labels: torch.Tensor, n_way: int, most: int | None = None) -> int:
+    """How many folds the support allows, at most ``most`` (default ``adapt_cv_folds``;
+    < 2: no cross-validation possible)."""
+    if not labels.numel():
+        return 0
+    counts = torch.bincount(labels.cpu(), minlength=n_way)
+    return min(most or config.adapt_cv_folds, int(counts.min()))
+
+
+def cross_validated_logits(
+    maml: MAML,
+    support: dict[str, torch.Tensor],
+    labels: torch.Tensor,
+    n_way: int,
+    name_inputs,
+    snapshots: list[int],
+    others: dict[str, torch.Tensor] | None = None,
+    folds: int | None = None,
+) -> tuple[dict[int, torch.Tensor], dict[int, list[torch.Tensor]]]:
+    """Held-out logits of every support example (the standard head, what an export
+    computes), each from the fold that left it out, at each step count of ``snapshots`` (NaN
+    rows where a fold stopped early); and the logits of ``others`` (texts of no class) under
+    every fold's weights. ``folds``: default ``cv_folds``."""
+    folds = folds or cv_folds(maml.config, labels, n_way)
+    fold_of = stratified_folds(labels, n_way, folds)
+    # NaN where a fold's loop ended before that step count (a non-finite support loss)
+    held_logits = {s: torch.full((labels.shape[0], n_way), math.nan) for s in snapshots}
+    other_logits: dict[int, list[torch.Tensor]] = {s: [] for s in snapshots}
     for fold in range(folds):
         train, held = fold_of != fold, fold_of == fold
         taken, _ = maml.inner_loop(
             {k: v[train] for k, v in support.items()},
             labels[train],
             n_way,
-            candidates,
-            config.adaptation_head_init,
+            snapshots,
+            maml.config.adaptation_head_init,
             name_inputs,
             source="cross-validation",
             meta_grad=False,
@@ -369,13 +403,14 @@ def choose_inner_steps(maml: MAML, support, labels, n_way: int, name_inputs, met
         with torch.no_grad():
             for steps, fast in taken.items():
                 logits = maml.logits(maml.features(fast, held_inputs), fast)
-                correct[steps] += int((logits.argmax(-1) == labels[held]).sum())
-    metrics["cv_accuracy"] = {s: correct[s] / labels.shape[0] for s in candidates}
-    metrics["cv_folds"] = folds
-    return max(candidates, key=lambda s: (correct[s], -s))
+                held_logits[steps][held.cpu()] = logits.float().cpu()
+                if others is not None:
+                    other = maml.logits(maml.features(fast, others), fast)
+                    other_logits[steps].append(other.float().cpu())
+    return held_logits, other_logits
 
 
-def _stratified_folds(labels: torch.Tensor, n_way: int, folds: int) -> torch.Tensor:
+def stratified_folds(labels: torch.Tensor, n_way: int, folds: int) -> torch.Tensor:
     """Each example's fold: every class spread over the folds (seeded shuffle)."""
     generator = torch.Generator().manual_seed(0)
     fold_of = torch.empty_like(labels, device="cpu")

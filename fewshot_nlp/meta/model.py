@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.collate import EpisodeCollator
+from ..data.collate import EpisodeCollator, label_name_text
 from ..data.sources import training_source
 from ..errors import ConfigError, DataError, TrainingError
 from ..modeling.head import set_head
+from ..modeling.rejection import add_rejection_output
 from .config import MAMLConfig, plain_checkpoint_config
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
+from .rejection import check_rejection_options, fit_on_support, unknown_texts
 from .saving import BASE_MODEL_DIR, load_inner_lrs, load_meta_model, save_meta_model
 
 DEFAULT_SUPPORT_BATCH = 64
@@ -291,6 +293,9 @@ class FewShotModel:
         head_init: str | None = None,
         step_candidates: list[int] | None = None,
         label_names: str | None = None,
+        unknown_label: str | None = None,
+        unknown_data=None,
+        max_in_scope_loss: float | None = None,
     ):
         """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
 
@@ -300,6 +305,12 @@ class FewShotModel:
         recorded head and the inner steps' cross-validation (``[0, 1, 3]``: pick by k-fold on
         the support set; ``steps`` fixes them); ``label_names`` ('auto', 'always', 'never')
         whether the label names join the support.
+
+        ``unknown_label``: one more label, predicted when no class fits (the threshold and a
+        temperature are fitted by cross-validation on the support set, rejecting at most
+        ``max_in_scope_loss`` points of held-out in-scope accuracy, default 3); with
+        ``unknown_data`` (texts of no class: a file or a list) the threshold that best
+        separates them from the held-out support instead.
         """
         check_adapt_options(
             steps=steps,
@@ -307,6 +318,12 @@ class FewShotModel:
             max_length=max_length,
             support_batch_size=support_batch_size,
         )
+        check_rejection_options(unknown_label, max_in_scope_loss)
+        if unknown_data is not None and unknown_label is None:
+            raise ConfigError(
+                "unknown_data are examples of the rejection label: give unknown_label too "
+                "(CLI: --unknown_label NAME with --unknown_file)."
+            )
         source, names = training_source(
             train_data,
             text_column=text_column,
@@ -314,6 +331,10 @@ class FewShotModel:
             text_pair_column=text_pair_column,
             labels=labels,
         )
+        check_rejection_options(unknown_label, max_in_scope_loss, names)
+        unknown = None
+        if unknown_data is not None:
+            unknown = unknown_texts(unknown_data, names, text_column, label_column)
         if self.tokenizer is None:
             raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
         have = set(source.label_index) if source is not None else set()
@@ -338,9 +359,10 @@ class FewShotModel:
         if texts:
             _warn_truncation(runner.collator, texts, pairs)
         ids = {name: i for i, name in enumerate(names)}
+        label_ids = [ids[y] for y in (source.labels if source is not None else [])]
         fast, metrics = runner.adapt_weights(
             texts,
-            [ids[y] for y in (source.labels if source is not None else [])],
+            label_ids,
             len(names),
             pairs=pairs,
             label_names=names,
@@ -351,10 +373,34 @@ class FewShotModel:
         note = self._names_note(nameless)
         if note:
             warnings.warn(f"adapt: {note}", stacklevel=2)
+        rejection = None
+        if unknown_label is not None:
+            rejection = fit_on_support(
+                runner,
+                fast,
+                metrics,
+                texts,
+                pairs,
+                label_ids,
+                names,
+                label=unknown_label,
+                max_in_scope_loss=max_in_scope_loss,
+                unknown=unknown,
+            )
+            if rejection.fallback:
+                warnings.warn(f"adapt: {rejection.fallback}.", stacklevel=2)
         classifier = runner.classifier(fast, names, merge_lora=merge_lora)
+        if rejection is not None:
+            probe = runner.encode((texts or [label_name_text(n) for n in names])[:16])
+            probe.pop("token_type_ids", None)
+            add_rejection_output(
+                classifier, rejection.label, rejection.threshold, rejection.temperature, probe
+            )
         classifier.fewshot_nlp_adaptation = runner._adaptation_record(
             metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
         )
+        if rejection is not None:
+            classifier.fewshot_nlp_adaptation["rejection"] = rejection.to_dict()
         return classifier
 
     def _names_note(self, nameless: list[str]) -> str | None:

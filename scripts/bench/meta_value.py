@@ -105,6 +105,17 @@ RECIPES = {
     "names0-anchor": dict(
         NAMES, adapt_scope="full", learning_rate=1e-5, k_shot=0, max_steps=400, anchor_weight=10.0
     ),
+    # 1-shot episodes whose outer loss goes through a differentiable ridge head fitted on the
+    # support and the label names (a convex head, as adapt's logistic regression is)
+    "names-ridge": dict(
+        NAMES,
+        adapt_scope="full",
+        head_init="ridge",
+        label_name_weight=8.0,
+        learning_rate=1e-5,
+        k_shot=1,
+        max_steps=400,
+    ),
     "names-full": dict(
         NAMES,
         adapt_scope="full",

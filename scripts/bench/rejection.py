@@ -1,0 +1,125 @@
+"""Out-of-scope rejection benchmark (issue 19): CLINC150, all 150 classes from the fixed 5-
+and 10-shot files, scored on the in-scope test file plus the 1,000 out-of-scope test queries.
+
+Every threshold is chosen on the few-shot file alone (k-fold over its shots, at most 3 points
+of held-out in-scope accuracy; `fewshot_nlp.out_of_scope`); the test files are only scored.
+Rows: `maml` (the model's adaptation, exported with the rejection label and scored through
+its own outputs), `maml-base` (the same on the encoder before meta-training), and the
+baselines on the base encoder: `logreg` (top probability) and `prototype` (cosine to the
+nearest class mean). Resumable: each row is appended to OUTPUT_DIR/rejection.jsonl.
+
+    python scripts/bench/rejection.py --data_dir ../shared/data --model runs/meta_value/names-lora
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+SHOTS = ("5", "10")
+START, END = "<!-- rejection:start -->", "<!-- rejection:end -->"
+
+
+def run(args) -> list[dict]:
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.data.sources import read_texts
+    from fewshot_nlp.evaluation import MethodRunner
+    from fewshot_nlp.out_of_scope import evaluate_out_of_scope
+
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "rejection.jsonl"
+    rows = [json.loads(line) for line in results.open()] if results.is_file() else []
+    done = {(r["shots"], r["method"]) for r in rows}
+    root = Path(args.data_dir) / "clinc150"
+    test = TaskSource.from_files(root / "test.jsonl", name="clinc150")
+    outside = read_texts(root / "oos" / "test.jsonl")
+    model = MethodRunner(args.model, cache_features=True)
+    for shots in args.shots:
+        todo = [m for m in args.methods if (shots, m) not in done]
+        if not todo:
+            continue
+        train = TaskSource.from_files(root / "fewshot" / f"train_{shots}.jsonl", name="train")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for method in todo:
+                row = evaluate_out_of_scope(model, train, test, outside, methods=[method])[0]
+                row["shots"] = shots
+                rows.append(row)
+                with results.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                print(f"{shots}-shot {method}: " + summary(row), flush=True)
+    return rows
+
+
+def summary(row: dict) -> str:
+    return (
+        f"in-scope {100 * row['in_scope_accuracy']:.2f} (without rejection "
+        f"{100 * row['in_scope_accuracy_without_rejection']:.2f}), oos recall "
+        f"{100 * row['oos_recall']:.2f}, AUROC {row['auroc']:.4f}"
+    )
+
+
+def report(rows: list[dict], model: str) -> str:
+    lines = [
+        START,
+        f"Model: `{model}`. CLINC150 test: 4,500 in-scope queries (150 classes) + 1,000 "
+        "out-of-scope queries; thresholds from the few-shot file only.",
+        "",
+        "| shots | method | in-scope acc. | without rejection | cost | oos recall | oos precision "
+        "| AUROC | FPR@95%TPR | ECE (before) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sorted(rows, key=lambda r: (int(r["shots"]), r["method"])):
+        ece = row.get("calibration_error")
+        before = row.get("calibration_error_uncalibrated")
+        ece_text = (
+            "-"
+            if ece is None
+            else f"{ece:.3f}" + (f" ({before:.3f})" if before is not None else "")
+        )
+        cost = 100 * (row["in_scope_accuracy_without_rejection"] - row["in_scope_accuracy"])
+        lines.append(
+            f"| {row['shots']} | {row['method']} | {100 * row['in_scope_accuracy']:.2f} | "
+            f"{100 * row['in_scope_accuracy_without_rejection']:.2f} | {cost:.2f} | "
+            f"{100 * row['oos_recall']:.2f} | {100 * row['oos_precision']:.2f} | "
+            f"{row['auroc']:.4f} | {100 * row['fpr_at_95_tpr']:.2f} | {ece_text} |"
+        )
+    return "\n".join([*lines, END])
+
+
+def write_report(text: str, path: Path) -> None:
+    content = path.read_text(encoding="utf-8")
+    if START in content and END in content:
+        head, rest = content.split(START, 1)
+        content = head + text + rest.split(END, 1)[1]
+    else:
+        content = content.rstrip() + "\n\n" + text + "\n"
+    path.write_text(content, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data_dir", required=True, help="The shared data directory.")
+    parser.add_argument("--model", required=True, help="A (meta-trained) model folder.")
+    parser.add_argument("--output_dir", default="runs/rejection", help="Results go here.")
+    parser.add_argument("--shots", nargs="+", default=list(SHOTS), choices=SHOTS)
+    parser.add_argument(
+        "--methods", nargs="+", default=["maml", "maml-base", "logreg", "prototype"]
+    )
+    parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
+    args = parser.parse_args()
+    rows = run(args)
+    text = report(rows, args.model)
+    print(text)
+    if args.benchmarks_file:
+        write_report(text, Path(args.benchmarks_file))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
