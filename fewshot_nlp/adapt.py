@@ -7,8 +7,10 @@ import warnings
 from dataclasses import replace
 
 from .data.sources import as_task_source, training_source
-from .errors import DataError
+from .errors import ConfigError, DataError
+from .meta.class_memory import is_exported_classifier
 from .meta.config import plain_checkpoint_config
+from .meta.grow import grow
 from .meta.maml import MAML
 from .meta.model import DEFAULT_SUPPORT_BATCH, FewShotModel, check_adapt_options
 
@@ -34,8 +36,36 @@ def adapt(
     replayed), or any sequence-classification checkpoint or model object (head-only logistic
     regression, with a warning). ``options`` are those of ``FewShotModel.adapt`` (steps,
     learning_rate, max_length, support_batch_size, merge_lora, head_init, step_candidates,
-    label_names).
+    label_names, unknown_label, unknown_data, max_in_scope_loss).
+
+    An exported classifier folder (one with a class memory) grows instead: ``train_data``'s
+    new labels are added, examples of its labels add to them, ``remove_labels`` are dropped,
+    all without the old training texts (``meta.grow``).
     """
+    remove_labels = options.pop("remove_labels", None)
+    if isinstance(model, (str, os.PathLike)) and is_exported_classifier(model):
+        given = [k for k, v in options.items() if v is not None and (k, v) != ("merge_lora", True)]
+        if given or labels is not None:
+            raise ConfigError(
+                f"{model} is an exported classifier: adapting it adds train_data's labels (and "
+                "drops remove_labels) on its stored features, with the settings it was fitted "
+                f"with; {sorted(given) + (['labels'] if labels is not None else [])} apply to "
+                "adapting a meta-trained model."
+            )
+        return grow(
+            model,
+            train_data,
+            remove_labels=remove_labels,
+            trust_remote_code=trust_remote_code,
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        )
+    if remove_labels:
+        raise ConfigError(
+            "remove_labels drops labels of an exported classifier; this model is not one. "
+            "Adapt the meta-trained model to exactly the labels you want instead."
+        )
     # The data and settings are checked before anything is loaded: a bad file fails at once.
     checked = ("steps", "learning_rate", "max_length", "support_batch_size")
     check_adapt_options(**{k: options.get(k) for k in checked})

@@ -127,6 +127,7 @@ def adapt_command(argv: list[str]) -> int:
         unknown_label=rejection.unknown_label,
         unknown_data=rejection.unknown_file,
         max_in_scope_loss=rejection.max_in_scope_loss,
+        remove_labels=args.remove_labels,
     )
     out = export(
         adapted,

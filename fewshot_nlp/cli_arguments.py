@@ -74,6 +74,11 @@ class AdaptArguments:
         "their names alone (0-shot), so name them in words, e.g. card_arrival.",
         default=None,
     )
+    remove_labels: list[str] | None = _help(
+        "Labels to drop from an exported classifier (--model an export: its stored features "
+        "refit the head; --train_file then adds labels or examples).",
+        default=None,
+    )
     text_column: str = _help("Column with the text.", default="text")
     label_column: str = _help("Column with the label name.", default="label")
     text_pair_column: str | None = _help("Second text for pair tasks.", default=None)

@@ -56,7 +56,10 @@ def export(
     source = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
     reads = [source] if source and Path(source).is_dir() else []
     output_dir = check_output_dir(output_dir, overwrite=overwrite, flag="output_dir", reads=reads)
-    card = model_card(model, eval_results=eval_results, keep_adapter=keep_adapter)
+    memory = None if keep_adapter else getattr(model, "fewshot_nlp_classes", None)
+    card = model_card(
+        model, eval_results=eval_results, keep_adapter=keep_adapter, class_memory=memory
+    )
     base_reference = str(output_dir.resolve())
 
     def write(folder: Path) -> None:
@@ -66,6 +69,8 @@ def export(
             model.save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)
         (folder / "README.md").write_text(card, encoding="utf-8")
+        if memory is not None:
+            memory.save(folder)
 
     try:
         atomic_folder_write(output_dir, write)

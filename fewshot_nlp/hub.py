@@ -97,6 +97,7 @@ def model_card(
     eval_results: dict | None = None,
     datasets: list[str] | None = None,
     keep_adapter: bool = False,
+    class_memory=None,
 ) -> str:
     """README.md with YAML metadata, written from what the adaptation recorded."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -135,9 +136,11 @@ def model_card(
             f"meta-batch {meta_training.get('meta_batch_size')}) on: {', '.join(sources)}.",
             "",
         ]
-    else:
+    elif not record.get("grown_from"):
         lines += ["Not meta-trained: adapted directly from the base checkpoint.", ""]
-    if record:
+    if record.get("grown_from"):
+        lines += _growth_lines(record)
+    elif record:
         lines += [
             f"Adapted to {record.get('classes')} classes from {record.get('examples')} "
             f"labelled examples: {record.get('inner_steps')} inner step(s) at learning rate "
@@ -173,7 +176,10 @@ def model_card(
             lines += [f"Note: {record['zero_shot_note']}", ""]
         if record.get("rejection"):
             lines += _rejection_lines(record["rejection"])
-    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), "", "## Use", ""]
+    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), ""]
+    if class_memory is not None:
+        lines += _class_memory_lines(class_memory)
+    lines += ["## Use", ""]
     if keep_adapter:
         lines += [
             "The LoRA adapter is kept unmerged: `adapter_config.json` and "
@@ -204,6 +210,40 @@ def model_card(
     template = "---\n{{ card_data }}\n---\n\n{{ body }}"
     card = ModelCard.from_template(card_data, template_str=template, body="\n".join(lines))
     return str(card)
+
+
+def _growth_lines(record: dict) -> list[str]:
+    def named(values):
+        return ", ".join(f"`{v}`" for v in values) or "none"
+
+    return [
+        f"Grown from `{record['grown_from']}` without its training texts: added "
+        f"{named(record['added_labels'])}; removed {named(record['removed_labels'])}; more "
+        f"examples for {named(record['more_examples'])}. The head (`{record['head_init']}`) "
+        f"was refitted on the stored features of {record['examples']} examples"
+        + (" and the label names" if record.get("label_names_used") else "")
+        + "; the encoder is the exported one, unchanged.",
+        "",
+    ]
+
+
+def _class_memory_lines(memory) -> list[str]:
+    """What `fewshot_nlp_classes.safetensors` holds and what it is for."""
+    rows = len(memory.labels)
+    names = int(memory.is_name.sum())
+    return [
+        "## Adding and removing labels",
+        "",
+        f"`fewshot_nlp_classes.safetensors` keeps the head's input features of the {rows - names} "
+        "training examples"
+        + (f" and {names} label names" if names else "")
+        + f" ({memory.features.shape[-1]} floats each), read by this folder's encoder, with "
+        "their labels and weights and how the head was fitted. With it, "
+        "`fewshot-nlp adapt --model THIS_FOLDER --train_file new.jsonl --output_dir grown` "
+        "adds labels (or examples of existing ones) and `--remove_labels` drops some, "
+        "without the old texts. Plain transformers ignores the file.",
+        "",
+    ]
 
 
 def _rejection_lines(rejection: dict) -> list[str]:

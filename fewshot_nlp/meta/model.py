@@ -24,9 +24,16 @@ from ..errors import ConfigError, DataError, TrainingError
 from ..modeling.head import set_head
 from ..modeling.rejection import add_rejection_output
 from .config import MAMLConfig, plain_checkpoint_config
+from .grow import class_memory_for
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
 from .rejection import check_rejection_options, fit_on_support, unknown_texts
-from .saving import BASE_MODEL_DIR, load_inner_lrs, load_meta_model, save_meta_model
+from .saving import (
+    BASE_MODEL_DIR,
+    is_peft,
+    load_inner_lrs,
+    load_meta_model,
+    save_meta_model,
+)
 
 DEFAULT_SUPPORT_BATCH = 64
 DEFAULT_MAX_LENGTH = 128
@@ -401,6 +408,10 @@ class FewShotModel:
         )
         if rejection is not None:
             classifier.fewshot_nlp_adaptation["rejection"] = rejection.to_dict()
+        if not is_peft(classifier):  # an unmerged adapter's export cannot grow
+            classifier.fewshot_nlp_classes = class_memory_for(
+                runner, classifier, texts, pairs, label_ids, names, metrics, rejection
+            )
         return classifier
 
     def _names_note(self, nameless: list[str]) -> str | None:

@@ -1,0 +1,125 @@
+"""What an exported classifier keeps so that labels can be added and removed later without
+the old texts: the head's input features of every training example (and label name) under
+the exported encoder, their labels and weights, and how the head was fitted.
+
+A head refitted on these rows plus a new class's rows is the head that adapting all classes
+at once would fit (for a head-only adaptation, exactly). The rows are small beside the
+weights (150 classes x 5 shots x 384 floats: 1.2 MB) and live in safetensors beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+
+CLASS_MEMORY_FILE = "fewshot_nlp_classes.safetensors"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class ClassMemory:
+    """The rows a head is fitted on. ``labels`` index ``label_names``; name rows (a label's
+    name as one more example, weighted) are marked ``is_name``."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor
+    is_name: torch.Tensor
+    label_names: list[str]
+    head_init: str
+    logit_scale: float
+    regularization: float
+    max_length: int
+    names_used: bool
+    label_name_weight: float
+    encoder_fingerprint: str
+    rejection: dict | None = field(default=None)
+
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(folder) / CLASS_MEMORY_FILE
+        metadata = {
+            "format_version": FORMAT_VERSION,
+            "label_names": json.dumps(self.label_names),
+            "head_init": self.head_init,
+            "logit_scale": repr(self.logit_scale),
+            "regularization": repr(self.regularization),
+            "max_length": str(self.max_length),
+            "names_used": json.dumps(self.names_used),
+            "label_name_weight": repr(self.label_name_weight),
+            "encoder_fingerprint": self.encoder_fingerprint,
+            "rejection": json.dumps(self.rejection),
+        }
+        tensors = {
+            "features": self.features.float().contiguous(),
+            "labels": self.labels.long().contiguous(),
+            "weights": self.weights.float().contiguous(),
+            "is_name": self.is_name.to(torch.uint8).contiguous(),
+        }
+        save_file(tensors, str(path), metadata=metadata)
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ClassMemory | None:
+        """The memory of an exported folder; None for a folder exported without one."""
+        from safetensors import safe_open
+
+        path = Path(folder) / CLASS_MEMORY_FILE
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                meta = handle.metadata() or {}
+                tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"format version {meta.get('format_version')!r}")
+            return cls(
+                features=tensors["features"],
+                labels=tensors["labels"],
+                weights=tensors["weights"],
+                is_name=tensors["is_name"].bool(),
+                label_names=json.loads(meta["label_names"]),
+                head_init=meta["head_init"],
+                logit_scale=float(meta["logit_scale"]),
+                regularization=float(meta["regularization"]),
+                max_length=int(meta["max_length"]),
+                names_used=json.loads(meta["names_used"]),
+                label_name_weight=float(meta["label_name_weight"]),
+                encoder_fingerprint=meta["encoder_fingerprint"],
+                rejection=json.loads(meta.get("rejection", "null")),
+            )
+        except (KeyError, ValueError, OSError) as error:
+            raise ModelError(
+                f"{path} is not a class memory this version reads ({error}). Re-adapt once "
+                "from the meta-model with all the training examples to write a new one."
+            ) from error
+
+
+def is_exported_classifier(path: str | Path) -> bool:
+    """A classifier folder ``export`` wrote (it lists its own files, a model card among
+    them), not a meta-trained run or a checkpoint of one."""
+    from ..paths import WRITTEN_FILE, written_entries
+
+    folder = Path(path)
+    if not (folder / WRITTEN_FILE).is_file() or (folder / "fewshot_nlp.json").exists():
+        return False
+    return {"config.json", "README.md"} <= written_entries(folder)
+
+
+def encoder_fingerprint(model: torch.nn.Module, head_name: str) -> str:
+    """A hash of every weight but the head's: the stored features hold only for this
+    encoder, so a folder whose encoder changed since is refused, not silently refitted."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith(head_name + ".") or not tensor.is_floating_point():
+            continue
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]

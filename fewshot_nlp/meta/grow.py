@@ -1,0 +1,256 @@
+"""Grow or shrink an exported classifier: add labels (or shots) and remove labels without
+the old training texts, from the class memory its export keeps (``class_memory``).
+
+The encoder stays as exported: the new texts are read by it, so their features sit beside
+the stored ones (which the same encoder computed), and the head is refitted on all rows by
+the rule that fitted it first. If the first adaptation changed encoder weights, those
+changed weights are what both old and new rows were read with; nothing is re-adapted.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+
+import torch
+
+from ..data.collate import label_name_text
+from ..data.sources import as_task_source, check_label_hygiene
+from ..errors import ConfigError, DataError, ModelError
+from ..modeling.head import EpisodeHead, set_head
+from ..modeling.rejection import add_rejection_output
+from .class_memory import CLASS_MEMORY_FILE, ClassMemory, encoder_fingerprint
+from .config import plain_checkpoint_config
+from .inner_loop import stratified_folds
+from .maml import MAML
+from .rejection import REJECTION_FOLDS, fit_rejection
+
+
+def class_memory_for(runner, classifier, texts, pairs, label_ids, names, metrics, rejection):
+    """The memory of a fresh adaptation: every row read by the exported ``classifier``
+    itself (its encoder may differ from ``runner``'s: adapted weights, a rejection output)."""
+    from .model import FewShotModel
+
+    reader = FewShotModel(
+        MAML(classifier, plain_checkpoint_config(classifier)),
+        runner.tokenizer,
+        max_length=runner.collator.max_length,
+    )
+    config = runner.config
+    hidden = _hidden_size(reader, names)
+    feats = reader.features(texts, pairs) if texts else torch.zeros(0, hidden)
+    labels = torch.as_tensor(label_ids, dtype=torch.long)
+    weights = torch.ones(len(label_ids))
+    names_used = bool(metrics.get("label_names_used")) and pairs is None
+    memory = ClassMemory(
+        features=feats.float(),
+        labels=labels,
+        weights=weights,
+        is_name=torch.zeros(len(label_ids), dtype=torch.bool),
+        label_names=list(names),
+        head_init=config.adaptation_head_init,
+        logit_scale=config.logit_scale,
+        regularization=config.head_regularization,
+        max_length=runner.collator.max_length,
+        names_used=names_used,
+        label_name_weight=config.label_name_weight,
+        encoder_fingerprint=encoder_fingerprint(classifier, reader.maml.head_name),
+        rejection=_rejection_settings(rejection),
+    )
+    if names_used:
+        _add_name_rows(memory, reader, list(range(len(names))))
+    return memory
+
+
+def grow(
+    model: str | os.PathLike,
+    train_data=None,
+    *,
+    remove_labels: Sequence[str] | None = None,
+    trust_remote_code: bool = False,
+    text_column: str = "text",
+    label_column: str = "label",
+    text_pair_column: str | None = None,
+):
+    """The exported classifier at ``model`` with ``train_data``'s new labels added (examples
+    of a label it has add to that label) and ``remove_labels`` dropped: a classifier of the
+    same kind, with its own class memory. ``model`` is only read."""
+    from .model import FewShotModel
+
+    memory = ClassMemory.load(model)
+    if memory is None:
+        raise ModelError(
+            f"{model} has no {CLASS_MEMORY_FILE}: it was exported before labels could be added "
+            "(or as an unmerged adapter). Re-adapt once from the meta-trained model with all "
+            "the training examples; that export can then grow."
+        )
+    remove = list(dict.fromkeys(remove_labels or []))
+    source, given = None, []
+    if train_data is not None:  # one label is enough here: the others are in the memory
+        source = as_task_source(
+            train_data,
+            text_column=text_column,
+            label_column=label_column,
+            text_pair_column=text_pair_column,
+        ).without_blank_texts()
+        check_label_hygiene(source)
+        given = source.label_names
+    names = _label_plan(memory, given, remove, model)
+    reader = FewShotModel.from_pretrained(
+        model, max_length=memory.max_length, trust_remote_code=trust_remote_code
+    )
+    if encoder_fingerprint(reader.model, reader.maml.head_name) != memory.encoder_fingerprint:
+        raise ModelError(
+            f"The encoder in {model} is not the one its {CLASS_MEMORY_FILE} was computed with "
+            "(its weights changed since the export, or the file comes from another model). "
+            "Re-adapt from the meta-trained model with all the training examples."
+        )
+    grown = _rows_for(memory, names)
+    if source is not None:
+        ids = {name: i for i, name in enumerate(names)}
+        feats = reader.features(source.texts, source.text_pairs).float()
+        _append(grown, feats, torch.as_tensor([ids[y] for y in source.labels]), 1.0, False)
+    added = [n for n in names if n not in memory.label_names]
+    if memory.names_used and added:
+        _add_name_rows(grown, reader, [names.index(n) for n in added])
+    classifier, rejection = _refit(reader, grown)
+    grown.encoder_fingerprint = encoder_fingerprint(classifier, reader.maml.head_name)
+    classifier.fewshot_nlp_classes = grown
+    classifier.fewshot_nlp_adaptation = {
+        "classes": len(names),
+        "examples": int((~grown.is_name).sum()),
+        "grown_from": str(model),
+        "added_labels": added,
+        "removed_labels": remove,
+        "more_examples": [n for n in dict.fromkeys(given) if n in memory.label_names],
+        "head_init": grown.head_init,
+        "label_names_used": grown.names_used,
+        "meta_trained": False,
+        **({"rejection": rejection.to_dict()} if rejection else {}),
+    }
+    return classifier
+
+
+def _label_plan(memory: ClassMemory, given: list[str], remove: list[str], where) -> list[str]:
+    """The classes after the change: the old ones in order minus the removed, then the new."""
+    old = memory.label_names
+    unknown = [n for n in remove if n not in old]
+    if unknown:
+        raise ConfigError(
+            f"Cannot remove {unknown}: {where} has no such label (its labels: {old[:10]}"
+            + (" ..." if len(old) > 10 else "")
+            + ")."
+        )
+    both = [n for n in given if n in remove]
+    if both:
+        raise ConfigError(f"Labels {both} are both removed and given examples: choose one.")
+    rejection = (memory.rejection or {}).get("label")
+    if rejection and rejection in given:
+        raise DataError(
+            f"{rejection!r} is this classifier's rejection label: examples of it cannot be "
+            "added as a class."
+        )
+    if not given and not remove:
+        raise ConfigError("Nothing to change: give train_data (labels to add) or remove_labels.")
+    names = [n for n in old if n not in remove] + [n for n in dict.fromkeys(given) if n not in old]
+    if len(names) < 2:
+        raise ConfigError(
+            f"Removing {remove} would leave {len(names)} label(s): a classifier needs 2."
+        )
+    return names
+
+
+def _rows_for(memory: ClassMemory, names: list[str]) -> ClassMemory:
+    """The stored rows of the classes kept, relabelled to ``names``' order."""
+    index = {name: i for i, name in enumerate(names)}
+    old = [index.get(name, -1) for name in memory.label_names]
+    relabelled = torch.as_tensor(old, dtype=torch.long)[memory.labels]
+    keep = relabelled >= 0
+    grown = copy.copy(memory)
+    grown.features, grown.labels = memory.features[keep], relabelled[keep]
+    grown.weights, grown.is_name = memory.weights[keep], memory.is_name[keep]
+    grown.label_names = list(names)
+    return grown
+
+
+def _append(memory: ClassMemory, feats, labels, weight: float, is_name: bool) -> None:
+    memory.features = torch.cat([memory.features, feats.float()])
+    memory.labels = torch.cat([memory.labels, labels.long()])
+    memory.weights = torch.cat([memory.weights, torch.full((len(labels),), float(weight))])
+    memory.is_name = torch.cat([memory.is_name, torch.full((len(labels),), is_name)])
+
+
+def _add_name_rows(memory: ClassMemory, reader, classes: list[int]) -> None:
+    texts = [label_name_text(memory.label_names[c]) for c in classes]
+    feats = reader.features(texts)
+    _append(memory, feats, torch.as_tensor(classes), memory.label_name_weight, True)
+
+
+def _hidden_size(reader, names) -> int:
+    return int(reader.features([label_name_text(names[0])]).shape[-1])
+
+
+def _refit(reader, memory: ClassMemory):
+    """A copy of the loaded classifier whose head is refitted on every row, and the new
+    rejection fit if it has a rejection label (re-chosen on the same rows)."""
+    head = EpisodeHead(memory.head_init, memory.logit_scale, memory.regularization)
+    n_way = len(memory.label_names)
+    weight, bias = _fit_standard(head, memory, torch.ones_like(memory.is_name), n_way)
+    base = reader.model
+    classifier = copy.deepcopy(base)
+    set_head(classifier, reader.maml.head_name, weight, bias, memory.label_names)
+    fit = None
+    if memory.rejection:
+        fit = _refit_rejection(head, memory, n_way, weight, bias)
+        memory.rejection = _rejection_settings(fit)
+        probe = reader.encode([label_name_text(n) for n in memory.label_names[:16]])
+        probe.pop("token_type_ids", None)
+        add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)
+    return classifier.eval(), fit
+
+
+def _fit_standard(head: EpisodeHead, memory: ClassMemory, rows: torch.Tensor, n_way: int):
+    """The head on raw features from the chosen rows (the adaptation's rule: fit on the
+    normalised rows, then divide by the examples' mean norm)."""
+    feats, labels = memory.features[rows], memory.labels[rows]
+    weight, bias = head.fit(feats, labels, n_way, memory.weights[rows])
+    real = feats[~memory.is_name[rows]]
+    norm = (real if len(real) else feats).norm(dim=-1).mean().item()
+    return head.standard(weight, bias, norm)
+
+
+def _refit_rejection(head, memory: ClassMemory, n_way: int, weight, bias):
+    """Threshold and temperature re-chosen on the stored rows: k-fold over the examples
+    (label names always in the fit), by the rule the first adaptation recorded."""
+    settings = memory.rejection
+    real = ~memory.is_name
+    labels = memory.labels[real]
+    counts = torch.bincount(labels, minlength=n_way)
+    folds = min(REJECTION_FOLDS, int(counts.min()))
+    loss = settings.get("max_in_scope_loss")
+    if folds < 2:
+        logits = memory.features[real] @ weight.T + bias
+        return fit_rejection(
+            None,
+            None,
+            label=settings["label"],
+            max_in_scope_loss=loss,
+            folds=0,
+            support_logits=logits,
+        )
+    fold_of = torch.full((len(memory.labels),), -1, dtype=torch.long)
+    fold_of[real] = stratified_folds(labels, n_way, folds)
+    held = torch.full((len(labels), n_way), float("nan"))
+    for fold in range(folds):
+        w, b = _fit_standard(head, memory, fold_of != fold, n_way)
+        rows = fold_of[real] == fold
+        held[rows] = (memory.features[real][rows] @ w.T + b).float()
+    return fit_rejection(held, labels, label=settings["label"], max_in_scope_loss=loss, folds=folds)
+
+
+def _rejection_settings(fit) -> dict | None:
+    """What a later refit needs of the rejection: its label and loss budget."""
+    if fit is None:
+        return None
+    return {"label": fit.label, "max_in_scope_loss": fit.max_in_scope_loss, "rule": fit.rule}
