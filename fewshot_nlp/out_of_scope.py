@@ -30,7 +30,7 @@ from .meta.rejection import (
 )
 from .metrics import out_of_scope_metric
 from .modeling.head import class_prototypes
-from .predict import text_logits
+from .modeling.scoring import text_logits
 
 OUT_OF_SCOPE_METHODS = ("maml", "maml-base", "logreg", "prototype")
 DEFAULT_OUT_OF_SCOPE_METHODS = ("maml", "logreg", "prototype")

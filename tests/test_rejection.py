@@ -258,3 +258,30 @@ def test_out_of_scope_protocol_scores_every_method(tokenizer):
             assert 0.0 <= row[key] <= 1.0
         assert row["in_scope_accuracy"] <= row["in_scope_accuracy_without_rejection"] + 1e-9
     assert rows[0]["calibration_error"] >= 0 and "calibration_error" not in rows[2]
+
+
+def test_rejection_export_reads_the_normalised_embedding(tokenizer):
+    """With a normalised head, the export gets one more layer so that its head reads the
+    normalised sentence embedding: scores no longer carry the feature norm, and a padded
+    batch scores every text exactly as it is scored alone."""
+    from fewshot_nlp.meta.maml import MAML as Wrapper
+
+    model, tok = mean_model(tokenizer)
+    layers = model.config.n_layers
+    plain = adapt(model, TRAIN, tokenizer=tok, steps=0)
+    adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none")
+    assert adapted.config.n_layers == layers + 1 and adapted.config.summary_type == "first"
+    temperature = adapted.fewshot_nlp_adaptation["rejection"]["temperature"]
+    reader = Wrapper(plain, plain_checkpoint_config(plain))
+    with torch.no_grad():
+        support = reader.features({}, tok([t for t, _ in TRAIN], padding=True, return_tensors="pt"))
+        mean_norm = support.norm(dim=-1).mean()
+        batch = tok(MIXED, padding=True, return_tensors="pt")
+        feats = reader.features({}, batch)
+        raw = torch.stack([plain(**tok(t, return_tensors="pt")).logits[0] for t in MIXED])
+        expected = raw * (mean_norm / feats.norm(dim=-1, keepdim=True)) / temperature
+        alone = torch.stack([adapted(**tok(t, return_tensors="pt")).logits[0] for t in MIXED])
+        padded = adapted(**batch).logits
+    torch.testing.assert_close(padded, alone, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(alone[:, :3], expected, atol=1e-2, rtol=5e-2)
+    assert torch.equal(alone[:, :3].argmax(-1), raw.argmax(-1))

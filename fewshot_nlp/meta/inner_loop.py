@@ -376,11 +376,14 @@ def cross_validated_logits(
     snapshots: list[int],
     others: dict[str, torch.Tensor] | None = None,
     folds: int | None = None,
+    *,
+    normalized: bool = False,
 ) -> tuple[dict[int, torch.Tensor], dict[int, list[torch.Tensor]]]:
     """Held-out logits of every support example (the standard head, what an export
     computes), each from the fold that left it out, at each step count of ``snapshots`` (NaN
     rows where a fold stopped early); and the logits of ``others`` (texts of no class) under
-    every fold's weights. ``folds``: default ``cv_folds``."""
+    every fold's weights. ``folds``: default ``cv_folds``. ``normalized``: the logits a
+    normalised head gives (as if every feature had the support's mean norm)."""
     folds = folds or cv_folds(maml.config, labels, n_way)
     fold_of = stratified_folds(labels, n_way, folds)
     # NaN where a fold's loop ended before that step count (a non-finite support loss)
@@ -388,7 +391,7 @@ def cross_validated_logits(
     other_logits: dict[int, list[torch.Tensor]] = {s: [] for s in snapshots}
     for fold in range(folds):
         train, held = fold_of != fold, fold_of == fold
-        taken, _ = maml.inner_loop(
+        taken, fold_metrics = maml.inner_loop(
             {k: v[train] for k, v in support.items()},
             labels[train],
             n_way,
@@ -400,14 +403,23 @@ def cross_validated_logits(
             strict=False,
         )
         held_inputs = {k: v[held] for k, v in support.items()}
+        norm = fold_metrics.get("feature_norm") if normalized else None
         with torch.no_grad():
             for steps, fast in taken.items():
-                logits = maml.logits(maml.features(fast, held_inputs), fast)
-                held_logits[steps][held.cpu()] = logits.float().cpu()
+                held_logits[steps][held.cpu()] = _scores(maml, fast, held_inputs, norm)
                 if others is not None:
-                    other = maml.logits(maml.features(fast, others), fast)
-                    other_logits[steps].append(other.float().cpu())
+                    other_logits[steps].append(_scores(maml, fast, others, norm))
     return held_logits, other_logits
+
+
+def _scores(maml: MAML, fast, inputs, norm: float | None) -> torch.Tensor:
+    """Logits of the standard head; with ``norm``, as the normalised head gives them (the
+    standard head divides by the support's mean norm: undone per example)."""
+    feats = maml.features(fast, inputs)
+    logits = maml.logits(feats, fast).float()
+    if norm:
+        logits = logits * (norm / feats.float().norm(dim=-1, keepdim=True))
+    return logits.cpu()
 
 
 def stratified_folds(labels: torch.Tensor, n_way: int, folds: int) -> torch.Tensor:

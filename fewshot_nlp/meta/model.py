@@ -22,11 +22,13 @@ from ..data.collate import EpisodeCollator, label_name_text
 from ..data.sources import training_source
 from ..errors import ConfigError, DataError, TrainingError
 from ..modeling.head import set_head
+from ..modeling.normalized_pooling import normalize_pooled_features
+from ..modeling.pooling import is_mean_pooling
 from ..modeling.rejection import add_rejection_output
 from .config import MAMLConfig, plain_checkpoint_config
 from .grow import class_memory_for
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
-from .rejection import check_rejection_options, fit_on_support, unknown_texts
+from .rejection import RejectionFit, check_rejection_options, fit_on_support, unknown_texts
 from .saving import (
     BASE_MODEL_DIR,
     is_peft,
@@ -339,6 +341,11 @@ class FewShotModel:
             labels=labels,
         )
         check_rejection_options(unknown_label, max_in_scope_loss, names)
+        if unknown_label is not None and source is not None and source.text_pairs is not None:
+            raise ConfigError(
+                "unknown_label rejects texts that fit no class; it is not offered for text "
+                "pairs (each pair always has one of the labels)."
+            )
         unknown = None
         if unknown_data is not None:
             unknown = unknown_texts(unknown_data, names, text_column, label_column)
@@ -380,28 +387,18 @@ class FewShotModel:
         note = self._names_note(nameless)
         if note:
             warnings.warn(f"adapt: {note}", stacklevel=2)
+        classifier = runner.classifier(fast, names, merge_lora=merge_lora)
         rejection = None
         if unknown_label is not None:
-            rejection = fit_on_support(
-                runner,
-                fast,
+            rejection = runner._reject(
+                classifier,
                 metrics,
                 texts,
-                pairs,
                 label_ids,
                 names,
-                label=unknown_label,
-                max_in_scope_loss=max_in_scope_loss,
-                unknown=unknown,
-            )
-            if rejection.fallback:
-                warnings.warn(f"adapt: {rejection.fallback}.", stacklevel=2)
-        classifier = runner.classifier(fast, names, merge_lora=merge_lora)
-        if rejection is not None:
-            probe = runner.encode((texts or [label_name_text(n) for n in names])[:16])
-            probe.pop("token_type_ids", None)
-            add_rejection_output(
-                classifier, rejection.label, rejection.threshold, rejection.temperature, probe
+                unknown_label,
+                max_in_scope_loss,
+                unknown,
             )
         classifier.fewshot_nlp_adaptation = runner._adaptation_record(
             metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
@@ -413,6 +410,37 @@ class FewShotModel:
                 runner, classifier, texts, pairs, label_ids, names, metrics, rejection
             )
         return classifier
+
+    def _reject(
+        self, classifier, metrics, texts, label_ids, names, label, loss, unknown
+    ) -> RejectionFit:
+        """Give ``classifier`` its rejection label. A mean-pooling export with a normalised
+        head is first made to read the normalised embedding (``normalized_pooling``), so the
+        threshold reads what the head was fitted on, not the feature's norm."""
+        head = self.maml.episode_head(self.config.adaptation_head_init)
+        normalized = is_mean_pooling(classifier) and head.normalized and not is_peft(classifier)
+        if normalized:
+            weight = classifier.get_submodule(self.maml.head_name).weight.detach()
+            features = self.features(texts or [label_name_text(n) for n in names])
+            normalize_pooled_features(classifier, weight * metrics["feature_norm"], features)
+        fit = fit_on_support(
+            self,
+            classifier,
+            metrics,
+            texts,
+            label_ids,
+            names,
+            label=label,
+            max_in_scope_loss=loss,
+            unknown=unknown,
+            normalized=normalized,
+        )
+        if fit.fallback:
+            warnings.warn(f"adapt: {fit.fallback}.", stacklevel=3)
+        probe = self.encode((texts or [label_name_text(n) for n in names])[:16])
+        probe.pop("token_type_ids", None)
+        add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)
+        return fit
 
     def _names_note(self, nameless: list[str]) -> str | None:
         """What a 0-shot class is scored by, when the names were never meta-trained."""

@@ -276,20 +276,23 @@ def fit_rejection(
 
 def fit_on_support(
     model,
-    fast: dict[str, torch.Tensor],
+    classifier,
     metrics: dict,
     texts: list[str],
-    pairs: list[str] | None,
     label_ids: list[int],
     names: list[str],
     *,
     label: str,
     max_in_scope_loss: float | None,
     unknown: list[str] | None = None,
+    normalized: bool = False,
 ) -> RejectionFit:
-    """``fit_rejection`` for an adaptation of ``model`` (a ``FewShotModel``): held-out logits
-    from a k-fold run (up to ``REJECTION_FOLDS``) at the chosen step count; out-of-scope
-    texts are scored under every fold's weights."""
+    """``fit_rejection`` for an adaptation of ``model`` (a ``FewShotModel``) exported as
+    ``classifier``: held-out logits from a k-fold run (up to ``REJECTION_FOLDS``) at the
+    chosen step count, on normalised features when the export reads those
+    (``normalized``); out-of-scope texts scored under every fold's weights. Without folds,
+    the classifier's own logits of its examples (or label names)."""
+    from ..modeling.scoring import text_logits
     from .inner_loop import cross_validated_logits, cv_folds
 
     n_way = len(names)
@@ -297,31 +300,38 @@ def fit_on_support(
     folds = cv_folds(model.config, labels, n_way, REJECTION_FOLDS)
     if folds < 2:
         probe = texts or [label_name_text(n) for n in names]
-        support_logits = model.logits(fast, probe, pairs if texts else None)
+        logits = text_logits(
+            classifier, model.tokenizer, probe, max_length=model.collator.max_length
+        )
         return fit_rejection(
             None,
             None,
             label=label,
             max_in_scope_loss=max_in_scope_loss,
             folds=0,
-            support_logits=support_logits,
+            support_logits=logits,
         )
     steps = metrics["inner_steps"]
     name_inputs = None
-    if pairs is None and model.config.label_names != "never":
+    if model.config.label_names != "never":
         encoded = model.collator.encode_label_names(names)
         name_inputs = {k: v.to(model.device) for k, v in encoded.items()}
-    support = model.encode(texts, pairs)
-    outside = model.encode(unknown) if unknown else None
     held_at, others_at = cross_validated_logits(
-        model.maml, support, labels, n_way, name_inputs, [steps], outside, folds
+        model.maml,
+        model.encode(texts),
+        labels,
+        n_way,
+        name_inputs,
+        [steps],
+        model.encode(unknown) if unknown else None,
+        folds,
+        normalized=normalized,
     )
-    held, others = held_at[steps], others_at[steps]
     return fit_rejection(
-        held,
+        held_at[steps],
         labels,
         label=label,
         max_in_scope_loss=max_in_scope_loss,
         folds=folds,
-        unknown_logits=others,
+        unknown_logits=others_at[steps],
     )
