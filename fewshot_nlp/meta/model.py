@@ -28,7 +28,7 @@ from ..modeling.rejection import add_rejection_output
 from .config import MAMLConfig, plain_checkpoint_config
 from .grow import class_memory_for
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
-from .rejection import RejectionFit, check_rejection_options, fit_on_support, unknown_texts
+from .rejection import RejectionFit, check_rejection_options, fit_on_support, rejection_examples
 from .saving import (
     BASE_MODEL_DIR,
     is_peft,
@@ -327,12 +327,7 @@ class FewShotModel:
             max_length=max_length,
             support_batch_size=support_batch_size,
         )
-        check_rejection_options(unknown_label, max_in_scope_loss)
-        if unknown_data is not None and unknown_label is None:
-            raise ConfigError(
-                "unknown_data are examples of the rejection label: give unknown_label too "
-                "(CLI: --unknown_label NAME with --unknown_file)."
-            )
+        check_rejection_options(unknown_label, max_in_scope_loss, unknown_data=unknown_data)
         source, names = training_source(
             train_data,
             text_column=text_column,
@@ -340,34 +335,22 @@ class FewShotModel:
             text_pair_column=text_pair_column,
             labels=labels,
         )
-        check_rejection_options(unknown_label, max_in_scope_loss, names)
-        if unknown_label is not None and source is not None and source.text_pairs is not None:
-            raise ConfigError(
-                "unknown_label rejects texts that fit no class; it is not offered for text "
-                "pairs (each pair always has one of the labels)."
-            )
-        unknown = None
-        if unknown_data is not None:
-            unknown = unknown_texts(unknown_data, names, text_column, label_column)
+        unknown = rejection_examples(
+            unknown_label,
+            max_in_scope_loss,
+            unknown_data,
+            names,
+            source,
+            text_column,
+            label_column,
+        )
         if self.tokenizer is None:
             raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
-        have = set(source.label_index) if source is not None else set()
-        nameless = [n for n in names if n not in have]  # classified by their names alone
-        if nameless and label_names == "never":
-            raise ConfigError(
-                f"{len(nameless)} class(es) have no examples ({', '.join(nameless[:3])}), so "
-                "their names are all there is: label_names='never' cannot classify them. Give "
-                "them examples, or use label_names 'auto'."
-            )
-        if nameless and self.config.label_names == "never":
-            label_names = "auto"  # the run never used names, but these classes have nothing else
+        nameless, label_names = self._nameless_classes(names, source, label_names)
         changes = _adaptation_changes(
             support_batch_size, steps, step_candidates, head_init, label_names, learning_rate
         )
-        runner = self.with_config(**changes) if changes else self
-        if max_length is not None:
-            runner = copy.copy(runner)
-            runner.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
+        runner = self._runner(changes, max_length)
         texts = source.texts if source is not None else []
         pairs = source.text_pairs if source is not None else None
         if texts:
@@ -388,6 +371,9 @@ class FewShotModel:
         if note:
             warnings.warn(f"adapt: {note}", stacklevel=2)
         classifier = runner.classifier(fast, names, merge_lora=merge_lora)
+        record = runner._adaptation_record(
+            metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
+        )
         rejection = None
         if unknown_label is not None:
             rejection = runner._reject(
@@ -400,16 +386,36 @@ class FewShotModel:
                 max_in_scope_loss,
                 unknown,
             )
-        classifier.fewshot_nlp_adaptation = runner._adaptation_record(
-            metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
-        )
-        if rejection is not None:
-            classifier.fewshot_nlp_adaptation["rejection"] = rejection.to_dict()
+            record["rejection"] = rejection.to_dict()
+        classifier.fewshot_nlp_adaptation = record
         if not is_peft(classifier):  # an unmerged adapter's export cannot grow
             classifier.fewshot_nlp_classes = class_memory_for(
                 runner, classifier, texts, pairs, label_ids, names, metrics, rejection
             )
         return classifier
+
+    def _runner(self, changes: dict, max_length: int | None) -> FewShotModel:
+        """This model under the adaptation's settings (nothing is copied)."""
+        runner = self.with_config(**changes) if changes else self
+        if max_length is not None:
+            runner = copy.copy(runner)
+            runner.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
+        return runner
+
+    def _nameless_classes(self, names, source, label_names):
+        """The classes without examples (classified by their names alone) and the
+        ``label_names`` setting that can classify them."""
+        have = set(source.label_index) if source is not None else set()
+        nameless = [n for n in names if n not in have]
+        if nameless and label_names == "never":
+            raise ConfigError(
+                f"{len(nameless)} class(es) have no examples ({', '.join(nameless[:3])}), so "
+                "their names are all there is: label_names='never' cannot classify them. Give "
+                "them examples, or use label_names 'auto'."
+            )
+        if nameless and self.config.label_names == "never":
+            label_names = "auto"  # the run never used names, but these classes have nothing else
+        return nameless, label_names
 
     def _reject(
         self, classifier, metrics, texts, label_ids, names, label, loss, unknown

@@ -56,9 +56,14 @@ class RejectionFit:
 
 
 def check_rejection_options(
-    unknown_label: str | None, max_in_scope_loss: float | None, labels=None
+    unknown_label: str | None, max_in_scope_loss: float | None, labels=None, unknown_data=None
 ) -> None:
     """Bad settings fail before anything is loaded."""
+    if unknown_data is not None and unknown_label is None:
+        raise ConfigError(
+            "unknown_data are examples of the rejection label: give unknown_label too "
+            "(CLI: --unknown_label NAME with --unknown_file)."
+        )
     if unknown_label is None:
         if max_in_scope_loss is not None:
             raise ConfigError(
@@ -79,6 +84,21 @@ def check_rejection_options(
         raise ConfigError(
             f"max_in_scope_loss is in accuracy points, 0 <= x < 100; got {max_in_scope_loss}."
         )
+
+
+def rejection_examples(
+    unknown_label, max_in_scope_loss, unknown_data, names, source, text_column, label_column
+) -> list[str] | None:
+    """The request checked against the classes; the out-of-scope texts, if any."""
+    check_rejection_options(unknown_label, max_in_scope_loss, names)
+    if unknown_label is not None and source is not None and source.text_pairs is not None:
+        raise ConfigError(
+            "unknown_label rejects texts that fit no class; it is not offered for text pairs "
+            "(each pair always has one of the labels)."
+        )
+    if unknown_data is None:
+        return None
+    return unknown_texts(unknown_data, names, text_column, label_column)
 
 
 def unknown_texts(data, label_names, text_column: str = "text", label_column: str = "label"):
@@ -287,11 +307,10 @@ def fit_on_support(
     unknown: list[str] | None = None,
     normalized: bool = False,
 ) -> RejectionFit:
-    """``fit_rejection`` for an adaptation of ``model`` (a ``FewShotModel``) exported as
-    ``classifier``: held-out logits from a k-fold run (up to ``REJECTION_FOLDS``) at the
-    chosen step count, on normalised features when the export reads those
-    (``normalized``); out-of-scope texts scored under every fold's weights. Without folds,
-    the classifier's own logits of its examples (or label names)."""
+    """``fit_rejection`` for ``model`` (a ``FewShotModel``) exported as ``classifier``:
+    held-out logits of a k-fold run at the chosen step count (normalised when the export
+    reads normalised features), out-of-scope texts under every fold's weights; without
+    folds, the classifier's own logits of its examples (or label names)."""
     from ..modeling.scoring import text_logits
     from .inner_loop import cross_validated_logits, cv_folds
 
