@@ -297,15 +297,141 @@ def evaluate_command(argv: list[str]) -> int:
     from .data.episodes import check_counts, parse_n_way
     from .paths import check_model_path, check_output_file, check_remote_code
 
+    shots = _parse_shots(args.k_shot)
+    check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
+    check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
+    _check_out_of_scope_flags(args, rejection)
+    methods, caps = _parse_methods(args.method, args.max_episodes)
+    model_path = resolve_model_path(args.model)
+    for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
+        if value:
+            check_output_file(value, flag=flag, overwrite=args.overwrite, reads=[model_path])
+    model_path = check_model_path(model_path)
+    check_remote_code(model_path, args.trust_remote_code)
+    if args.baseline_model:
+        baseline_path = check_model_path(resolve_model_path(args.baseline_model))
+        check_remote_code(baseline_path, args.trust_remote_code, flag="--baseline_model")
+
+    from .data.sources import TaskSource
+    from .evaluation import evaluate_episodes, format_table, plot_accuracy, write_results
+
+    model, baseline = _method_runners(args, adaptation, model_path)
+    if args.train_file or args.test_file:
+        results, table = _evaluate_files(args, model, baseline, methods, rejection)
+    else:
+        if not args.dataset:
+            raise ConfigError("Give --dataset (episodic) or --train_file/--test_file (fixed-shot).")
+        source = TaskSource.from_data_dir(
+            args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
+        )
+        results = evaluate_episodes(
+            model,
+            [source],
+            n_way=parse_n_way(args.n_way),
+            k_shots=shots,
+            q_query=args.q_query,
+            episodes=args.episodes,
+            seed=args.seed,
+            methods=methods,
+            baseline_model=baseline,
+            method_episodes=caps,
+        )
+        table = format_table(results)
+    values = {**asdict(args), **asdict(adaptation)}
+    settings = {k: v for k, v in values.items() if v is not None}
+    command = shlex.join(["fewshot-nlp", "evaluate", *argv])
+    for row in results:  # a result file says how to reproduce itself
+        row["settings"], row["command"] = settings, command
+    print(table)
+    if args.output_file:
+        print(f"results: {write_results(results, args.output_file)}")
+    if args.plot:
+        print(f"plot: {plot_accuracy(results, args.plot)}")
+    return 0
+
+
+def _method_runners(args, adaptation, model_path):
+    """The evaluated model (under the adaptation flags) and the baseline model, if named."""
+    from .evaluation import FinetuneConfig, MethodRunner
+
+    finetune = FinetuneConfig(
+        epochs=args.finetune_epochs,
+        batch_size=args.finetune_batch_size,
+        learning_rate=args.finetune_learning_rate,
+    )
+
+    def load(path, **extra):
+        return MethodRunner(
+            resolve_model_path(path),
+            finetune=finetune,
+            prototype_pooling=args.prototype_pooling,
+            prototype_distance=args.prototype_distance,
+            logreg_c=args.logreg_c,
+            trust_remote_code=args.trust_remote_code,
+            **extra,
+        )
+
+    model = load(model_path, **adaptation.overrides())
+    return model, load(args.baseline_model) if args.baseline_model else None
+
+
+def _evaluate_files(args, model, baseline, methods, rejection) -> tuple[list[dict], str]:
+    """The fixed-shot protocol (and, with --out_of_scope_file, the out-of-scope one)."""
+    from .data.sources import TaskSource, resolve_data_dir
+    from .evaluation import evaluate_fixed, format_table
+    from .out_of_scope import format_out_of_scope_table
+
+    if not (args.train_file and args.test_file):
+        raise ConfigError("The fixed-shot protocol needs both --train_file and --test_file.")
+    root = resolve_data_dir(args.data_dir) if args.data_dir else None
+
+    def file(name):
+        path = Path(name)
+        return path if path.exists() or root is None else root / name
+
+    train = TaskSource.from_files(file(args.train_file), name="train")
+    test = TaskSource.from_files(file(args.test_file), name=Path(args.test_file).parts[0])
+    if args.out_of_scope_file:
+        results = _evaluate_out_of_scope(
+            model, train, test, file(args.out_of_scope_file), methods, baseline, rejection
+        )
+        return results, format_out_of_scope_table(results)
+    results = evaluate_fixed(model, train, test, methods=methods, baseline_model=baseline)
+    return results, format_table(results)
+
+
+def _parse_shots(text: str) -> list[int]:
     try:
-        shots = [int(k) for k in args.k_shot.split(",") if k.strip()]
+        shots = [int(k) for k in text.split(",") if k.strip()]
     except ValueError:
-        raise ConfigError(
-            f"--k_shot {args.k_shot!r}: give comma-separated integers, e.g. 1,5."
-        ) from None
+        raise ConfigError(f"--k_shot {text!r}: give comma-separated integers, e.g. 1,5.") from None
     if not shots:
         raise ConfigError("--k_shot is empty: give comma-separated shot counts, e.g. 0,1,5.")
-    check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
+    return shots
+
+
+def _parse_methods(method: str, max_episodes: str | None) -> tuple[list[str], dict[str, int]]:
+    """``--method a,b`` and ``--max_episodes METHOD=N,...``, checked against the methods."""
+    from .evaluation import METHODS
+
+    methods = [m.strip() for m in method.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    caps = {}
+    for item in (max_episodes or "").split(","):
+        name, _, value = item.partition("=")
+        if not item.strip():
+            continue
+        if name.strip() not in METHODS or not value.strip().isdigit():
+            raise ConfigError(
+                f"--max_episodes {max_episodes!r}: give METHOD=N pairs, e.g. finetune=100."
+            )
+        caps[name.strip()] = int(value)
+    return methods, caps
+
+
+def _check_out_of_scope_flags(args, rejection) -> None:
     check_rejection_arguments(rejection)
     if args.out_of_scope_file and not (args.train_file and args.test_file):
         raise ConfigError(
@@ -319,115 +445,6 @@ def evaluate_command(argv: list[str]) -> int:
             "--unknown_label / --unknown_file set the rejection of the out-of-scope protocol: "
             "give --out_of_scope_file (texts of no class to score) too."
         )
-    check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
-    model_path = resolve_model_path(args.model)
-    for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
-        if value:
-            check_output_file(value, flag=flag, overwrite=args.overwrite, reads=[model_path])
-    model_path = check_model_path(model_path)
-    check_remote_code(model_path, args.trust_remote_code)
-    if args.baseline_model:
-        baseline_path = check_model_path(resolve_model_path(args.baseline_model))
-        check_remote_code(baseline_path, args.trust_remote_code, flag="--baseline_model")
-
-    from .data.sources import TaskSource, resolve_data_dir
-    from .evaluation import (
-        METHODS,
-        FinetuneConfig,
-        MethodRunner,
-        evaluate_episodes,
-        evaluate_fixed,
-        format_table,
-        plot_accuracy,
-        write_results,
-    )
-
-    methods = [m.strip() for m in args.method.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
-    caps = {}
-    for item in (args.max_episodes or "").split(","):
-        name, _, value = item.partition("=")
-        if not item.strip():
-            continue
-        if name.strip() not in METHODS or not value.strip().isdigit():
-            raise ConfigError(
-                f"--max_episodes {args.max_episodes!r}: give METHOD=N pairs, e.g. finetune=100."
-            )
-        caps[name.strip()] = int(value)
-    finetune = FinetuneConfig(
-        epochs=args.finetune_epochs,
-        batch_size=args.finetune_batch_size,
-        learning_rate=args.finetune_learning_rate,
-    )
-
-    overrides = adaptation.overrides()
-
-    def load(path, **extra):
-        return MethodRunner(
-            resolve_model_path(path),
-            finetune=finetune,
-            prototype_pooling=args.prototype_pooling,
-            prototype_distance=args.prototype_distance,
-            logreg_c=args.logreg_c,
-            trust_remote_code=args.trust_remote_code,
-            **extra,
-        )
-
-    model = load(model_path, **overrides)
-    baseline = load(args.baseline_model) if args.baseline_model else None
-    table = None
-    if args.train_file or args.test_file:
-        if not (args.train_file and args.test_file):
-            raise ConfigError("The fixed-shot protocol needs both --train_file and --test_file.")
-        root = resolve_data_dir(args.data_dir) if args.data_dir else None
-
-        def file(name):
-            path = Path(name)
-            return path if path.exists() or root is None else root / name
-
-        train = TaskSource.from_files(file(args.train_file), name="train")
-        test = TaskSource.from_files(file(args.test_file), name=Path(args.test_file).parts[0])
-        if args.out_of_scope_file:
-            results = _evaluate_out_of_scope(
-                model, train, test, file(args.out_of_scope_file), methods, baseline, rejection
-            )
-            from .out_of_scope import format_out_of_scope_table
-
-            table = format_out_of_scope_table(results)
-        else:
-            results = evaluate_fixed(model, train, test, methods=methods, baseline_model=baseline)
-    else:
-        if not args.dataset:
-            raise ConfigError("Give --dataset (episodic) or --train_file/--test_file (fixed-shot).")
-        source = TaskSource.from_data_dir(
-            args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
-        )
-        n_way = parse_n_way(args.n_way)
-        results = evaluate_episodes(
-            model,
-            [source],
-            n_way=n_way,
-            k_shots=shots,
-            q_query=args.q_query,
-            episodes=args.episodes,
-            seed=args.seed,
-            methods=methods,
-            baseline_model=baseline,
-            method_episodes=caps,
-        )
-    values = {**asdict(args), **asdict(adaptation)}
-    settings = {k: v for k, v in values.items() if v is not None}
-    command = shlex.join(["fewshot-nlp", "evaluate", *argv])
-    for row in results:  # a result file says how to reproduce itself
-        row["settings"], row["command"] = settings, command
-    print(table or format_table(results))
-    if args.output_file:
-        print(f"results: {write_results(results, args.output_file)}")
-    if args.plot:
-        print(f"plot: {plot_accuracy(results, args.plot)}")
-    return 0
 
 
 def _evaluate_out_of_scope(model, train, test, path, methods, baseline, rejection) -> list[dict]:
