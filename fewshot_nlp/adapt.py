@@ -44,14 +44,7 @@ def adapt(
     """
     remove_labels = options.pop("remove_labels", None)
     if isinstance(model, (str, os.PathLike)) and is_exported_classifier(model):
-        given = [k for k, v in options.items() if v is not None and (k, v) != ("merge_lora", True)]
-        if given or labels is not None:
-            raise ConfigError(
-                f"{model} is an exported classifier: adapting it adds train_data's labels (and "
-                "drops remove_labels) on its stored features, with the settings it was fitted "
-                f"with; {sorted(given) + (['labels'] if labels is not None else [])} apply to "
-                "adapting a meta-trained model."
-            )
+        _refuse_settings_for_growth(model, labels, options)
         return grow(
             model,
             train_data,
@@ -94,3 +87,16 @@ def adapt(
         config = replace(plain_checkpoint_config(model), support_batch_size=DEFAULT_SUPPORT_BATCH)
         model = FewShotModel(MAML(model.eval(), config), tokenizer)
     return model.adapt(source, labels=labels, **options)
+
+
+def _refuse_settings_for_growth(model, labels, options: dict) -> None:
+    """An export grows with the settings it was fitted with: adaptation settings and a
+    label list belong to adapting a meta-trained model."""
+    given = [k for k, v in options.items() if v is not None and (k, v) != ("merge_lora", True)]
+    if given or labels is not None:
+        raise ConfigError(
+            f"{model} is an exported classifier: adapting it adds train_data's labels (and "
+            "drops remove_labels) on its stored features, with the settings it was fitted "
+            f"with; {sorted(given) + (['labels'] if labels is not None else [])} apply to "
+            "adapting a meta-trained model."
+        )

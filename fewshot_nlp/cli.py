@@ -80,32 +80,13 @@ def adapt_command(argv: list[str]) -> int:
         prog="fewshot-nlp adapt",
         description="Adapt a (meta-trained) model to a few labelled examples and export it.",
     )
-    from .meta.model import check_adapt_options
-    from .paths import check_model_path, check_output_dir, check_remote_code
-
-    path = resolve_model_path(args.model)
-    check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path])
-    path = check_model_path(path)
-    check_remote_code(path, args.trust_remote_code)
-    check_adapt_options(
-        steps=args.steps, learning_rate=args.learning_rate, max_length=args.max_length
-    )
-    check_rejection_arguments(rejection, args.labels)
-    if args.push_to_hub:
-        check_push_to_hub(args.hub_model_id)
+    path = _check_adapt_request(args, rejection)
 
     from transformers import AutoTokenizer
 
     from .adapt import adapt
     from .export import export
-    from .meta.saving import read_meta_info
 
-    if args.keep_adapter and not (read_meta_info(path) or {}).get("lora"):
-        raise ConfigError(
-            f"--keep-adapter needs a LoRA meta-trained run (adapt_scope: lora, saved without "
-            f"merge_lora_on_save); {path} holds no adapter. Drop --keep-adapter to export "
-            "full weights."
-        )
     # the model itself is loaded once, by adapt
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
     adapted = adapt(
@@ -148,6 +129,31 @@ def adapt_command(argv: list[str]) -> int:
     return 0
 
 
+def _check_adapt_request(args, rejection) -> str:
+    """Every flag and path of `adapt` checked before anything loads; the model folder."""
+    from .meta.model import check_adapt_options
+    from .meta.saving import read_meta_info
+    from .paths import check_model_path, check_output_dir, check_remote_code
+
+    path = resolve_model_path(args.model)
+    check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path])
+    path = check_model_path(path)
+    check_remote_code(path, args.trust_remote_code)
+    check_adapt_options(
+        steps=args.steps, learning_rate=args.learning_rate, max_length=args.max_length
+    )
+    check_rejection_arguments(rejection, args.labels)
+    if args.push_to_hub:
+        check_push_to_hub(args.hub_model_id)
+    if args.keep_adapter and not (read_meta_info(path) or {}).get("lora"):
+        raise ConfigError(
+            f"--keep-adapter needs a LoRA meta-trained run (adapt_scope: lora, saved without "
+            f"merge_lora_on_save); {path} holds no adapter. Drop --keep-adapter to export "
+            "full weights."
+        )
+    return path
+
+
 def check_rejection_arguments(rejection, labels=None) -> None:
     """The rejection flags, before anything loads: a missing file or a bad target."""
     from .meta.rejection import check_rejection_options
@@ -188,24 +194,9 @@ def predict_command(argv: list[str]) -> int:
         positional="Texts to classify.",
     )
 
-    from .data.sources import read_texts
-    from .paths import atomic_file, check_model_path, check_output_file, check_remote_code
+    from .paths import atomic_file
 
-    if bool(texts) == bool(args.input_file):
-        raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
-    for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be >= 1, got {value}.")
-    model = check_model_path(resolve_model_path(args.model))
-    if args.output_file:
-        check_output_file(
-            args.output_file, flag="--output_file", overwrite=args.overwrite, reads=[model]
-        )
-    check_remote_code(model, args.trust_remote_code)
-    _refuse_meta_model(model)
-    texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
-    if not texts:
-        raise ConfigError(f"--input_file {args.input_file} holds no texts to classify.")
+    model, texts = _predict_request(args, texts)
 
     from transformers import pipeline
 
@@ -240,6 +231,29 @@ def predict_command(argv: list[str]) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
+    """The model folder and the texts, every flag and path checked before anything loads."""
+    from .data.sources import read_texts
+    from .paths import check_model_path, check_output_file, check_remote_code
+
+    if bool(texts) == bool(args.input_file):
+        raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
+    for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}.")
+    model = check_model_path(resolve_model_path(args.model))
+    if args.output_file:
+        check_output_file(
+            args.output_file, flag="--output_file", overwrite=args.overwrite, reads=[model]
+        )
+    check_remote_code(model, args.trust_remote_code)
+    _refuse_meta_model(model)
+    texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
+    if not texts:
+        raise ConfigError(f"--input_file {args.input_file} holds no texts to classify.")
+    return model, texts
 
 
 def _refuse_meta_model(path: str) -> None:

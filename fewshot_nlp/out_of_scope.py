@@ -74,34 +74,37 @@ def evaluate_out_of_scope(
             scored = _baseline(
                 runners[method], method, train, ids, texts, max_in_scope_loss, unknown
             )
-        result = out_of_scope_metric().compute(
-            predictions=scored.predictions, references=references, scores=scored.scores
-        )
-        inside = references >= 0
-        result["in_scope_accuracy_without_rejection"] = float(
-            np.mean(scored.plain[inside] == references[inside])
-        )
-        for key, probabilities in (
-            ("calibration_error", scored.probabilities),
-            ("calibration_error_uncalibrated", scored.uncalibrated),
-        ):
-            if probabilities is not None:
-                result[key] = expected_calibration_error(probabilities[inside], references[inside])
-        rows.append(
-            {
-                "protocol": "out-of-scope",
-                "model": runners[method].path,
-                "dataset": test.name,
-                "method": method,
-                "in_scope_examples": int(inside.sum()),
-                "out_of_scope_examples": len(outside),
-                "seconds": time.perf_counter() - start,
-                "threshold": scored.threshold,
-                **result,
-                **({"rejection": scored.record} if scored.record else {}),
-            }
-        )
+        rows.append(_row(scored, references, runners[method].path, test.name, method))
+        rows[-1]["out_of_scope_examples"] = len(outside)
+        rows[-1]["seconds"] = time.perf_counter() - start
     return rows
+
+
+def _row(scored: Scored, references: np.ndarray, model, dataset: str, method: str) -> dict:
+    """One method's measures: the detection metric, accuracy without rejection, ECE."""
+    result = out_of_scope_metric().compute(
+        predictions=scored.predictions, references=references, scores=scored.scores
+    )
+    inside = references >= 0
+    result["in_scope_accuracy_without_rejection"] = float(
+        np.mean(scored.plain[inside] == references[inside])
+    )
+    for key, probabilities in (
+        ("calibration_error", scored.probabilities),
+        ("calibration_error_uncalibrated", scored.uncalibrated),
+    ):
+        if probabilities is not None:
+            result[key] = expected_calibration_error(probabilities[inside], references[inside])
+    return {
+        "protocol": "out-of-scope",
+        "model": model,
+        "dataset": dataset,
+        "method": method,
+        "in_scope_examples": int(inside.sum()),
+        "threshold": scored.threshold,
+        **result,
+        **({"rejection": scored.record} if scored.record else {}),
+    }
 
 
 @dataclass

@@ -117,19 +117,25 @@ def grow(
     classifier, rejection = _refit(reader, grown)
     grown.encoder_fingerprint = encoder_fingerprint(classifier, reader.maml.head_name)
     classifier.fewshot_nlp_classes = grown
-    classifier.fewshot_nlp_adaptation = {
-        "classes": len(names),
+    classifier.fewshot_nlp_adaptation = _growth_record(model, memory, grown, given, remove)
+    if rejection is not None:
+        classifier.fewshot_nlp_adaptation["rejection"] = rejection.to_dict()
+    return classifier
+
+
+def _growth_record(model, memory: ClassMemory, grown: ClassMemory, given, remove) -> dict:
+    """What the growth did, for the model card."""
+    return {
+        "classes": len(grown.label_names),
         "examples": int((~grown.is_name).sum()),
         "grown_from": str(model),
-        "added_labels": added,
+        "added_labels": [n for n in grown.label_names if n not in memory.label_names],
         "removed_labels": remove,
         "more_examples": [n for n in dict.fromkeys(given) if n in memory.label_names],
         "head_init": grown.head_init,
         "label_names_used": grown.names_used,
         "meta_trained": False,
-        **({"rejection": rejection.to_dict()} if rejection else {}),
     }
-    return classifier
 
 
 def _label_plan(memory: ClassMemory, given: list[str], remove: list[str], where) -> list[str]:
