@@ -129,6 +129,22 @@ def model_card(
         eval_results=results or None,
     )
     lines = ["# Few-shot classifier (fewshot-nlp)", ""]
+    lines += _origin_lines(record, meta_training, sources)
+    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), ""]
+    if class_memory is not None:
+        lines += _class_memory_lines(class_memory)
+    lines += _use_lines(keep_adapter)
+    if eval_results:
+        lines += ["## Evaluation", ""] + [f"- {k}: {v}" for k, v in eval_results.items()] + [""]
+    template = "---\n{{ card_data }}\n---\n\n{{ body }}"
+    card = ModelCard.from_template(card_data, template_str=template, body="\n".join(lines))
+    return str(card)
+
+
+def _origin_lines(record: dict, meta_training: dict, sources: list[str]) -> list[str]:
+    """Where the classifier comes from: meta-training, adaptation (or growth), label names,
+    0-shot classes, rejection."""
+    lines: list[str] = []
     if meta_training:
         lines += [
             f"Meta-trained with MAML for {meta_training.get('steps')} steps "
@@ -174,12 +190,14 @@ def model_card(
             ]
         if record.get("zero_shot_note"):
             lines += [f"Note: {record['zero_shot_note']}", ""]
-        if record.get("rejection"):
-            lines += _rejection_lines(record["rejection"])
-    lines += ["Labels: " + ", ".join(f"`{x}`" for x in labels), ""]
-    if class_memory is not None:
-        lines += _class_memory_lines(class_memory)
-    lines += ["## Use", ""]
+    if record.get("rejection"):
+        lines += _rejection_lines(record["rejection"])
+    return lines
+
+
+def _use_lines(keep_adapter: bool) -> list[str]:
+    """How to load it: plain transformers, and peft for a kept adapter."""
+    lines = ["## Use", ""]
     if keep_adapter:
         lines += [
             "The LoRA adapter is kept unmerged: `adapter_config.json` and "
@@ -205,11 +223,7 @@ def model_card(
         "```",
         "",
     ]
-    if eval_results:
-        lines += ["## Evaluation", ""] + [f"- {k}: {v}" for k, v in eval_results.items()] + [""]
-    template = "---\n{{ card_data }}\n---\n\n{{ body }}"
-    card = ModelCard.from_template(card_data, template_str=template, body="\n".join(lines))
-    return str(card)
+    return lines
 
 
 def _growth_lines(record: dict) -> list[str]:

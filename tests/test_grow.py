@@ -97,6 +97,8 @@ def test_rejection_label_is_refitted_and_stays_last(tokenizer, tmp_path):
     grown = adapt(str(old), NEW)
     assert list(grown.config.id2label.values()) == ["weather", "music", "banking", "travel", "none"]
     assert grown.fewshot_nlp_adaptation["rejection"]["label"] == "none"
+    card = (export(grown, _tok(old), tmp_path / "grown") / "README.md").read_text()
+    assert "## Out-of-scope rejection" in card and "Grown from" in card
     with pytest.raises(DataError, match="rejection label"):
         adapt(str(old), [("nothing at all", "none")])
 
