@@ -309,17 +309,13 @@ class FewShotModel:
         """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
 
         ``train_data``: a Dataset, file path(s) or (text, label) pairs; ``labels``: the classes
-        in order, where those without examples are classified by their names alone (no
-        ``train_data`` at all: 0-shot). ``head_init`` and ``step_candidates`` override the
-        recorded head and the inner steps' cross-validation (``[0, 1, 3]``: pick by k-fold on
-        the support set; ``steps`` fixes them); ``label_names`` ('auto', 'always', 'never')
-        whether the label names join the support.
-
-        ``unknown_label``: one more label, predicted when no class fits (the threshold and a
-        temperature are fitted by cross-validation on the support set, rejecting at most
-        ``max_in_scope_loss`` points of held-out in-scope accuracy, default 3); with
-        ``unknown_data`` (texts of no class: a file or a list) the threshold that best
-        separates them from the held-out support instead.
+        in order, those without examples classified by their names alone (0-shot).
+        ``head_init``, ``step_candidates`` (``[0, 1, 3]``: inner steps by k-fold on the support;
+        ``steps`` fixes them) and ``label_names`` ('auto', 'always', 'never') override the
+        recorded adaptation. ``unknown_label``: one more label, predicted when no class fits
+        (threshold and temperature by k-fold on the support, rejecting at most
+        ``max_in_scope_loss`` points of held-out accuracy, default 3; or separating
+        ``unknown_data``, texts of no class, from the held-out support).
         """
         check_adapt_options(
             steps=steps,
@@ -351,13 +347,19 @@ class FewShotModel:
             support_batch_size, steps, step_candidates, head_init, label_names, learning_rate
         )
         runner = self._runner(changes, max_length)
+        reject = (unknown_label, max_in_scope_loss, unknown) if unknown_label else None
+        return runner._fit_classifier(source, names, nameless, merge_lora, reject)
+
+    def _fit_classifier(self, source, names, nameless, merge_lora: bool, reject):
+        """Adapt on ``source`` (or the names alone), then package the classifier: rejection
+        label (``reject``: label, loss budget, out-of-scope texts), record, class memory."""
         texts = source.texts if source is not None else []
         pairs = source.text_pairs if source is not None else None
         if texts:
-            _warn_truncation(runner.collator, texts, pairs)
+            _warn_truncation(self.collator, texts, pairs)
         ids = {name: i for i, name in enumerate(names)}
         label_ids = [ids[y] for y in (source.labels if source is not None else [])]
-        fast, metrics = runner.adapt_weights(
+        fast, metrics = self.adapt_weights(
             texts,
             label_ids,
             len(names),
@@ -366,31 +368,22 @@ class FewShotModel:
             source="train_data",
         )
         if metrics.get("cv_fallback"):
-            warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=2)
+            warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=3)
         note = self._names_note(nameless)
         if note:
-            warnings.warn(f"adapt: {note}", stacklevel=2)
-        classifier = runner.classifier(fast, names, merge_lora=merge_lora)
-        record = runner._adaptation_record(
+            warnings.warn(f"adapt: {note}", stacklevel=3)
+        classifier = self.classifier(fast, names, merge_lora=merge_lora)
+        record = self._adaptation_record(
             metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
         )
         rejection = None
-        if unknown_label is not None:
-            rejection = runner._reject(
-                classifier,
-                metrics,
-                texts,
-                label_ids,
-                names,
-                unknown_label,
-                max_in_scope_loss,
-                unknown,
-            )
+        if reject is not None:
+            rejection = self._reject(classifier, metrics, texts, label_ids, names, *reject)
             record["rejection"] = rejection.to_dict()
         classifier.fewshot_nlp_adaptation = record
         if not is_peft(classifier):  # an unmerged adapter's export cannot grow
             classifier.fewshot_nlp_classes = class_memory_for(
-                runner, classifier, texts, pairs, label_ids, names, metrics, rejection
+                self, classifier, texts, pairs, label_ids, names, metrics, rejection
             )
         return classifier
 
@@ -399,7 +392,7 @@ class FewShotModel:
         runner = self.with_config(**changes) if changes else self
         if max_length is not None:
             runner = copy.copy(runner)
-            runner.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
+            self.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
         return runner
 
     def _nameless_classes(self, names, source, label_names):
@@ -442,7 +435,7 @@ class FewShotModel:
             normalized=normalized,
         )
         if fit.fallback:
-            warnings.warn(f"adapt: {fit.fallback}.", stacklevel=3)
+            warnings.warn(f"adapt: {fit.fallback}.", stacklevel=4)
         probe = self.encode((texts or [label_name_text(n) for n in names])[:16])
         probe.pop("token_type_ids", None)
         add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)
