@@ -16,18 +16,42 @@ RECIPE = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from transformers import pipeline
     from transformers.utils import logging as hf_logging
 
     from .adapt import adapt
-    from .data.sources import TaskSource
-    from .errors import ConfigError
-    from .evaluation import MethodRunner, evaluate_episodes
     from .export import export
-    from .meta.arguments import parse_meta_train_args
-    from .meta.trainer import MetaTrainer
 
     hf_logging.disable_progress_bar()  # per-file load/save bars: the stages are what we print
+    t0 = time.perf_counter()
+    model_args, args, out = _arguments(argv)
+    held, tokenizer = _meta_train(model_args, args)
+    scores = _held_out_scores(model_args, args, held)
+    source = held[0]
+    classes = source.label_names[:8]
+    few = [(source.texts[i], c) for c in classes for i in source.label_index[c][:5]]
+    adapted = adapt(args.output_dir, few)
+    export_dir = export(adapted, tokenizer, out / "classifier", overwrite=True)
+    print(
+        f"3/4 adapted to {len(classes)} new classes from {len(few)} examples; exported to "
+        f"{export_dir}"
+    )
+    _pipeline_demo(export_dir, source.name, model_args.data_dir, classes)
+    summary = {
+        "held_out_accuracy": scores,
+        "episodes": args.eval_episodes,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "export": str(export_dir),
+    }
+    (out / "quickstart.json").write_text(json.dumps(summary, indent=2))
+    print(f"done in {summary['seconds']} s")
+    return 0
+
+
+def _arguments(argv):
+    """The recipe's arguments, flags overriding; the run goes to OUTPUT_DIR/meta."""
+    from .errors import ConfigError
+    from .meta.arguments import parse_meta_train_args
+
     argv = list(argv or [])
     if "--output_dir" not in argv and "--output-dir" not in argv:
         argv += ["--output_dir", "runs/quickstart"]
@@ -40,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     args = replace(args, output_dir=str(out / "meta"), overwrite_output_dir=True)
     if not model_args.eval_datasets:
         raise ConfigError("The quickstart needs eval_datasets (held-out classes) in its recipe.")
-    t0 = time.perf_counter()
+    return model_args, args, out
+
+
+def _meta_train(model_args, args):
+    """Stage 1: meta-train; the held-out sources and the tokenizer."""
+    from .data.sources import TaskSource
+    from .meta.trainer import MetaTrainer
+
     order = "first" if args.first_order else "second"
     warmup = f"{args.feature_warmup_steps} feature warm-up steps, then " * bool(
         args.feature_warmup_steps
@@ -57,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     held = [TaskSource.from_spec(s, data_dir) for s in model_args.eval_datasets]
     model, tokenizer, lora = model_args.load()
     MetaTrainer(model, args, train, held, tokenizer=tokenizer, lora_config=lora).train()
+    return held, tokenizer
+
+
+def _held_out_scores(model_args, args, held) -> dict:
+    """Stage 2: paired episodes on the held-out classes, ours against the cheap baselines
+    and against our own adaptation without meta-training."""
+    from .evaluation import MethodRunner, evaluate_episodes
 
     ours = MethodRunner(args.output_dir, cache_features=True)
     base = MethodRunner(ours.model.base_encoder, max_length=args.max_length, cache_features=True)
@@ -91,30 +129,18 @@ def main(argv: list[str] | None = None) -> int:
             f"  {k}-shot: ours {scores['maml'][k]:.3f} | ours without meta-training "
             f"{scores['maml-base'][k]:.3f} | {cheap}"
         )
+    return scores
 
-    source = held[0]
-    classes = source.label_names[:8]
-    few = [(source.texts[i], c) for c in classes for i in source.label_index[c][:5]]
-    adapted = adapt(args.output_dir, few)
-    export_dir = export(adapted, tokenizer, out / "classifier", overwrite=True)
-    print(
-        f"3/4 adapted to {len(classes)} new classes from {len(few)} examples; exported to "
-        f"{export_dir}"
-    )
 
-    name = source.name
+def _pipeline_demo(export_dir, name: str, data_dir, classes) -> None:
+    """Stage 4: plain pipeline() on the export, test-set texts of the adapted classes."""
+    from transformers import pipeline
+
+    from .data.sources import TaskSource
+
     test = TaskSource.from_data_dir(name, data_dir, split="test").restrict_to(classes)
     classifier = pipeline("text-classification", model=str(export_dir))
     texts = [test.texts[test.label_index[c][0]] for c in classes[:4]]
     print("4/4 pipeline('text-classification') on the export (test-set texts):")
     for text, c, pred in zip(texts, classes, classifier(texts)):
         print(f"  {text[:60]!r:<64} -> {pred['label']} ({pred['score']:.2f})  [true: {c}]")
-    summary = {
-        "held_out_accuracy": scores,
-        "episodes": args.eval_episodes,
-        "seconds": round(time.perf_counter() - t0, 1),
-        "export": str(export_dir),
-    }
-    (out / "quickstart.json").write_text(json.dumps(summary, indent=2))
-    print(f"done in {summary['seconds']} s")
-    return 0
