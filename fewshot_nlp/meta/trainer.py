@@ -7,8 +7,6 @@ import copy
 import hashlib
 import json
 import logging
-import math
-import re
 import shutil
 import signal
 import time
@@ -19,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from transformers import TrainerControl, TrainerState
 from transformers.optimization import get_scheduler
 
@@ -34,8 +31,17 @@ from ..paths import (
     recording_writes,
     written_entries,
 )
+from . import checkpointing
 from .arguments import MetaTrainingArguments
 from .batched import stack_episodes
+from .checkpointing import (
+    STATE_FILE,
+    CheckpointRegistry,
+    manifest_problem,
+    prune_checkpoints,
+    sorted_checkpoints,
+    state_json,
+)
 from .maml import MAML
 from .model import FewShotModel
 from .saving import (
@@ -49,11 +55,6 @@ from .warmup import FeatureWarmupConfig, warm_up_features
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
-STATE_FILE = "trainer_state.json"
-RNG_FILE = "rng_state.safetensors"
-OPTIMIZER_FILE = "optimizer.pt"
-SCHEDULER_FILE = "scheduler.pt"
 EVAL_SEED_OFFSET = 10_000
 
 
@@ -148,6 +149,13 @@ class MetaTrainer:
             num_warmup_steps=args.warmup_steps,
             num_training_steps=args.max_steps,
         )
+        self.checkpoint_state = CheckpointRegistry()
+        for name, stateful in (
+            ("optimizer", self.optimizer),
+            ("scheduler", self.scheduler),
+            ("sampler", self.sampler),
+        ):
+            self.checkpoint_state.register(name, stateful)
         self.callbacks = list(callbacks or [])
         self.state = TrainerState(
             max_steps=args.max_steps,
@@ -581,7 +589,7 @@ class MetaTrainer:
             self.fewshot.save_pretrained(
                 output_dir, info=self._info(), merge_lora=self.args.merge_lora_on_save
             )
-            (output_dir / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
+            (output_dir / STATE_FILE).write_text(state_json(self.state, self.fingerprint()))
             card = meta_model_card(read_meta_info(output_dir))
             (output_dir / "README.md").write_text(card, encoding="utf-8")
         if self.args.push_to_hub:
@@ -595,17 +603,15 @@ class MetaTrainer:
         if self._pending_best:
             self.state.best_model_checkpoint = str(final)
             self._pending_best = False
-        rng = self._rng_states()  # every process's, so each resumes its own dropout stream
+        rng = checkpointing.process_rng_states(acc)  # each process resumes its own stream
         if acc.is_main_process:
 
             def write(folder: Path) -> None:
                 self.fewshot.save_pretrained(folder, info=self._info())
-                torch.save(self.optimizer.state_dict(), folder / OPTIMIZER_FILE)
-                torch.save(self.scheduler.state_dict(), folder / SCHEDULER_FILE)
-                save_file(rng, str(folder / RNG_FILE))
-                (folder / "sampler.json").write_text(json.dumps(self.sampler.state_dict()))
-                (folder / STATE_FILE).write_text(_state_json(self.state, self.fingerprint()))
-                write_manifest(folder)  # last: a checkpoint with a valid manifest is whole
+                self.checkpoint_state.save(folder)
+                checkpointing.save_file(rng, str(folder / checkpointing.RNG_FILE))
+                (folder / STATE_FILE).write_text(state_json(self.state, self.fingerprint()))
+                checkpointing.write_manifest(folder)  # last: a valid manifest means whole
 
             try:
                 with self._writing():
@@ -615,50 +621,12 @@ class MetaTrainer:
                     f"Could not write checkpoint {final}: {error}. Earlier checkpoints are intact; "
                     "free disk space or point output_dir at a writable folder, then resume."
                 ) from error
-            self._prune_checkpoints()
+            prune_checkpoints(
+                self.output_dir, self.args.save_total_limit, self.state.best_model_checkpoint
+            )
         if acc.num_processes > 1:
             acc.wait_for_everyone()
         self._call("on_save")
-
-    def _rng_states(self) -> dict[str, torch.Tensor]:
-        """``{"cpu_RANK": ..., "cuda_RANK": ...}`` for every process (gathered on all)."""
-        own = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available() and self.accelerator.device.type == "cuda":
-            own["cuda"] = torch.cuda.get_rng_state(self.accelerator.device)
-        states = [own]
-        if self.accelerator.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            states = gather_object([own])
-        return {f"{k}_{rank}": v for rank, state in enumerate(states) for k, v in state.items()}
-
-    def _restore_rng(self, saved: dict[str, torch.Tensor], folder: Path) -> None:
-        rank = self.accelerator.process_index
-        cpu = saved.get(f"cpu_{rank}")
-        if cpu is None:  # another process count (or a checkpoint that kept one state)
-            cpu = saved.get("cpu_0", saved.get("cpu"))
-            warnings.warn(
-                f"{folder / RNG_FILE} holds no random state for process {rank}: it continues "
-                "from process 0's. The run goes on, but not bit-identically to one that was "
-                "never interrupted.",
-                stacklevel=2,
-            )
-        torch.set_rng_state(cpu)
-        cuda = saved.get(f"cuda_{rank}")
-        if cuda is not None and self.accelerator.device.type == "cuda":
-            torch.cuda.set_rng_state(cuda, self.accelerator.device)
-
-    def _prune_checkpoints(self) -> None:
-        limit = self.args.save_total_limit
-        if not limit:
-            return
-        keep_best = self.state.best_model_checkpoint
-        checkpoints = sorted_checkpoints(self.output_dir)
-        removable = [c for c in checkpoints if str(c) != keep_best]
-        while len(checkpoints) > limit and removable:
-            victim = removable.pop(0)
-            shutil.rmtree(victim, ignore_errors=True)
-            checkpoints.remove(victim)
 
     # ------------------------------------------------------------------ resuming
     @contextlib.contextmanager
@@ -733,10 +701,8 @@ class MetaTrainer:
                 "the same model and meta arguments, or start a new output_dir."
             )
         self._load_weights(folder)
-        self.optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, weights_only=True))
-        self.scheduler.load_state_dict(torch.load(folder / SCHEDULER_FILE, weights_only=True))
-        self._restore_rng(load_file(str(folder / RNG_FILE)), folder)
-        self.sampler.load_state_dict(json.loads((folder / "sampler.json").read_text()))
+        self.checkpoint_state.load(folder)
+        checkpointing.restore_rng(self.accelerator, folder)
         state = saved["state"]
         for key in ("global_step", "log_history", "best_metric", "best_model_checkpoint"):
             setattr(self.state, key, state.get(key))
@@ -769,67 +735,6 @@ def check_run_output_dir(args: MetaTrainingArguments, reads: list[str] = ()) -> 
         check_output_dir(out, overwrite=True, flag="output_dir", reads=reads)
     elif out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir {out} is a file; give the run's folder.")
-
-
-MANIFEST_FILE = "checkpoint_manifest.json"
-
-
-def write_manifest(folder: Path) -> None:
-    """SHA-256 of every file of a checkpoint, written last."""
-    digests = {
-        str(p.relative_to(folder)): _sha256(p)
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != MANIFEST_FILE
-    }
-    (folder / MANIFEST_FILE).write_text(json.dumps(digests, indent=1), encoding="utf-8")
-
-
-def manifest_problem(folder: Path) -> str | None:
-    """What is wrong with a checkpoint's files, or None (checkpoints without a manifest, from
-    earlier versions, are not checked here; loading them still is)."""
-    manifest = folder / MANIFEST_FILE
-    if not manifest.is_file():
-        return None
-    try:
-        digests = json.loads(manifest.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return f"{manifest} is damaged"
-    for name, digest in digests.items():
-        path = folder / name
-        if not path.is_file():
-            return f"{path} is missing"
-        if _sha256(path) != digest:
-            return f"{path} is damaged (its checksum differs from the one written with it)"
-    return None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sorted_checkpoints(output_dir: Path) -> list[Path]:
-    if not Path(output_dir).is_dir():
-        return []
-    found = [
-        (int(m.group(1)), p)
-        for p in Path(output_dir).iterdir()
-        if p.is_dir() and (m := CHECKPOINT_RE.match(p.name))
-    ]
-    return [p for _, p in sorted(found)]
-
-
-def _state_json(state: TrainerState, fingerprint: str) -> str:
-    fields = ("global_step", "max_steps", "log_history", "best_metric", "best_model_checkpoint")
-    clean = {k: getattr(state, k) for k in fields}
-    return json.dumps(
-        {"fingerprint": fingerprint, "state": clean},
-        indent=2,
-        default=lambda x: None if isinstance(x, float) and math.isnan(x) else str(x),
-    )
 
 
 def _flat_config(args: MetaTrainingArguments) -> dict:
