@@ -40,7 +40,7 @@ def meta_train(argv: list[str]) -> int:
         prog="fewshot-nlp meta-train",
         description="Meta-train an encoder with MAML on episodes from many datasets.",
     )
-    from .meta.trainer import check_run_output_dir
+    from .meta.run_folder import check_run_output_dir
 
     check_run_output_dir(args, reads=[resolve_model_path(model_args.model_name_or_path)])
     if args.push_to_hub:
@@ -52,7 +52,7 @@ def meta_train(argv: list[str]) -> int:
     state = trainer.train()
     signum = trainer.interrupted_by
     if signum is not None:
-        from .meta.trainer import sorted_checkpoints
+        from .meta.checkpointing import sorted_checkpoints
 
         if trainer.accelerator.is_main_process:
             checkpoints = sorted_checkpoints(Path(args.output_dir))

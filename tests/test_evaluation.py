@@ -354,7 +354,7 @@ def test_cli_evaluate_overrides_the_adaptation(tiny_run, data_dir, tmp_path):
 def test_trainer_and_evaluate_score_the_same_episodes_alike(tmp_path, tokenizer, toy_source):
     """One evaluator: the trainer's validation and `evaluate`'s maml rows agree exactly on the
     same episodes, the second reading the run from disk."""
-    from fewshot_nlp.meta.trainer import EVAL_SEED_OFFSET
+    from fewshot_nlp.meta.validation import EVAL_SEED_OFFSET
 
     args = tiny_meta_args(tmp_path / "run", max_steps=2)
     trainer = MetaTrainer(tiny_model(), args, [toy_source], [toy_source], tokenizer=tokenizer)

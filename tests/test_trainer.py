@@ -120,22 +120,22 @@ def test_read_only_output_keeps_previous_checkpoint(tokenizer, small_sources, tm
 
     trainer.callbacks.append(Break())
     if os.geteuid() == 0:  # root ignores permissions: simulate a full disk instead
-        import fewshot_nlp.meta.checkpointing as trainer_module
+        import fewshot_nlp.meta.checkpointing as checkpointing
 
-        real = trainer_module.save_file
+        real = checkpointing.save_file
 
         def full_disk(*a, **k):
             if trainer.state.global_step == 4:
                 raise OSError(28, "No space left on device")
             return real(*a, **k)
 
-        trainer_module.save_file = full_disk
+        checkpointing.save_file = full_disk
     try:
         with pytest.raises(TrainingError, match="Earlier checkpoints are intact"):
             trainer.train()
     finally:
         if os.geteuid() == 0:
-            trainer_module.save_file = real
+            checkpointing.save_file = real
         (tmp_path / "run").chmod(0o700)
     assert (tmp_path / "run" / "checkpoint-2" / "optimizer.safetensors").is_file()
     assert not list((tmp_path / "run").glob(".tmp-*"))

@@ -191,6 +191,43 @@ def prune_checkpoints(output_dir: Path, limit: int | None, keep: str | None) -> 
         checkpoints.remove(victim)
 
 
+def resume_checkpoint(output_dir: Path, spec, try_resume) -> None:
+    """Resume by ``try_resume(folder)`` (which returns a problem or None). ``spec`` true: the
+    newest intact checkpoint of ``output_dir`` (a damaged one is named, then skipped); a
+    path: that checkpoint, or a clear error naming what is wrong with it."""
+    from ..errors import ConfigError, TrainingError
+
+    if str(spec).lower() != "true":
+        path = Path(spec)
+        if not (path / STATE_FILE).is_file():
+            raise ConfigError(f"{path} is not a checkpoint folder (no {STATE_FILE}).")
+        problem = manifest_problem(path) or try_resume(path)
+        if problem:
+            raise TrainingError(f"Cannot resume from {path}: {problem}")
+        return
+    checkpoints = sorted_checkpoints(output_dir)
+    if not checkpoints:
+        raise ConfigError(
+            f"resume_from_checkpoint=true but {output_dir} has no checkpoint-* folder."
+        )
+    problems = []
+    for folder in reversed(checkpoints):
+        problem = manifest_problem(folder) or try_resume(folder)
+        if problem is None:
+            if problems:
+                warnings.warn(
+                    f"Resumed from {folder.name}, the newest intact checkpoint; skipped "
+                    + "; ".join(problems),
+                    stacklevel=4,
+                )
+            return
+        problems.append(f"{folder.name} ({problem})")
+    raise TrainingError(
+        f"No checkpoint in {output_dir} can be resumed: {'; '.join(problems)}. "
+        "Start over with --overwrite_output_dir."
+    )
+
+
 def state_json(state, fingerprint: str) -> str:
     """The trainer state a checkpoint resumes from, with what the run must match."""
     fields = ("global_step", "max_steps", "log_history", "best_metric", "best_model_checkpoint")

@@ -2,60 +2,47 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import hashlib
 import json
 import logging
-import shutil
 import signal
 import time
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from transformers import TrainerControl, TrainerState
 from transformers.optimization import get_scheduler
 
-from ..data.episodes import EpisodeSampler, parse_n_way
+from ..data.episodes import EpisodeSampler
 from ..errors import ConfigError, TrainingError
 from ..hub import check_push_to_hub, meta_model_card, push_folder_to_hub
 from ..modeling.lora import apply_lora
-from ..modeling.pooling import is_mean_pooling
 from ..paths import (
     atomic_folder_write,
-    check_output_dir,
-    recording_writes,
-    written_entries,
 )
 from . import checkpointing
 from .arguments import MetaTrainingArguments
-from .batched import stack_episodes
 from .checkpointing import (
     STATE_FILE,
     CheckpointRegistry,
-    manifest_problem,
     prune_checkpoints,
-    sorted_checkpoints,
+    resume_checkpoint,
     state_json,
 )
 from .maml import MAML
 from .model import FewShotModel
+from .run_folder import RunFolder, check_run_output_dir
+from .run_start import anchor_loss, frozen_anchor, keep_start, warm_up_run
 from .saving import (
-    BASE_MODEL_DIR,
-    WARMED_BASE_DIR,
     load_inner_lrs,
     load_model_weights,
     read_meta_info,
 )
-from .warmup import FeatureWarmupConfig, warm_up_features
+from .validation import validation_record, validation_stats
 
 logger = logging.getLogger(__name__)
-
-EVAL_SEED_OFFSET = 10_000
 
 
 class MetaTrainer:
@@ -93,21 +80,21 @@ class MetaTrainer:
                 f"{world} processes so each takes an equal share."
             )
         set_seed(args.seed)
+        train_sources, eval_sources = list(train_sources), list(eval_sources or [])
+        check_sources(args, train_sources, eval_sources)
         # The encoder the run started from: the baselines of `evaluate` default to it.
         self.base_encoder = getattr(getattr(model, "config", None), "_name_or_path", None) or None
         check_run_output_dir(args, reads=[self.base_encoder] if self.base_encoder else [])
         if args.push_to_hub:  # found now, not after the whole run
             check_push_to_hub(args.hub_model_id)
-        # Starting over (overwrite_output_dir): the previous run's entries, removed just before
-        # the first write of this one, so an early failure leaves the old run intact.
-        self._previous_run = (
-            written_entries(self.output_dir)
-            if args.overwrite_output_dir and not args.resume_from_checkpoint
-            else set()
+        self.run_folder = RunFolder(
+            self.output_dir,
+            start_over=args.overwrite_output_dir and not args.resume_from_checkpoint,
         )
-        self.warmup_metrics = self._feature_warmup(model, tokenizer, train_sources)
-        base_dir = self._keep_start(model, tokenizer)
-        self.anchor = self._anchor(model)
+        self._writing = self.run_folder.writing
+        self.warmup_metrics = warm_up_run(args, self.accelerator, model, tokenizer, train_sources)
+        base_dir = keep_start(args, self.accelerator, model, tokenizer, self._writing)
+        self.anchor = frozen_anchor(args, model, self.accelerator.device)
         if args.adapt_scope == "lora":
             model = apply_lora(model, lora_config)
             if base_dir is not None:
@@ -117,21 +104,23 @@ class MetaTrainer:
         # The run as users load it: evaluation and saving go through the same object.
         self.fewshot = FewShotModel(self.maml, tokenizer, max_length=args.max_length)
         self.collator = self.fewshot.collator
-        self.train_sources = list(train_sources)
-        self.eval_sources = list(eval_sources or [])
-        if args.k_shot == 0:  # the head is the label names alone: every source must have them
-            pairs = [s.name for s in self.train_sources if s.is_pair_task]
-            if args.label_names == "never" or pairs:
-                raise ConfigError(
-                    "k_shot=0 episodes are classified by their label names alone, "
-                    + ("but label_names is 'never'." if not pairs else "")
-                    + (f"which text-pair sources do not use: drop {pairs}." if pairs else "")
-                )
-        if args.load_best_model_at_end and not self.eval_sources:
-            raise ConfigError(
-                "load_best_model_at_end needs held-out episodes to evaluate: pass eval_sources "
-                "(eval_datasets on the command line)."
-            )
+        self.train_sources, self.eval_sources = train_sources, eval_sources
+        self._optimization()
+        self.callbacks = list(callbacks or [])
+        self.state = TrainerState(
+            max_steps=args.max_steps,
+            logging_steps=args.logging_steps,
+            eval_steps=args.eval_steps,
+            save_steps=args.save_steps,
+        )
+        self.control = TrainerControl()
+        self._stop_signal: int | None = None
+        self._nan_steps = 0
+        self._pending_best = False  # an evaluation beat the best: the next checkpoint is best
+
+    def _optimization(self) -> None:
+        """Episode stream, optimizer, schedule, and the registry that checkpoints them."""
+        args, acc = self.args, self.accelerator
         self.sampler = EpisodeSampler(
             self.train_sources,
             args.parsed_n_way(),
@@ -139,7 +128,7 @@ class MetaTrainer:
             args.q_query,
             temperature=args.temperature,
             seed=args.seed,
-        ).for_process(self.accelerator.process_index, world)
+        ).for_process(acc.process_index, acc.num_processes)
         self.optimizer = torch.optim.AdamW(
             self.maml.meta_parameters(), lr=args.learning_rate, weight_decay=args.weight_decay
         )
@@ -156,17 +145,6 @@ class MetaTrainer:
             ("sampler", self.sampler),
         ):
             self.checkpoint_state.register(name, stateful)
-        self.callbacks = list(callbacks or [])
-        self.state = TrainerState(
-            max_steps=args.max_steps,
-            logging_steps=args.logging_steps,
-            eval_steps=args.eval_steps,
-            save_steps=args.save_steps,
-        )
-        self.control = TrainerControl()
-        self._stop_signal: int | None = None
-        self._nan_steps = 0
-        self._pending_best = False  # an evaluation beat the best: the next checkpoint is best
 
     # ------------------------------------------------------------------ properties
     @property
@@ -186,100 +164,6 @@ class MetaTrainer:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ training
-    def _feature_warmup(self, model, tokenizer, sources) -> dict | None:
-        """Warm the head's input features up once per run (see ``meta.warmup``).
-
-        LoRA runs keep the warmed base in ``output_dir/warmed_base`` (``_keep_start``);
-        a resumed LoRA run loads it back instead of warming up again.
-        """
-        args, acc = self.args, self.accelerator
-        if not args.feature_warmup_steps:
-            return None
-        if is_mean_pooling(model):
-            raise ConfigError(
-                "feature_warmup_steps distils mean pooling into the head's input, but this "
-                "model's head already reads the mean of the last hidden states "
-                "(pooling='mean'): set feature_warmup_steps to 0."
-            )
-        folder = self.output_dir / WARMED_BASE_DIR
-        if args.resume_from_checkpoint:
-            if args.adapt_scope == "lora":
-                if not folder.is_dir():
-                    raise ConfigError(f"Resuming a LoRA run with feature warm-up needs {folder}.")
-                load_model_weights(model, folder)
-            return None
-        if tokenizer is None:
-            raise ConfigError(
-                "feature_warmup_steps needs the tokenizer: MetaTrainer(tokenizer=...)."
-            )
-        model.to(acc.device)
-        texts = [text for source in sources for text in source.texts]
-        config = FeatureWarmupConfig(
-            steps=args.feature_warmup_steps,
-            seed=args.seed,
-            learning_rate=args.feature_warmup_learning_rate,
-        )
-        metrics = warm_up_features(
-            model, tokenizer, texts, config, progress=acc.is_local_main_process
-        )
-        if acc.num_processes > 1:  # one set of warmed weights for every process
-            from accelerate.utils import broadcast
-
-            for param in model.parameters():
-                param.data.copy_(broadcast(param.data, from_process=0))
-        return metrics
-
-    def _anchor(self, model) -> MAML | None:
-        """A frozen copy of the starting encoder, whose features the outer loss stays near
-        (``anchor_weight``); none when the weight is 0."""
-        if not self.args.anchor_weight:
-            return None
-        frozen = copy.deepcopy(model).eval().requires_grad_(False)
-        config = replace(self.args.maml_config(), adapt_scope="head", learn_inner_lr="none")
-        return MAML(frozen, replace(config, gradient_checkpointing=False)).to(
-            self.accelerator.device
-        )
-
-    def _anchor_loss(self, group, out) -> torch.Tensor:
-        """Mean squared distance of the query texts' unit features from the starting encoder's."""
-        query = group[0].query if len(group) == 1 else stack_episodes(group).query
-        with torch.no_grad():
-            start = self.anchor.features({}, query)
-        moved = F.normalize(out.query_features.float(), dim=-1)
-        return (moved - F.normalize(start.float(), dim=-1)).pow(2).sum(-1).mean()
-
-    def _keep_start(self, model, tokenizer) -> Path | None:
-        """Save in the run what no name can load: the base a LoRA run's adapter refers to, and
-        the encoder any run started from if it has no name (``maml-base``, the meta-value row,
-        adapts it).
-
-        A warmed-up base differs from the checkpoint it came from; a model built in memory
-        has no name at all, and a mean-pooling model's name is the BERT checkpoint it was
-        converted from: these are kept in the run (``warmed_base`` / ``base_model``).
-        """
-        args, acc = self.args, self.accelerator
-        lora = args.adapt_scope == "lora"
-        named = bool(getattr(model.config, "_name_or_path", ""))
-        if args.feature_warmup_steps:
-            if not lora:
-                return None
-            folder = self.output_dir / WARMED_BASE_DIR
-        elif not named or (lora and is_mean_pooling(model)):
-            folder = self.output_dir / BASE_MODEL_DIR
-        else:
-            return None
-        if not args.resume_from_checkpoint and acc.is_main_process:
-
-            def write(tmp: Path) -> None:
-                model.save_pretrained(tmp)
-                if tokenizer is not None:
-                    tokenizer.save_pretrained(tmp)
-
-            with self._writing():
-                atomic_folder_write(folder, write)
-        acc.wait_for_everyone()
-        return folder
-
     def train(self) -> TrainerState:
         args = self.args
         if args.resume_from_checkpoint:
@@ -389,7 +273,7 @@ class MetaTrainer:
                             out = self.maml(group[0], detailed_metrics=detailed)
                     loss = out.loss
                     if self.anchor is not None:
-                        anchor = self._anchor_loss(group, out)
+                        anchor = anchor_loss(self.anchor, group, out)
                         out.metrics["anchor_distance"] = anchor.item()
                         loss = loss + args.anchor_weight * anchor
                     loss = loss * len(group) / (local * args.gradient_accumulation_steps)
@@ -469,7 +353,9 @@ class MetaTrainer:
         self.maml.eval()
         n = max((episodes or args.eval_episodes) // self.accelerator.num_processes, 1)
         shots = args.eval_k_shot or [args.k_shot]
-        per_shot = {k: self._validation_stats(sources, k, n) for k in shots}
+        per_shot = {
+            k: validation_stats(self.fewshot, self.accelerator, args, sources, k, n) for k in shots
+        }
         metrics = {
             "eval_accuracy": sum(acc for acc, _ in per_shot.values()) / len(shots),
             "eval_loss": sum(loss for _, loss in per_shot.values()) / len(shots),
@@ -484,40 +370,6 @@ class MetaTrainer:
             self.accelerator.log(metrics, step=self.state.global_step)
         self._call("on_evaluate", metrics=metrics)
         return metrics
-
-    @torch.no_grad()
-    def _validation_stats(self, sources, k_shot: int, episodes: int) -> tuple[float, float]:
-        """(accuracy, loss) over this process's share of the validation episodes, reduced."""
-        args = self.args
-        n_way = parse_n_way(args.eval_n_way) if args.eval_n_way else args.parsed_n_way()
-        sampler = EpisodeSampler(
-            sources,
-            n_way,
-            k_shot,
-            args.q_query,
-            temperature=args.temperature,
-            seed=args.seed + EVAL_SEED_OFFSET,
-        ).for_process(self.accelerator.process_index, self.accelerator.num_processes)
-        accs, losses = [], []
-        for _ in range(episodes):
-            episode = sampler.sample()
-            with self.accelerator.autocast():
-                logits = self.fewshot.episode_logits(
-                    episode.support_texts,
-                    episode.support_labels,
-                    episode.n_way,
-                    episode.query_texts,
-                    support_pairs=episode.support_text_pairs,
-                    query_pairs=episode.query_text_pairs,
-                    label_names=episode.label_names,
-                    source=episode.source,
-                )
-            labels = torch.tensor(episode.query_labels, device=logits.device)
-            losses.append(torch.nn.functional.cross_entropy(logits.float(), labels).item())
-            accs.append((logits.argmax(-1) == labels).float().mean().item())
-        stats = torch.tensor([sum(accs), sum(losses), len(accs)], device=self.accelerator.device)
-        stats = self.accelerator.reduce(stats, reduction="sum")
-        return (stats[0] / stats[2]).item(), (stats[1] / stats[2]).item()
 
     # ------------------------------------------------------------------ saving
     def _info(self) -> dict:
@@ -550,33 +402,8 @@ class MetaTrainer:
                 ],
             },
             "best_eval_accuracy": self.state.best_metric,
-            "validation": self._validation_record(),
+            "validation": validation_record(self.args, self.eval_sources, self.state.log_history),
             "feature_warmup": self.warmup_metrics,
-        }
-
-    def _validation_record(self) -> dict | None:
-        """The validation curve and the meta-value on it: accuracy after meta-training minus
-        that of step 0, the encoder before it (the same adaptation, the same episodes)."""
-        curve = [
-            {k: v for k, v in h.items() if k == "step" or k.startswith("eval_accuracy")}
-            for h in self.state.log_history
-            if "eval_accuracy" in h
-        ]
-        if not curve:
-            return None
-        args = self.args
-        start = next((h["eval_accuracy"] for h in curve if h["step"] == 0), None)
-        best = max(curve, key=lambda h: h["eval_accuracy"])
-        return {
-            "sources": [s.name for s in self.eval_sources],
-            "n_way": args.eval_n_way or args.n_way,
-            "k_shots": args.eval_k_shot or [args.k_shot],
-            "episodes": args.eval_episodes,
-            "curve": curve,
-            "step_0": start,
-            "best": best["eval_accuracy"],
-            "best_step": best["step"],
-            "meta_value": None if start is None else best["eval_accuracy"] - start,
         }
 
     def save_model(self, output_dir: str | Path | None = None) -> Path | None:
@@ -629,55 +456,8 @@ class MetaTrainer:
         self._call("on_save")
 
     # ------------------------------------------------------------------ resuming
-    @contextlib.contextmanager
-    def _writing(self, folder: Path | None = None):
-        """Every write into a run folder goes through here: what appears is recorded as ours
-        (so a later overwrite may replace it); the first write of a run started over with
-        ``overwrite_output_dir`` removes the previous run's entries, and only those."""
-        folder = Path(folder or self.output_dir)
-        if self._previous_run and folder.resolve() == self.output_dir.resolve():
-            for name in sorted(self._previous_run):
-                path = folder / name
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                elif path.exists() or path.is_symlink():
-                    path.unlink()
-            self._previous_run = set()
-        with recording_writes(folder):
-            yield folder
-
     def _resume_from(self, spec: str | bool) -> None:
-        """``true``: the newest intact checkpoint (a damaged one is named, then skipped);
-        a path: that checkpoint, or a clear error naming what is wrong with it."""
-        if str(spec).lower() != "true":
-            path = Path(spec)
-            if not (path / STATE_FILE).is_file():
-                raise ConfigError(f"{path} is not a checkpoint folder (no {STATE_FILE}).")
-            problem = manifest_problem(path) or self._try_resume(path)
-            if problem:
-                raise TrainingError(f"Cannot resume from {path}: {problem}")
-            return
-        checkpoints = sorted_checkpoints(self.output_dir)
-        if not checkpoints:
-            raise ConfigError(
-                f"resume_from_checkpoint=true but {self.output_dir} has no checkpoint-* folder."
-            )
-        problems = []
-        for folder in reversed(checkpoints):
-            problem = manifest_problem(folder) or self._try_resume(folder)
-            if problem is None:
-                if problems:
-                    warnings.warn(
-                        f"Resumed from {folder.name}, the newest intact checkpoint; skipped "
-                        + "; ".join(problems),
-                        stacklevel=3,
-                    )
-                return
-            problems.append(f"{folder.name} ({problem})")
-        raise TrainingError(
-            f"No checkpoint in {self.output_dir} can be resumed: {'; '.join(problems)}. "
-            "Start over with --overwrite_output_dir."
-        )
+        resume_checkpoint(self.output_dir, spec, self._try_resume)
 
     def _try_resume(self, folder: Path) -> str | None:
         try:
@@ -719,22 +499,21 @@ class MetaTrainer:
                     self.control = result
 
 
-def check_run_output_dir(args: MetaTrainingArguments, reads: list[str] = ()) -> None:
-    """Before any work: a run's folder is new or empty, holds a run to resume, or (with
-    ``overwrite_output_dir``) holds only what fewshot-nlp wrote; never the model being read,
-    the current folder or one above it."""
-    out = Path(args.output_dir)
-    if not args.resume_from_checkpoint:
-        if out.is_dir() and any(out.iterdir()) and not args.overwrite_output_dir:
-            what = "a run" if sorted_checkpoints(out) or (out / STATE_FILE).exists() else "files"
+def check_sources(args: MetaTrainingArguments, train_sources, eval_sources) -> None:
+    """The sources fit the settings, checked before any work."""
+    if args.k_shot == 0:  # the head is the label names alone: every source must have them
+        pairs = [s.name for s in train_sources if s.is_pair_task]
+        if args.label_names == "never" or pairs:
             raise ConfigError(
-                f"output_dir {out} already holds {what}. Pass --resume_from_checkpoint true to "
-                "continue a run, --overwrite_output_dir to start over there (only folders "
-                "fewshot-nlp wrote), or another output_dir."
+                "k_shot=0 episodes are classified by their label names alone, "
+                + ("but label_names is 'never'." if not pairs else "")
+                + (f"which text-pair sources do not use: drop {pairs}." if pairs else "")
             )
-        check_output_dir(out, overwrite=True, flag="output_dir", reads=reads)
-    elif out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir {out} is a file; give the run's folder.")
+    if args.load_best_model_at_end and not eval_sources:
+        raise ConfigError(
+            "load_best_model_at_end needs held-out episodes to evaluate: pass eval_sources "
+            "(eval_datasets on the command line)."
+        )
 
 
 def _flat_config(args: MetaTrainingArguments) -> dict:
