@@ -186,7 +186,7 @@ def test_interrupted_meta_train_says_so_and_exits_130(tmp_path, tokenizer, data_
     loop = MetaTrainer._loop
 
     def interrupted_loop(self):
-        self.callbacks.append(CtrlC())
+        self.add_callback(CtrlC())
         loop(self)
 
     monkeypatch.setattr(MetaTrainer, "_loop", interrupted_loop)

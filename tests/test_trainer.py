@@ -48,7 +48,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: finish the step, checkpoint, exit
 
     part = make_trainer(tokenizer, small_sources, tmp_path / "b", batch_tasks=batch_tasks)
-    part.callbacks.append(StopAt3())
+    part.add_callback(StopAt3())
     part.train()
     assert part.state.global_step == 3
     assert (tmp_path / "b" / "run" / "checkpoint-3" / "trainer_state.json").is_file()
@@ -118,7 +118,7 @@ def test_read_only_output_keeps_previous_checkpoint(tokenizer, small_sources, tm
             if state.global_step == 2:
                 Path(args.output_dir).chmod(0o500)
 
-    trainer.callbacks.append(Break())
+    trainer.add_callback(Break())
     if os.geteuid() == 0:  # root ignores permissions: simulate a full disk instead
         import fewshot_nlp.meta.checkpointing as checkpointing
 
@@ -334,7 +334,7 @@ def test_best_checkpoint_holds_the_evaluated_weights(tokenizer, small_sources, t
         load_best_model_at_end=True,
         learning_rate=5e-3,
     )
-    trainer.callbacks.append(Snapshot())
+    trainer.add_callback(Snapshot())
     trainer.train()
     evals = [
         (e["eval_accuracy"], e["step"]) for e in trainer.state.log_history if "eval_accuracy" in e
@@ -419,7 +419,7 @@ def test_callbacks_ask_for_log_evaluate_and_save(tokenizer, small_sources, tmp_p
             control.should_log = state.global_step == 3
 
     trainer = make_trainer(tokenizer, small_sources, tmp_path, logging_steps=100, max_steps=4)
-    trainer.callbacks.append(Ask())
+    trainer.add_callback(Ask())
     trainer.train()
     run = tmp_path / "run"
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1"]

@@ -24,6 +24,7 @@ from ..paths import (
 )
 from . import checkpointing
 from .arguments import MetaTrainingArguments
+from .callbacks import as_trainer_callback, callback_handler
 from .checkpointing import (
     STATE_FILE,
     CheckpointRegistry,
@@ -40,7 +41,7 @@ from .saving import (
     load_model_weights,
     read_meta_info,
 )
-from .validation import validation_record, validation_stats
+from .validation import run_info, validation_stats
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,9 @@ class MetaTrainer:
         self.collator = self.fewshot.collator
         self.train_sources, self.eval_sources = train_sources, eval_sources
         self._optimization()
-        self.callbacks = list(callbacks or [])
+        self.callback_handler = callback_handler(
+            callbacks, self.model, tokenizer, self.optimizer, self.scheduler
+        )
         self.state = TrainerState(
             max_steps=args.max_steps,
             logging_steps=args.logging_steps,
@@ -221,7 +224,8 @@ class MetaTrainer:
         window: list[dict] = []
         start = time.perf_counter()
         while state.global_step < args.max_steps:
-            self.control._new_step()  # a callback's should_log/evaluate/save is for one step
+            # a callback's should_log / should_evaluate / should_save is for one step
+            self.control = self.callback_handler.on_step_begin(args, state, self.control)
             metrics = self._meta_step(detailed=(state.global_step + 1) % args.logging_steps == 0)
             if metrics is None:
                 continue
@@ -372,40 +376,6 @@ class MetaTrainer:
         return metrics
 
     # ------------------------------------------------------------------ saving
-    def _info(self) -> dict:
-        base = getattr(self.model, "peft_config", None)
-        name = (
-            base["default"].base_model_name_or_path
-            if base
-            else getattr(self.model.config, "_name_or_path", None)
-        )
-        return {
-            "base_model": name,
-            "base_encoder": self.base_encoder,
-            "max_length": self.args.max_length,
-            "meta_training": {
-                "steps": self.state.global_step,
-                "meta_batch_size": self.args.meta_batch_size,
-                "n_way": self.args.n_way,
-                "k_shot": self.args.k_shot,
-                "q_query": self.args.q_query,
-                "temperature": self.args.temperature,
-                "learning_rate": self.args.learning_rate,
-                "sources": [
-                    {
-                        "name": s.name,
-                        "examples": len(s),
-                        "classes": len(s.label_index),
-                        "probability": float(p),
-                    }
-                    for s, p in zip(self.train_sources, self.sampler.source_probs)
-                ],
-            },
-            "best_eval_accuracy": self.state.best_metric,
-            "validation": validation_record(self.args, self.eval_sources, self.state.log_history),
-            "feature_warmup": self.warmup_metrics,
-        }
-
     def save_model(self, output_dir: str | Path | None = None) -> Path | None:
         """The meta-model as a Hub-format folder (main process only)."""
         output_dir = Path(output_dir or self.args.output_dir)
@@ -414,7 +384,7 @@ class MetaTrainer:
             return None
         with self._writing(output_dir):
             self.fewshot.save_pretrained(
-                output_dir, info=self._info(), merge_lora=self.args.merge_lora_on_save
+                output_dir, info=run_info(self), merge_lora=self.args.merge_lora_on_save
             )
             (output_dir / STATE_FILE).write_text(state_json(self.state, self.fingerprint()))
             card = meta_model_card(read_meta_info(output_dir))
@@ -434,7 +404,7 @@ class MetaTrainer:
         if acc.is_main_process:
 
             def write(folder: Path) -> None:
-                self.fewshot.save_pretrained(folder, info=self._info())
+                self.fewshot.save_pretrained(folder, info=run_info(self))
                 self.checkpoint_state.save(folder)
                 checkpointing.save_file(rng, str(folder / checkpointing.RNG_FILE))
                 (folder / STATE_FILE).write_text(state_json(self.state, self.fingerprint()))
@@ -490,13 +460,18 @@ class MetaTrainer:
             logger.info("Resumed from %s at step %s.", folder, self.state.global_step)
 
     # ------------------------------------------------------------------ callbacks
+    @property
+    def callbacks(self) -> list:
+        return self.callback_handler.callbacks
+
+    def add_callback(self, callback) -> None:
+        """As ``transformers.Trainer.add_callback``; objects that only define some
+        ``on_*`` methods are accepted too."""
+        self.callback_handler.add_callback(as_trainer_callback(callback))
+
     def _call(self, event: str, **kwargs) -> None:
-        for callback in self.callbacks:
-            handler = getattr(callback, event, None)
-            if handler is not None:
-                result = handler(self.args, self.state, self.control, model=self.model, **kwargs)
-                if isinstance(result, TrainerControl):
-                    self.control = result
+        handler = getattr(self.callback_handler, event)
+        self.control = handler(self.args, self.state, self.control, **kwargs)
 
 
 def check_sources(args: MetaTrainingArguments, train_sources, eval_sources) -> None:

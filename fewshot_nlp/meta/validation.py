@@ -1,5 +1,6 @@
-"""Meta-validation of a run: paired held-out episodes shaped like the use, and the record
-(curve, step 0, best step, meta-value) that the run folder and its card keep."""
+"""Meta-validation of a run: paired held-out episodes shaped like the use, and what the run
+records (curve, step 0, best step, meta-value; its base and meta-training) in its folder
+and card."""
 
 from __future__ import annotations
 
@@ -67,4 +68,43 @@ def validation_record(args, eval_sources, log_history) -> dict | None:
         "best": best["eval_accuracy"],
         "best_step": best["step"],
         "meta_value": None if start is None else best["eval_accuracy"] - start,
+    }
+
+
+def run_info(trainer) -> dict:
+    """What a run records in ``fewshot_nlp.json``: its base, its meta-training, its
+    validation record."""
+    base = getattr(trainer.model, "peft_config", None)
+    name = (
+        base["default"].base_model_name_or_path
+        if base
+        else getattr(trainer.model.config, "_name_or_path", None)
+    )
+    return {
+        "base_model": name,
+        "base_encoder": trainer.base_encoder,
+        "max_length": trainer.args.max_length,
+        "meta_training": {
+            "steps": trainer.state.global_step,
+            "meta_batch_size": trainer.args.meta_batch_size,
+            "n_way": trainer.args.n_way,
+            "k_shot": trainer.args.k_shot,
+            "q_query": trainer.args.q_query,
+            "temperature": trainer.args.temperature,
+            "learning_rate": trainer.args.learning_rate,
+            "sources": [
+                {
+                    "name": s.name,
+                    "examples": len(s),
+                    "classes": len(s.label_index),
+                    "probability": float(p),
+                }
+                for s, p in zip(trainer.train_sources, trainer.sampler.source_probs)
+            ],
+        },
+        "best_eval_accuracy": trainer.state.best_metric,
+        "validation": validation_record(
+            trainer.args, trainer.eval_sources, trainer.state.log_history
+        ),
+        "feature_warmup": trainer.warmup_metrics,
     }
