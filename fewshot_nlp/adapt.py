@@ -92,11 +92,17 @@ def adapt(
 def _refuse_settings_for_growth(model, labels, options: dict) -> None:
     """An export grows with the settings it was fitted with: adaptation settings and a
     label list belong to adapting a meta-trained model."""
+    if labels is not None:
+        raise ConfigError(
+            f"{model} is an exported classifier: labels are added to it by their examples "
+            "(train_data). A label without examples cannot be added to an export; to classify "
+            "by label names alone, adapt the meta-trained model with labels=[...]."
+        )
     given = [k for k, v in options.items() if v is not None and (k, v) != ("merge_lora", True)]
-    if given or labels is not None:
+    if given:
         raise ConfigError(
             f"{model} is an exported classifier: adapting it adds train_data's labels (and "
             "drops remove_labels) on its stored features, with the settings it was fitted "
-            f"with; {sorted(given) + (['labels'] if labels is not None else [])} apply to "
+            f"with; {sorted(given)} apply to "
             "adapting a meta-trained model."
         )

@@ -111,6 +111,7 @@ def test_rejection_label_is_refitted_and_stays_last(tokenizer, tmp_path):
         (lambda p: adapt(p, NEW, remove_labels=["travel"]), ConfigError, "no such label"),
         (lambda p: adapt(p), ConfigError, "Nothing to change"),
         (lambda p: adapt(p, NEW, steps=2), ConfigError, "exported classifier"),
+        (lambda p: adapt(p, labels=["travel"]), ConfigError, "without examples cannot"),
     ],
 )
 def test_bad_changes_are_refused_and_nothing_changes(tokenizer, tmp_path, call, error, match):

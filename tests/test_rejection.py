@@ -285,3 +285,19 @@ def test_rejection_export_reads_the_normalised_embedding(tokenizer):
     torch.testing.assert_close(padded, alone, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(alone[:, :3], expected, atol=1e-2, rtol=5e-2)
     assert torch.equal(alone[:, :3].argmax(-1), raw.argmax(-1))
+
+
+def test_predict_prints_the_rejection_label_like_any_other(tokenizer, tmp_path, capsys):
+    model, tok = mean_model(tokenizer)
+    adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none")
+    out = export(adapted, tok, tmp_path / "clf")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(OUTSIDE + [t for t, _ in TRAIN]) + "\n")
+    preds = tmp_path / "preds.jsonl"
+    args = ["predict", "--model", str(out), "--input_file", str(texts), "--top_k", "4"]
+    assert main([*args, "--output_file", str(preds)]) == 0
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert len(rows) == len(OUTSIDE) + len(TRAIN)
+    for row in rows:  # every label, the rejection one included, ranked in top_k
+        assert {p["label"] for p in row["top_k"]} == {"weather", "music", "banking", "none"}
+        assert row["label"] == row["top_k"][0]["label"]
