@@ -69,6 +69,12 @@ def adapt(
         text_pair_column=text_pair_column,
         labels=labels,
     )
+    model = _few_shot_model(model, tokenizer, trust_remote_code)
+    return model.adapt(source, labels=labels, **options)
+
+
+def _few_shot_model(model, tokenizer, trust_remote_code: bool) -> FewShotModel:
+    """A folder (meta-trained or any checkpoint) or a model object, as a ``FewShotModel``."""
     if isinstance(model, (str, os.PathLike)):
         model = FewShotModel.from_pretrained(model, trust_remote_code=trust_remote_code)
         if tokenizer is not None:
@@ -77,7 +83,7 @@ def adapt(
             warnings.warn(
                 f"{model.path} is not a meta-trained fewshot-nlp run (no fewshot_nlp.json): "
                 "adapting it as a plain checkpoint with default settings.",
-                stacklevel=2,
+                stacklevel=3,
             )
     elif not isinstance(model, FewShotModel):
         if tokenizer is None:
@@ -86,7 +92,7 @@ def adapt(
             )
         config = replace(plain_checkpoint_config(model), support_batch_size=DEFAULT_SUPPORT_BATCH)
         model = FewShotModel(MAML(model.eval(), config), tokenizer)
-    return model.adapt(source, labels=labels, **options)
+    return model
 
 
 def _refuse_settings_for_growth(model, labels, options: dict) -> None:

@@ -327,7 +327,7 @@ def evaluate_command(argv: list[str]) -> int:
         check_remote_code(baseline_path, args.trust_remote_code, flag="--baseline_model")
 
     from .data.sources import TaskSource
-    from .evaluation import evaluate_episodes, format_table, plot_accuracy, write_results
+    from .evaluation import evaluate_episodes, format_table
 
     model, baseline = _method_runners(args, adaptation, model_path)
     if args.train_file or args.test_file:
@@ -351,17 +351,24 @@ def evaluate_command(argv: list[str]) -> int:
             method_episodes=caps,
         )
         table = format_table(results)
+    print(table)
     values = {**asdict(args), **asdict(adaptation)}
+    _write_evaluation(results, values, argv, args.output_file, args.plot)
+    return 0
+
+
+def _write_evaluation(results, values: dict, argv, output_file, plot) -> None:
+    """The result file says how to reproduce itself: every flag and the command line."""
+    from .evaluation import plot_accuracy, write_results
+
     settings = {k: v for k, v in values.items() if v is not None}
     command = shlex.join(["fewshot-nlp", "evaluate", *argv])
-    for row in results:  # a result file says how to reproduce itself
+    for row in results:
         row["settings"], row["command"] = settings, command
-    print(table)
-    if args.output_file:
-        print(f"results: {write_results(results, args.output_file)}")
-    if args.plot:
-        print(f"plot: {plot_accuracy(results, args.plot)}")
-    return 0
+    if output_file:
+        print(f"results: {write_results(results, output_file)}")
+    if plot:
+        print(f"plot: {plot_accuracy(results, plot)}")
 
 
 def _method_runners(args, adaptation, model_path):

@@ -289,8 +289,6 @@ def evaluate_episodes(
     ``method_episodes`` caps slow methods (e.g. ``{"finetune": 100}``): they run on the first
     that many of the same episodes, and their rows say how many.
     """
-    from tqdm.auto import tqdm
-
     if not k_shots:
         raise ConfigError("k_shots is empty: give at least one shot count, e.g. 1,5.")
     caps = [(f"max_episodes {m}", n) for m, n in (method_episodes or {}).items()]
@@ -301,28 +299,12 @@ def evaluate_episodes(
     models = _runners(model, baseline_model, methods)
     raw = {m: {} for m in methods}
     for k, sampler in samplers.items():
-        scores = {m: {"accuracy": [], "f1_macro": [], "seconds": []} for m in methods}
         caps = {m: min(episodes, (method_episodes or {}).get(m, episodes)) for m in methods}
         if k == 0:  # methods that need examples have no 0-shot row
             caps = {m: (n if m in ZERO_SHOT_METHODS else 0) for m, n in caps.items()}
-        for index in tqdm(range(episodes), desc=f"{k}-shot", disable=not progress):
-            episode = sampler.sample()
-            for method in methods:
-                if index >= caps[method]:
-                    continue
-                start = time.perf_counter()
-                pred = _predict_episode(models[method], method, episode)
-                scores[method]["seconds"].append(time.perf_counter() - start)
-                for key, value in _score(pred, episode.query_labels).items():
-                    scores[method][key].append(value)
-        for method in (m for m in methods if caps[m]):
-            s = scores[method]
-            raw[method][str(k)] = {
-                "accuracy": summarize(s["accuracy"]),
-                "f1_macro": summarize(s["f1_macro"]),
-                "episodes": caps[method],
-                "adapt_seconds": float(np.mean(s["seconds"])),
-            }
+        rows = _run_episodes(sampler, models, caps, episodes, f"{k}-shot", progress)
+        for method, row in rows.items():
+            raw[method][str(k)] = row
     dataset = "+".join(sorted({s.name for s in sources}))
     return [
         {
@@ -339,6 +321,34 @@ def evaluate_episodes(
         }
         for m in methods
     ]
+
+
+def _run_episodes(sampler, models: dict, caps: dict, episodes: int, desc: str, progress):
+    """One shot count: every method on the same episodes (each up to its cap); a summary
+    row per method that ran."""
+    from tqdm.auto import tqdm
+
+    scores = {m: {"accuracy": [], "f1_macro": [], "seconds": []} for m in models}
+    for index in tqdm(range(episodes), desc=desc, disable=not progress):
+        episode = sampler.sample()
+        for method, runner in models.items():
+            if index >= caps[method]:
+                continue
+            start = time.perf_counter()
+            pred = _predict_episode(runner, method, episode)
+            scores[method]["seconds"].append(time.perf_counter() - start)
+            for key, value in _score(pred, episode.query_labels).items():
+                scores[method][key].append(value)
+    return {
+        method: {
+            "accuracy": summarize(s["accuracy"]),
+            "f1_macro": summarize(s["f1_macro"]),
+            "episodes": caps[method],
+            "adapt_seconds": float(np.mean(s["seconds"])),
+        }
+        for method, s in scores.items()
+        if caps[method]
+    }
 
 
 def _predict_episode(model: MethodRunner, method: str, episode: Episode) -> np.ndarray:

@@ -38,18 +38,7 @@ def export(
     base weights with the new label set, so that both ``AutoPeftModelForSequenceClassification``
     and plain transformers load it with the right labels.
     """
-    if is_peft(model) and not keep_adapter:
-        raise ConfigError(
-            "export() got an unmerged PEFT model: call adapt(..., merge_lora=True) (the default) "
-            "or model.merge_and_unload() first, or pass keep_adapter=True (CLI: --keep-adapter) "
-            "to write a PEFT adapter folder."
-        )
-    if keep_adapter and not is_peft(model):
-        raise ConfigError(
-            "keep_adapter=True needs an unmerged LoRA model: adapt a LoRA meta-trained run with "
-            "adapt(..., merge_lora=False) (CLI: adapt --keep-adapter). This model has no adapter "
-            "(a full or head-only run, or a run saved with merge_lora_on_save)."
-        )
+    _check_adapter_request(model, keep_adapter)
     if push_to_hub:  # before anything is written, so a push that cannot happen costs nothing
         token = check_push_to_hub(hub_model_id, token=token)
     # The folder the model was loaded from (a meta-model, say) is never written over.
@@ -92,6 +81,21 @@ def export(
             replace=replace,
         )
     return output_dir
+
+
+def _check_adapter_request(model, keep_adapter: bool) -> None:
+    if is_peft(model) and not keep_adapter:
+        raise ConfigError(
+            "export() got an unmerged PEFT model: call adapt(..., merge_lora=True) (the default) "
+            "or model.merge_and_unload() first, or pass keep_adapter=True (CLI: --keep-adapter) "
+            "to write a PEFT adapter folder."
+        )
+    if keep_adapter and not is_peft(model):
+        raise ConfigError(
+            "keep_adapter=True needs an unmerged LoRA model: adapt a LoRA meta-trained run with "
+            "adapt(..., merge_lora=False) (CLI: adapt --keep-adapter). This model has no adapter "
+            "(a full or head-only run, or a run saved with merge_lora_on_save)."
+        )
 
 
 def save_with_adapter(model, folder: Path, base_reference: str) -> None:

@@ -63,23 +63,10 @@ class MetaTrainer:
         callbacks=None,
         lora_config=None,
     ) -> None:
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
 
         self.args = args
-        report_to = [r for r in args.report_to if r != "none"]
-        self.accelerator = Accelerator(
-            mixed_precision=args.mixed_precision,
-            cpu=args.use_cpu,
-            log_with=report_to or None,
-            project_dir=args.output_dir,
-        )
-        world = self.accelerator.num_processes
-        if args.meta_batch_size % world:
-            raise ConfigError(
-                f"meta_batch_size={args.meta_batch_size} must be divisible by the "
-                f"{world} processes so each takes an equal share."
-            )
+        self.accelerator = _accelerator(args)
         set_seed(args.seed)
         train_sources, eval_sources = list(train_sources), list(eval_sources or [])
         check_sources(args, train_sources, eval_sources)
@@ -472,6 +459,26 @@ class MetaTrainer:
     def _call(self, event: str, **kwargs) -> None:
         handler = getattr(self.callback_handler, event)
         self.control = handler(self.args, self.state, self.control, **kwargs)
+
+
+def _accelerator(args: MetaTrainingArguments):
+    """The run's ``Accelerator``; every process must take an equal share of the meta-batch."""
+    from accelerate import Accelerator
+
+    report_to = [r for r in args.report_to if r != "none"]
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        cpu=args.use_cpu,
+        log_with=report_to or None,
+        project_dir=args.output_dir,
+    )
+    world = accelerator.num_processes
+    if args.meta_batch_size % world:
+        raise ConfigError(
+            f"meta_batch_size={args.meta_batch_size} must be divisible by the "
+            f"{world} processes so each takes an equal share."
+        )
+    return accelerator
 
 
 def check_sources(args: MetaTrainingArguments, train_sources, eval_sources) -> None:

@@ -44,7 +44,7 @@ def mean_pooling_classifier(model: nn.Module, tokenizer=None):
     (the pooler is dropped: nothing reads it). ``tokenizer`` is changed in place to return
     only ``input_ids`` and ``attention_mask``.
     """
-    from transformers import XLMConfig, XLMForSequenceClassification
+    from transformers import XLMForSequenceClassification
 
     if is_mean_pooling(model):
         return model, _without_token_types(tokenizer)
@@ -62,8 +62,23 @@ def mean_pooling_classifier(model: nn.Module, tokenizer=None):
         )
     if getattr(config, "position_embedding_type", "absolute") != "absolute":
         raise ModelError("pooling='mean' needs absolute position embeddings; use pooling='model'.")
+    xlm_config = _xlm_config(config)
+    xlm_config._name_or_path = config._name_or_path
+    converted = XLMForSequenceClassification(xlm_config)
+    missing = _load_bert_weights(converted, model)
+    if missing:
+        raise ModelError(f"pooling='mean': BERT weights not found for {sorted(missing)[:5]}.")
+    converted.to(next(model.parameters()).device)
+    converted.train(model.training)
+    return converted, _without_token_types(tokenizer)
+
+
+def _xlm_config(config):
+    """The XLM configuration that computes what a BERT ``config`` computes, mean-pooled."""
+    from transformers import XLMConfig
+
     dropout = config.classifier_dropout
-    xlm_config = XLMConfig(
+    return XLMConfig(
         vocab_size=config.vocab_size,
         emb_dim=config.hidden_size,
         n_layers=config.num_hidden_layers,
@@ -89,14 +104,6 @@ def mean_pooling_classifier(model: nn.Module, tokenizer=None):
         label2id=dict(config.label2id),
         problem_type=config.problem_type,
     )
-    xlm_config._name_or_path = config._name_or_path
-    converted = XLMForSequenceClassification(xlm_config)
-    missing = _load_bert_weights(converted, model)
-    if missing:
-        raise ModelError(f"pooling='mean': BERT weights not found for {sorted(missing)[:5]}.")
-    converted.to(next(model.parameters()).device)
-    converted.train(model.training)
-    return converted, _without_token_types(tokenizer)
 
 
 def _load_bert_weights(target: nn.Module, bert_classifier: nn.Module) -> set[str]:
