@@ -487,13 +487,7 @@ def training_source(
                 "names, for 0-shot), or both."
             )
         return None, label_set(None, labels)
-    source = as_task_source(
-        train_data,
-        text_column=text_column,
-        label_column=label_column,
-        text_pair_column=text_pair_column,
-    ).without_blank_texts()
-    check_label_hygiene(source)
+    source = labelled_source(train_data, text_column, label_column, text_pair_column)
     if labels is not None:
         return source, label_set(source, labels)
     if len(source.label_index) < 2:
@@ -502,6 +496,18 @@ def training_source(
             "needs at least 2 labels with examples."
         )
     return source, source.label_names
+
+
+def labelled_source(train_data, text_column="text", label_column="label", text_pair_column=None):
+    """Labelled examples as a ``TaskSource``: blank texts dropped, labels checked."""
+    source = as_task_source(
+        train_data,
+        text_column=text_column,
+        label_column=label_column,
+        text_pair_column=text_pair_column,
+    ).without_blank_texts()
+    check_label_hygiene(source)
+    return source
 
 
 def check_label_hygiene(source: TaskSource) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 
 from ..data.collate import label_name_text
-from ..data.sources import as_task_source, check_label_hygiene
+from ..data.sources import labelled_source
 from ..errors import ConfigError, DataError, ModelError
 from ..modeling.head import EpisodeHead, set_head
 from ..modeling.rejection import add_rejection_output
@@ -88,13 +88,7 @@ def grow(
     remove = list(dict.fromkeys(remove_labels or []))
     source, given = None, []
     if train_data is not None:  # one label is enough here: the others are in the memory
-        source = as_task_source(
-            train_data,
-            text_column=text_column,
-            label_column=label_column,
-            text_pair_column=text_pair_column,
-        ).without_blank_texts()
-        check_label_hygiene(source)
+        source = labelled_source(train_data, text_column, label_column, text_pair_column)
         given = source.label_names
     names = _label_plan(memory, given, remove, model)
     reader = FewShotModel.from_pretrained(

@@ -20,13 +20,13 @@ on a rerun; meta-models stay in OUTPUT_DIR/<recipe>.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from accuracy import Results, dataset_names, mean_pooling_base  # noqa: E402
+from common import bench_parser, publish  # noqa: E402
 
 TARGETS = ("banking77", "clinc150", "reuters")
 VALIDATION = {
@@ -249,21 +249,8 @@ def report(results: Results, episodes: int) -> str:
     return "\n".join(lines)
 
 
-def write_report(text: str, path: Path) -> None:
-    content = path.read_text(encoding="utf-8")
-    if START in content and END in content:
-        head, rest = content.split(START, 1)
-        content = head + text + rest.split(END, 1)[1]
-    else:
-        content = content.rstrip() + "\n\n" + text + "\n"
-    path.write_text(content, encoding="utf-8")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data_dir", required=True, help="The shared data directory.")
+    parser = bench_parser(__doc__)
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--output_dir", default="runs/meta_value", help="Runs and results.")
     parser.add_argument("--episodes", type=int, default=60, help="Episodes per row.")
@@ -274,9 +261,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_only:
         text = report(Results(Path(args.output_dir) / "meta_value.jsonl"), args.episodes)
-        print(text)
-        if args.benchmarks_file:
-            write_report(text, Path(args.benchmarks_file))
+        publish(text, args.benchmarks_file, START, END)
         return
 
     from fewshot_nlp.evaluation import MethodRunner
@@ -297,9 +282,7 @@ def main() -> None:
         base = MethodRunner(base_folder, max_length=length, cache_features=True, **mirrored)
         evaluate(name, run, base, baseline, args.data_dir, results, args.episodes, args.shots)
     text = report(results, args.episodes)
-    print(text)
-    if args.benchmarks_file:
-        write_report(text, Path(args.benchmarks_file))
+    publish(text, args.benchmarks_file, START, END)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,15 @@ nearest class mean). Resumable: each row is appended to OUTPUT_DIR/rejection.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
 from pathlib import Path
 
 SHOTS = ("5", "10")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import bench_parser, publish  # noqa: E402
+
 START, END = "<!-- rejection:start -->", "<!-- rejection:end -->"
 
 
@@ -91,21 +93,8 @@ def report(rows: list[dict], model: str) -> str:
     return "\n".join([*lines, END])
 
 
-def write_report(text: str, path: Path) -> None:
-    content = path.read_text(encoding="utf-8")
-    if START in content and END in content:
-        head, rest = content.split(START, 1)
-        content = head + text + rest.split(END, 1)[1]
-    else:
-        content = content.rstrip() + "\n\n" + text + "\n"
-    path.write_text(content, encoding="utf-8")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--data_dir", required=True, help="The shared data directory.")
+    parser = bench_parser(__doc__)
     parser.add_argument("--model", required=True, help="A (meta-trained) model folder.")
     parser.add_argument("--output_dir", default="runs/rejection", help="Results go here.")
     parser.add_argument("--shots", nargs="+", default=list(SHOTS), choices=SHOTS)
@@ -116,9 +105,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = run(args)
     text = report(rows, args.model)
-    print(text)
-    if args.benchmarks_file:
-        write_report(text, Path(args.benchmarks_file))
+    publish(text, args.benchmarks_file, START, END)
 
 
 if __name__ == "__main__":
