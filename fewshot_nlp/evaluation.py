@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -179,11 +180,21 @@ class MethodRunner:
         model = setfit.SetFitModel.from_pretrained(self.path)
         train = datasets.Dataset.from_dict({"text": list(texts), "label": list(labels)})
         # The SetFit paper's setting: 20 pair iterations per example, one epoch. (setfit 1.x
-        # otherwise oversamples every pair: 9,000+ steps for 77 x 5 examples on a CPU.)
-        args = setfit.TrainingArguments(
-            batch_size=16, num_epochs=1, num_iterations=20, seed=0, show_progress_bar=False
-        )
-        setfit.Trainer(model=model, args=args, train_dataset=train).train()
+        # otherwise oversamples every pair: 9,000+ steps for 77 x 5 examples on a CPU.) Its
+        # checkpoints and logs would go to ./checkpoints and ./runs: a temporary folder.
+        with tempfile.TemporaryDirectory(prefix="fewshot-nlp-setfit-") as scratch:
+            args = setfit.TrainingArguments(
+                output_dir=scratch,
+                logging_dir=scratch,
+                save_strategy="no",
+                report_to="none",
+                batch_size=16,
+                num_epochs=1,
+                num_iterations=20,
+                seed=0,
+                show_progress_bar=False,
+            )
+            setfit.Trainer(model=model, args=args, train_dataset=train).train()
         return model
 
     def _finetune(self, support, labels, n_way):

@@ -462,3 +462,42 @@ def test_maml_base_without_a_known_start_is_a_clear_error(tiny_run, toy_source, 
             str(run), [toy_source], n_way=3, k_shots=[1], q_query=2, methods=["maml-base"]
         )
     assert Path(tiny_run, "base_model").is_dir()
+
+
+def test_setfit_baseline_writes_nothing_in_the_current_folder(tmp_path, monkeypatch):
+    """setfit's defaults write ./checkpoints and ./runs: the baseline trains in a
+    temporary folder instead (a stand-in setfit records what it is given)."""
+    import sys
+    import types
+    from pathlib import Path
+
+    from fewshot_nlp.evaluation import MethodRunner
+
+    seen = {}
+
+    class Args:
+        def __init__(self, **kwargs):
+            seen.update(kwargs)
+
+    class Trainer:
+        def __init__(self, model, args, train_dataset):
+            self.train_dataset = train_dataset
+
+        def train(self):
+            Path(seen["output_dir"], "checkpoint-1").mkdir()  # what setfit would write
+
+    class Model:
+        @classmethod
+        def from_pretrained(cls, path):
+            return cls()
+
+    fake = types.ModuleType("setfit")
+    fake.TrainingArguments, fake.Trainer, fake.SetFitModel = Args, Trainer, Model
+    monkeypatch.setitem(sys.modules, "setfit", fake)
+    monkeypatch.chdir(tmp_path)
+    runner = MethodRunner.__new__(MethodRunner)
+    runner.model = types.SimpleNamespace(path="base")
+    runner._fit_setfit(["a b", "c d"], [0, 1], None)
+    assert seen["save_strategy"] == "no" and seen["report_to"] == "none"
+    assert not Path(seen["output_dir"]).exists()  # removed after training
+    assert list(tmp_path.iterdir()) == []

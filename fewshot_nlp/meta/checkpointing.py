@@ -228,6 +228,15 @@ def resume_checkpoint(output_dir: Path, spec, try_resume) -> None:
     )
 
 
+def run_fingerprint(maml) -> str:
+    """What a checkpoint must match to be resumed: parameter names/shapes and adaptation."""
+    shapes = [(n, tuple(p.shape)) for n, p in maml.named_parameters() if p.requires_grad]
+    config = maml.config.to_dict()
+    config.pop("step_checkpointing")  # memory, not numbers: a run may resume with either
+    blob = json.dumps([shapes, config], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def state_json(state, fingerprint: str) -> str:
     """The trainer state a checkpoint resumes from, with what the run must match."""
     fields = ("global_step", "max_steps", "log_history", "best_metric", "best_model_checkpoint")

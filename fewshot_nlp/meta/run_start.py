@@ -1,5 +1,6 @@
-"""What a run does to its model before the first meta-step: the feature warm-up, keeping the
-starting encoder in the run when no name can load it, and the frozen anchor copy."""
+"""What a run sets up before the first meta-step: its Accelerator and checked sources, the
+feature warm-up, keeping the starting encoder in the run when no name can load it, and the
+frozen anchor copy."""
 
 from __future__ import annotations
 
@@ -109,3 +110,50 @@ def anchor_loss(anchor: MAML, group, out) -> torch.Tensor:
         start = anchor.features({}, query)
     moved = F.normalize(out.query_features.float(), dim=-1)
     return (moved - F.normalize(start.float(), dim=-1)).pow(2).sum(-1).mean()
+
+
+def make_accelerator(args):
+    """The run's ``Accelerator``; every process must take an equal share of the meta-batch."""
+    from accelerate import Accelerator
+
+    report_to = [r for r in args.report_to if r != "none"]
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        cpu=args.use_cpu,
+        log_with=report_to or None,
+        project_dir=args.output_dir,
+    )
+    world = accelerator.num_processes
+    if args.meta_batch_size % world:
+        raise ConfigError(
+            f"meta_batch_size={args.meta_batch_size} must be divisible by the "
+            f"{world} processes so each takes an equal share."
+        )
+    return accelerator
+
+
+def check_sources(args, train_sources, eval_sources) -> None:
+    """The sources fit the settings, checked before any work."""
+    if args.k_shot == 0:  # the head is the label names alone: every source must have them
+        pairs = [s.name for s in train_sources if s.is_pair_task]
+        if args.label_names == "never" or pairs:
+            raise ConfigError(
+                "k_shot=0 episodes are classified by their label names alone, "
+                + ("but label_names is 'never'." if not pairs else "")
+                + (f"which text-pair sources do not use: drop {pairs}." if pairs else "")
+            )
+    if args.load_best_model_at_end and not eval_sources:
+        raise ConfigError(
+            "load_best_model_at_end needs held-out episodes to evaluate: pass eval_sources "
+            "(eval_datasets on the command line)."
+        )
+
+
+def flat_config(args) -> dict:
+    """The arguments as flat scalars, for the trackers' run config."""
+    from dataclasses import asdict
+
+    return {
+        k: (v if isinstance(v, (int, float, str, bool)) else str(v))
+        for k, v in asdict(args).items()
+    }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import signal
@@ -10,7 +9,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import TrainerControl, TrainerState
 from transformers.optimization import get_scheduler
@@ -30,12 +28,21 @@ from .checkpointing import (
     CheckpointRegistry,
     prune_checkpoints,
     resume_checkpoint,
+    run_fingerprint,
     state_json,
 )
 from .maml import MAML
+from .meta_step import average_gradients, group_loss, window_logs
 from .model import FewShotModel
 from .run_folder import RunFolder, check_run_output_dir
-from .run_start import anchor_loss, frozen_anchor, keep_start, warm_up_run
+from .run_start import (
+    check_sources,
+    flat_config,
+    frozen_anchor,
+    keep_start,
+    make_accelerator,
+    warm_up_run,
+)
 from .saving import (
     load_inner_lrs,
     load_model_weights,
@@ -66,7 +73,7 @@ class MetaTrainer:
         from accelerate.utils import set_seed
 
         self.args = args
-        self.accelerator = _accelerator(args)
+        self.accelerator = make_accelerator(args)
         set_seed(args.seed)
         train_sources, eval_sources = list(train_sources), list(eval_sources or [])
         check_sources(args, train_sources, eval_sources)
@@ -147,11 +154,7 @@ class MetaTrainer:
 
     def fingerprint(self) -> str:
         """What a checkpoint must match to be resumed: parameter names/shapes and adaptation."""
-        shapes = [(n, tuple(p.shape)) for n, p in self.maml.named_parameters() if p.requires_grad]
-        config = self.maml.config.to_dict()
-        config.pop("step_checkpointing")  # memory, not numbers: a run may resume with either
-        blob = json.dumps([shapes, config], sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return run_fingerprint(self.maml)
 
     # ------------------------------------------------------------------ training
     def train(self) -> TrainerState:
@@ -160,7 +163,7 @@ class MetaTrainer:
             self._resume_from(args.resume_from_checkpoint)
         if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
             with self._writing():
-                self.accelerator.init_trackers("fewshot-nlp", config=_flat_config(args))
+                self.accelerator.init_trackers("fewshot-nlp", config=flat_config(args))
         self._call("on_train_begin")
         if args.eval_steps and self.eval_sources and self.state.global_step == 0:
             # Step 0 is the encoder before meta-training: its score is the baseline of the
@@ -256,31 +259,23 @@ class MetaTrainer:
             together = args.batch_tasks and self.maml.can_batch(episodes)
             # Run together (one forward per inner step) or one by one (less memory at a time).
             for group in [episodes] if together else [[b] for b in episodes]:
+                share = len(group) / (local * args.gradient_accumulation_steps)
                 try:
                     with acc.autocast():
-                        if together:
-                            out = self.maml.forward_tasks(group, detailed_metrics=detailed)
-                        else:
-                            out = self.maml(group[0], detailed_metrics=detailed)
-                    loss = out.loss
-                    if self.anchor is not None:
-                        anchor = anchor_loss(self.anchor, group, out)
-                        out.metrics["anchor_distance"] = anchor.item()
-                        loss = loss + args.anchor_weight * anchor
-                    loss = loss * len(group) / (local * args.gradient_accumulation_steps)
-                    if not torch.isfinite(loss):
-                        raise TrainingError(f"Non-finite query loss on {group[0].source!r}.")
-                    loss.backward()
+                        loss, metrics = group_loss(
+                            self.maml, self.anchor, args, group, together, detailed
+                        )
+                    (loss * share).backward()
                 except TrainingError as error:
                     failed = str(error)
                     continue
-                for key, value in out.metrics.items():
+                for key, value in metrics.items():
                     totals[key] = totals.get(key, 0.0) + value * len(group)
                 count += len(group)
         flag = torch.tensor(float(failed is not None), device=acc.device)
         if acc.reduce(flag).item() > 0:
             return self._skip_step(failed or "another process hit a non-finite loss")
-        self._average_gradients()
+        average_gradients(self.accelerator, self.maml.meta_parameters())
         if args.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.maml.meta_parameters(), args.max_grad_norm)
         self.optimizer.step()
@@ -303,29 +298,10 @@ class MetaTrainer:
         )
         return None
 
-    def _average_gradients(self) -> None:
-        """All-reduce the meta-gradient once, as one flat tensor."""
-        if self.accelerator.num_processes == 1:
-            return
-        params = self.maml.meta_parameters()
-        flat = torch.cat(
-            [(p.grad if p.grad is not None else torch.zeros_like(p)).flatten() for p in params]
-        )
-        flat = self.accelerator.reduce(flat, reduction="mean")
-        offset = 0
-        for p in params:
-            n = p.numel()
-            p.grad = flat[offset : offset + n].view_as(p).clone()
-            offset += n
-
     # ------------------------------------------------------------------ logging / eval
     def _log(self, window: list[dict], elapsed: float) -> None:
-        logs = {k: float(np.mean([m[k] for m in window if k in m])) for k in window[-1]}
+        logs = window_logs(window, elapsed, self.args.meta_batch_size, self.maml)
         logs["learning_rate"] = self.scheduler.get_last_lr()[0]
-        logs["episodes_per_second"] = len(window) * self.args.meta_batch_size / max(elapsed, 1e-9)
-        if self.maml.log_inner_lrs is not None:
-            for key, value in self.maml.log_inner_lrs.items():
-                logs[f"inner_lr/{key}"] = float(value.detach().exp())
         logs["step"] = self.state.global_step
         self.state.log_history.append(logs)
         if self.accelerator.is_main_process:
@@ -459,49 +435,3 @@ class MetaTrainer:
     def _call(self, event: str, **kwargs) -> None:
         handler = getattr(self.callback_handler, event)
         self.control = handler(self.args, self.state, self.control, **kwargs)
-
-
-def _accelerator(args: MetaTrainingArguments):
-    """The run's ``Accelerator``; every process must take an equal share of the meta-batch."""
-    from accelerate import Accelerator
-
-    report_to = [r for r in args.report_to if r != "none"]
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        cpu=args.use_cpu,
-        log_with=report_to or None,
-        project_dir=args.output_dir,
-    )
-    world = accelerator.num_processes
-    if args.meta_batch_size % world:
-        raise ConfigError(
-            f"meta_batch_size={args.meta_batch_size} must be divisible by the "
-            f"{world} processes so each takes an equal share."
-        )
-    return accelerator
-
-
-def check_sources(args: MetaTrainingArguments, train_sources, eval_sources) -> None:
-    """The sources fit the settings, checked before any work."""
-    if args.k_shot == 0:  # the head is the label names alone: every source must have them
-        pairs = [s.name for s in train_sources if s.is_pair_task]
-        if args.label_names == "never" or pairs:
-            raise ConfigError(
-                "k_shot=0 episodes are classified by their label names alone, "
-                + ("but label_names is 'never'." if not pairs else "")
-                + (f"which text-pair sources do not use: drop {pairs}." if pairs else "")
-            )
-    if args.load_best_model_at_end and not eval_sources:
-        raise ConfigError(
-            "load_best_model_at_end needs held-out episodes to evaluate: pass eval_sources "
-            "(eval_datasets on the command line)."
-        )
-
-
-def _flat_config(args: MetaTrainingArguments) -> dict:
-    from dataclasses import asdict
-
-    return {
-        k: (v if isinstance(v, (int, float, str, bool)) else str(v))
-        for k, v in asdict(args).items()
-    }
