@@ -27,18 +27,20 @@ from .maml import MAML
 from .rejection import REJECTION_FOLDS, fit_rejection
 
 
-def class_memory_for(runner, classifier, texts, pairs, label_ids, names, metrics, rejection):
-    """The memory of a fresh adaptation: every row read by the exported ``classifier``
-    itself (its encoder may differ from ``runner``'s: adapted weights, a rejection output)."""
+def class_memory_for(
+    runner, classifier, texts, pairs, label_ids, names, metrics, rejection, *, same_encoder
+):
+    """The memory of a fresh adaptation: every row as the exported ``classifier`` reads it.
+    ``same_encoder``: its encoder is ``runner``'s (a head-only adaptation, no rejection
+    layer), whose features, already computed, are reused; otherwise they are read again."""
     from .model import FewShotModel
 
-    reader = FewShotModel(
-        MAML(classifier, plain_checkpoint_config(classifier)),
-        runner.tokenizer,
-        max_length=runner.collator.max_length,
-    )
+    reader = runner
+    if not same_encoder:
+        maml = MAML(classifier, plain_checkpoint_config(classifier))
+        reader = FewShotModel(maml, runner.tokenizer, max_length=runner.collator.max_length)
     config = runner.config
-    hidden = _hidden_size(reader, names)
+    hidden = classifier.get_submodule(reader.maml.head_name).weight.shape[1]
     feats = reader.features(texts, pairs) if texts else torch.zeros(0, hidden)
     labels = torch.as_tensor(label_ids, dtype=torch.long)
     weights = torch.ones(len(label_ids))
@@ -185,10 +187,6 @@ def _add_name_rows(memory: ClassMemory, reader, classes: list[int]) -> None:
     texts = [label_name_text(memory.label_names[c]) for c in classes]
     feats = reader.features(texts)
     _append(memory, feats, torch.as_tensor(classes), memory.label_name_weight, True)
-
-
-def _hidden_size(reader, names) -> int:
-    return int(reader.features([label_name_text(names[0])]).shape[-1])
 
 
 def _refit(reader, memory: ClassMemory):

@@ -382,8 +382,17 @@ class FewShotModel:
             record["rejection"] = rejection.to_dict()
         classifier.fewshot_nlp_adaptation = record
         if not is_peft(classifier):  # an unmerged adapter's export cannot grow
+            same_encoder = set(fast) <= {HEAD_WEIGHT, HEAD_BIAS} and rejection is None
             classifier.fewshot_nlp_classes = class_memory_for(
-                self, classifier, texts, pairs, label_ids, names, metrics, rejection
+                self,
+                classifier,
+                texts,
+                pairs,
+                label_ids,
+                names,
+                metrics,
+                rejection,
+                same_encoder=same_encoder,
             )
         return classifier
 

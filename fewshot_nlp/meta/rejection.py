@@ -128,20 +128,15 @@ def unknown_texts(data, label_names, text_column: str = "text", label_column: st
 
 
 def _optional_column(path, column: str) -> list[str]:
-    """The values of ``column`` where rows have it (.jsonl and .csv; none in .txt)."""
-    import csv
-    import io
-    import json
+    """The values of ``column`` when the file's rows have it (none in a .txt file)."""
+    from ..data.sources import read_texts
 
-    suffix = path.suffix.lower()
-    content = path.read_text(encoding="utf-8")
-    if suffix == ".jsonl":
-        rows = [json.loads(line) for line in content.split("\n") if line.strip()]
-        return [str(r[column]) for r in rows if isinstance(r, dict) and r.get(column) is not None]
-    if suffix == ".csv":
-        rows = csv.DictReader(io.StringIO(content, newline=""))
-        return [r[column] for r in rows if r.get(column)]
-    return []
+    if path.suffix.lower() == ".txt":
+        return []
+    try:
+        return read_texts(path, column)
+    except DataError:  # no such column: texts without labels
+        return []
 
 
 # ------------------------------------------------------------------------- calibration
