@@ -116,6 +116,45 @@ RECIPES = {
         k_shot=1,
         max_steps=400,
     ),
+    # weight-space interpolation between the starting encoder and a run (as WiSE-FT does):
+    # keeps part of what the run learned while moving less far from what it did not train on
+    "names0-full-wise50": dict(interpolate=("names0-full", 0.5)),
+    "names-lora-wise50": dict(interpolate=("names-lora", 0.5)),
+    # first against second order at equal CPU time: 1-shot episodes with the names, one LoRA
+    # inner step on the support; second order costs 1.29 x per step on this CPU (maml_speed)
+    "step-lora-fo": dict(
+        NAMES,
+        adapt_scope="lora",
+        label_name_weight=8.0,
+        learning_rate=1e-4,
+        k_shot=1,
+        inner_steps=1,
+        inner_learning_rate=0.05,
+        max_steps=300,
+    ),
+    "step-lora-so": dict(
+        NAMES,
+        adapt_scope="lora",
+        label_name_weight=8.0,
+        learning_rate=1e-4,
+        k_shot=1,
+        inner_steps=1,
+        inner_learning_rate=0.05,
+        max_steps=233,
+        first_order=False,
+    ),
+    # names0-full for thousands of steps, every 250th step kept: the curve of the meta-value
+    # against meta-steps (0 and 1 shots, 20 episodes per row, each checkpoint)
+    "names0-curve": dict(
+        NAMES,
+        adapt_scope="full",
+        learning_rate=1e-5,
+        k_shot=0,
+        max_steps=1500,
+        save_steps=250,
+        save_total_limit=None,
+        curve=True,
+    ),
     "names-full": dict(
         NAMES,
         adapt_scope="full",
@@ -127,7 +166,41 @@ RECIPES = {
 }
 
 
+def interpolated(name: str, out: Path, results: Results) -> Path:
+    """A run's weights moved back toward the starting encoder's: base + alpha * (run - base),
+    tensor by tensor (the head and anything the base lacks keep the run's values)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    source, alpha = RECIPES[name]["interpolate"]
+    folder = out / name
+    if f"{name}/meta" in results and (folder / "fewshot_nlp.json").is_file():
+        return folder
+    run = out / source
+    if not (run / "fewshot_nlp.json").is_file():
+        raise SystemExit(f"{name} needs the run {source} first: --recipes {source} {name}")
+    base = load_file(mean_pooling_base(out) / "model.safetensors")
+    weights = load_file(run / "model.safetensors")
+    mixed = {
+        key: base[key] + alpha * (value - base[key])
+        if key in base and base[key].shape == value.shape and value.is_floating_point()
+        else value
+        for key, value in weights.items()
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in run.iterdir():
+        if path.is_file() and path.name != "model.safetensors":
+            shutil.copy2(path, folder / path.name)
+    save_file(mixed, folder / "model.safetensors", metadata={"format": "pt"})
+    moved = sum(1 for key in weights if key in base and base[key].shape == weights[key].shape)
+    results.add(f"{name}/meta", source=source, alpha=alpha, summary=f"{moved} tensors mixed")
+    return folder
+
+
 def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int | None):
+    if "interpolate" in RECIPES[name]:
+        return interpolated(name, out, results)
     folder = out / name
     if f"{name}/meta" in results and (folder / "fewshot_nlp.json").is_file():
         return folder
@@ -136,7 +209,7 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     from fewshot_nlp.meta.trainer import MetaTrainer
     from fewshot_nlp.modeling.pretrained import load_classifier
 
-    values = {**COMMON, **RECIPES[name]}
+    values = {k: v for k, v in {**COMMON, **RECIPES[name]}.items() if k != "curve"}
     validating = bool(values.get("eval_steps"))
     specs = [
         "sgd:train::train" if n == "sgd" and validating else n
@@ -145,7 +218,13 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     ]
     if steps:
         values["max_steps"] = steps
-    args = MetaTrainingArguments(output_dir=str(folder), overwrite_output_dir=True, **values)
+    resume = values.get("save_steps") and any(folder.glob("checkpoint-*"))
+    args = MetaTrainingArguments(
+        output_dir=str(folder),
+        overwrite_output_dir=True,
+        resume_from_checkpoint="true" if resume else None,
+        **values,
+    )
     model, tokenizer = load_classifier("minilm", "eager", pooling="mean")
     sources = [TaskSource.from_spec(s, data_dir) for s in specs]
     if values["k_shot"] == 0:  # names-only episodes: pair tasks (scitail) have no names to use
@@ -168,9 +247,80 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     return folder
 
 
+def evaluated(model, source, k: int, method: str, episodes: int, key: str, results: Results):
+    """One row (full-way, k shots, the same episodes for every model): measured once."""
+    from fewshot_nlp.evaluation import evaluate_episodes
+
+    if key in results:
+        return results.rows[key]["accuracy"]
+    entry = evaluate_episodes(
+        model,
+        [source],
+        n_way="all",
+        k_shots=[k],
+        q_query=5,
+        episodes=episodes,
+        seed=0,
+        methods=[method],
+        progress=False,
+    )[0]
+    acc = entry["results"][str(k)]["accuracy"]
+    results.add(
+        key,
+        accuracy=acc["mean"],
+        ci95=acc["ci95"],
+        n_way=len(source.label_names),
+        summary=f"{100 * acc['mean']:.2f} ± {100 * (acc['ci95'] or 0):.2f}",
+    )
+    return acc["mean"]
+
+
+CURVE_SHOTS, CURVE_EPISODES = (0, 1), 20
+
+
+def curve(name: str, folder: Path, base, data_dir: str, results: Results, length: int) -> None:
+    """Every kept checkpoint of a run (and the final model) against the starting encoder, at
+    0 and 1 shots on each validation set: the meta-value against meta-steps."""
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.evaluation import MethodRunner
+
+    steps = {int(p.name.split("-")[1]): p for p in folder.glob("checkpoint-*")}
+    steps[RECIPES[name]["max_steps"]] = folder
+    sources = {t: TaskSource.from_spec(spec, data_dir) for t, spec in VALIDATION.items()}
+    for step, path in sorted(steps.items()):
+        runner = None
+        for target, source in sources.items():
+            for k in CURVE_SHOTS:
+                key = f"{name}@{step}/{target}/{k}/maml"
+                if key not in results:
+                    runner = runner or MethodRunner(path, max_length=length, cache_features=True)
+                run = evaluated(runner, source, k, "maml", CURVE_EPISODES, key, results)
+                start = evaluated(
+                    base, source, k, "maml", CURVE_EPISODES, f"curve-base/{target}/{k}", results
+                )
+                print(f"{name} step {step} {target} {k}-shot: {100 * (run - start):+.2f}")
+
+
+def reuse_row(results: Results, key: str, name: str, method: str) -> None:
+    """The rows that do not depend on the recipe are measured once: the cheap baseline (the
+    base MiniLM), and an interpolated recipe's maml-base (its source run's adaptation)."""
+    if key in results or method == "maml":
+        return
+    if method == "maml-base":
+        source = RECIPES[name].get("interpolate", (None,))[0]
+        same = [key.replace(name, source, 1)] if source else []
+    else:
+        rest = key.split("/", 1)[1]
+        same = [k for k in results.rows if k.split("/", 1)[-1] == rest and "@" not in k]
+    for other in same:
+        if other in results:
+            row = {k: v for k, v in results.rows[other].items() if k != "key"}
+            results.add(key, **row, copied_from=other)
+            return
+
+
 def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, episodes: int, shots):
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.evaluation import evaluate_episodes
 
     for target, spec in VALIDATION.items():
         source = TaskSource.from_spec(spec, data_dir)
@@ -184,29 +334,8 @@ def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, ep
                 (cheap, (baseline, cheap)),
             ):
                 key = f"{name}/{target}/{k}/{method}"
-                if key in results:
-                    rows[method] = results.rows[key]["accuracy"]
-                    continue
-                entry = evaluate_episodes(
-                    model,
-                    [source],
-                    n_way="all",
-                    k_shots=[k],
-                    q_query=5,
-                    episodes=episodes,
-                    seed=0,
-                    methods=[runs_as],
-                    progress=False,
-                )[0]
-                acc = entry["results"][str(k)]["accuracy"]
-                rows[method] = acc["mean"]
-                results.add(
-                    key,
-                    accuracy=acc["mean"],
-                    ci95=acc["ci95"],
-                    n_way=len(source.label_names),
-                    summary=f"{100 * acc['mean']:.2f} ± {100 * (acc['ci95'] or 0):.2f}",
-                )
+                reuse_row(results, key, name, method)
+                rows[method] = evaluated(model, source, k, runs_as, episodes, key, results)
             print(
                 f"{name} {target} {k}-shot: meta-value "
                 f"{100 * (rows['maml'] - rows['maml-base']):+.2f}, vs {cheap} "
@@ -216,6 +345,46 @@ def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, ep
 
 
 START, END = "<!-- meta-value:start -->", "<!-- meta-value:end -->"
+
+
+def curve_table(results: Results) -> list[str]:
+    """Meta-value against meta-steps for the recipes that keep their checkpoints."""
+    cells = [(t, k) for t in VALIDATION for k in CURVE_SHOTS]
+    lines = []
+    for name in RECIPES:
+        steps = sorted(
+            {
+                int(key.split("@")[1].split("/")[0])
+                for key in results.rows
+                if key.startswith(name + "@")
+            }
+        )
+        if not steps:
+            continue
+        head = " | ".join(f"{t} {k}-shot" for t, k in cells)
+        lines += [
+            f"Curve of `{name}` (meta-value at each kept step; {CURVE_EPISODES} episodes per "
+            "cell, full-way, against the starting encoder on the same episodes):",
+            "",
+            f"| step | {head} | mean |",
+            "|---|" + "---|" * (len(cells) + 1),
+        ]
+        for step in steps:
+            values = []
+            for t, k in cells:
+                run, base = f"{name}@{step}/{t}/{k}/maml", f"curve-base/{t}/{k}"
+                if run in results and base in results:
+                    values.append(
+                        100 * (results.rows[run]["accuracy"] - results.rows[base]["accuracy"])
+                    )
+                else:
+                    values.append(None)
+            shown = " | ".join("" if v is None else f"{v:+.2f}" for v in values)
+            known = [v for v in values if v is not None]
+            mean = f"{sum(known) / len(known):+.2f}" if known else ""
+            lines.append(f"| {step} | {shown} | {mean} |")
+        lines.append("")
+    return lines
 
 
 def report(results: Results, episodes: int) -> str:
@@ -245,7 +414,9 @@ def report(results: Results, episodes: int) -> str:
         if values:
             mean = sum(values) / len(values)
             lines.append(f"| {name} | **mean** | | | | | | **{mean:+.2f}** |")
-    lines += ["", f"Episodes per row: {episodes} (the same episodes for every method).", END]
+    lines += ["", f"Episodes per row: {episodes} (the same episodes for every method).", ""]
+    lines += curve_table(results)
+    lines.append(END)
     return "\n".join(lines)
 
 
@@ -280,6 +451,9 @@ def main() -> None:
         # has no adapters; a merged LoRA run adapts its head only too).
         mirrored = {k: getattr(run.model.config, k) for k in ADAPTATION}
         base = MethodRunner(base_folder, max_length=length, cache_features=True, **mirrored)
+        if RECIPES[name].get("curve"):
+            curve(name, folder, base, args.data_dir, results, length)
+            continue
         evaluate(name, run, base, baseline, args.data_dir, results, args.episodes, args.shots)
     text = report(results, args.episodes)
     publish(text, args.benchmarks_file, START, END)
