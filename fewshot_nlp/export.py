@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from .errors import ConfigError, FewShotError
-from .hub import check_push_to_hub, model_card, push_folder_to_hub
-from .meta.saving import is_peft
+from .hub import check_push_to_hub, push_folder_to_hub
+from .model_card import model_card
 from .modeling.head import find_head
+from .modeling.lora import is_peft
 from .paths import atomic_folder_write, check_output_dir
 
 ADAPTER_CONFIG = "adapter_config.json"

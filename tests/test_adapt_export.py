@@ -11,6 +11,7 @@ from fewshot_nlp import ConfigError, DataError, TaskSource
 from fewshot_nlp.adapt import adapt
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.trainer import MetaTrainer
+from fewshot_nlp.model_card import AdaptationRecord
 
 from .conftest import tiny_meta_args, tiny_model
 
@@ -83,6 +84,27 @@ def test_model_card_yaml(meta_run, tokenizer, tmp_path):
     assert meta["datasets"] == ["trec"]
     assert meta["model-index"][0]["results"][0]["metrics"][0] == {"type": "accuracy", "value": 0.9}
     assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+    body = text.split("---", 2)[2]
+    assert "Meta-trained with MAML for" in body and "- accuracy: 0.9" in body
+    assert "Labels: `topic_0`, `topic_1`" in body and "{{" not in body and "{%" not in body
+
+
+def test_adaptation_record_survives_export_and_reload(meta_run, tokenizer, tmp_path):
+    """The record travels in config.json: a reloaded export still says how it was made, and
+    its card can be written again from it."""
+    from transformers import AutoModelForSequenceClassification
+
+    from fewshot_nlp.model_card import model_card
+
+    model = adapt(str(meta_run), few_shot(3, per_class=2))
+    record = AdaptationRecord.of(model)
+    assert record.classes == 3 and record.examples == 6 and record.meta_trained
+    out = export(model, tokenizer, tmp_path / "clf")
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    assert AdaptationRecord.of(loaded) == record
+    card = model_card(loaded, class_memory=model.fewshot_nlp_classes)
+    assert card == (out / "README.md").read_text()
+    assert AdaptationRecord.of(AutoModelForSequenceClassification.from_pretrained(meta_run)) is None
 
 
 def test_many_classes_and_chunked_support(meta_run):
@@ -447,8 +469,8 @@ def test_convex_head_with_label_names_exports_what_it_predicts(meta_run, tokeniz
 
     train = few_shot(4, per_class=3)
     model = adapt(str(meta_run), train, head_init="logreg", label_names="always")
-    record = model.fewshot_nlp_adaptation
-    assert record["head_init"] == "logreg" and record["label_names_used"] is True
+    record = AdaptationRecord.of(model)
+    assert record.head_init == "logreg" and record.label_names_used is True
     out = export(model, tokenizer, tmp_path / "clf")
     loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
     batch = tokenizer([t for t, _ in train] + ["topic 3"], return_tensors="pt", padding=True)
@@ -460,32 +482,33 @@ def test_convex_head_with_label_names_exports_what_it_predicts(meta_run, tokeniz
 
 def test_inner_steps_chosen_by_cross_validation(meta_run, tokenizer, tmp_path):
     model = adapt(str(meta_run), few_shot(3, per_class=4), step_candidates=[0, 1, 2])
-    record = model.fewshot_nlp_adaptation
-    scores = record["cv_accuracy"]
+    record = AdaptationRecord.of(model)
+    scores = record.cv_accuracy
     assert set(scores) == {0, 1, 2}
     best = max(scores.values())
-    assert record["inner_steps"] == min(s for s, v in scores.items() if v == best)
+    assert record.inner_steps == min(s for s, v in scores.items() if v == best)
     card = (export(model, tokenizer, tmp_path / "a") / "README.md").read_text()
     assert "chosen by cross-validation" in card
     # Steps that blow up (non-finite loss) lose the vote instead of crashing the adaptation.
     wrecked = adapt(
         str(meta_run), few_shot(3, per_class=4), step_candidates=[0, 2], learning_rate=1e30
     )
-    assert wrecked.fewshot_nlp_adaptation["cv_accuracy"][2] == 0.0
-    assert wrecked.fewshot_nlp_adaptation["inner_steps"] == 0
+    assert AdaptationRecord.of(wrecked).cv_accuracy[2] == 0.0
+    assert AdaptationRecord.of(wrecked).inner_steps == 0
 
 
 def test_cross_validation_falls_back_on_one_shot(meta_run, tokenizer, tmp_path):
     with pytest.warns(UserWarning, match="cross-validation needs >= 2 examples per class"):
         model = adapt(str(meta_run), few_shot(3, per_class=1), step_candidates=[0, 1])
-    record = model.fewshot_nlp_adaptation
-    assert record["inner_steps"] == 2  # the meta-trained number (meta_run: inner_steps=2)
+    record = AdaptationRecord.of(model)
+    assert record.inner_steps == 2  # the meta-trained number (meta_run: inner_steps=2)
     card = (export(model, tokenizer, tmp_path / "b") / "README.md").read_text()
     assert "Cross-validation fell back" in card
 
 
 def test_cards_name_the_base_by_hub_id_never_by_local_path(minilm_path, tmp_path):
-    from fewshot_nlp.hub import hub_model_id, meta_model_card
+    from fewshot_nlp.hub import hub_model_id
+    from fewshot_nlp.model_card import meta_model_card
 
     assert hub_model_id(minilm_path) == "sentence-transformers/all-MiniLM-L6-v2"
     assert hub_model_id(str(tmp_path)) is None
@@ -504,3 +527,12 @@ def test_cards_name_the_base_by_hub_id_never_by_local_path(minilm_path, tmp_path
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert meta["datasets"] == ["snips"] and str(tmp_path) not in card
     assert "| snips | 10 | 7 | 1.000 |" in card
+
+
+def test_save_pretrained_writes_the_meta_models_card(meta_run, tmp_path):
+    from fewshot_nlp import FewShotModel
+
+    out = FewShotModel.from_pretrained(str(meta_run)).save_pretrained(tmp_path / "copy")
+    card = (out / "README.md").read_text()
+    assert card == (meta_run / "README.md").read_text()
+    assert "meta-steps of first-order MAML" in card and "not a classifier yet" in card

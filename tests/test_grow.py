@@ -12,6 +12,7 @@ from fewshot_nlp.cli import main
 from fewshot_nlp.errors import DataError, ModelError
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.class_memory import CLASS_MEMORY_FILE, ClassMemory
+from fewshot_nlp.model_card import AdaptationRecord
 from fewshot_nlp.modeling.pooling import mean_pooling_classifier
 
 from .conftest import tiny_model
@@ -86,8 +87,8 @@ def test_removing_labels_and_adding_shots(tokenizer, tmp_path):
     assert shrunk.fewshot_nlp_classes.label_names == ["weather", "banking", "travel"]
     more = adapt(str(old), [("what is the forecast for friday", "weather")])
     assert list(more.config.id2label.values()) == ["weather", "music", "banking", "travel"]
-    record = more.fewshot_nlp_adaptation
-    assert record["more_examples"] == ["weather"] and record["added_labels"] == []
+    record = AdaptationRecord.of(more)
+    assert record.more_examples == ["weather"] and record.added_labels == []
     real = ~more.fewshot_nlp_classes.is_name
     assert int(real.sum()) == len(OLD) + len(NEW) + 1
 
@@ -96,7 +97,7 @@ def test_rejection_label_is_refitted_and_stays_last(tokenizer, tmp_path):
     old = exported(tokenizer, tmp_path / "old", OLD, unknown_label="none")
     grown = adapt(str(old), NEW)
     assert list(grown.config.id2label.values()) == ["weather", "music", "banking", "travel", "none"]
-    assert grown.fewshot_nlp_adaptation["rejection"]["label"] == "none"
+    assert AdaptationRecord.of(grown).rejection["label"] == "none"
     card = (export(grown, _tok(old), tmp_path / "grown") / "README.md").read_text()
     assert "## Out-of-scope rejection" in card and "Grown from" in card
     with pytest.raises(DataError, match="rejection label"):

@@ -22,6 +22,7 @@ from fewshot_nlp.meta.rejection import (
     fit_temperature,
 )
 from fewshot_nlp.metrics import auroc, out_of_scope_metric
+from fewshot_nlp.model_card import AdaptationRecord
 from fewshot_nlp.modeling.pooling import mean_pooling_classifier
 from fewshot_nlp.modeling.rejection import add_rejection_output
 from fewshot_nlp.out_of_scope import evaluate_out_of_scope
@@ -153,7 +154,7 @@ def test_adapt_with_unknown_label_exports_a_pipeline_that_rejects(tokenizer, tmp
 
     model, tok = mean_model(tokenizer)
     adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="out_of_scope")
-    record = adapted.fewshot_nlp_adaptation["rejection"]
+    record = AdaptationRecord.of(adapted).rejection
     assert record["rule"] == "support cross-validation" and record["folds"] == 3
     assert record["max_in_scope_loss"] == 3.0 and record["temperature"] > 0
     assert adapted.config.id2label[3] == "out_of_scope"
@@ -175,7 +176,7 @@ def test_unknown_examples_choose_the_threshold(tokenizer, tmp_path):
     path = tmp_path / "oos.jsonl"
     path.write_text("".join(json.dumps({"text": t, "label": "oos"}) + "\n" for t in OUTSIDE))
     adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none", unknown_data=path)
-    record = adapted.fewshot_nlp_adaptation["rejection"]
+    record = AdaptationRecord.of(adapted).rejection
     assert record["rule"] == "out-of-scope examples"
     assert record["unknown_examples"] == len(OUTSIDE)
     assert 0.0 <= record["unknown_recall"] <= 1.0
@@ -186,7 +187,7 @@ def test_one_shot_falls_back_and_says_so(tokenizer, tmp_path):
     one_shot = [(texts[0], label) for label, texts in TOPICS.items()]
     with pytest.warns(UserWarning, match="cross-validation needs at least 2 examples"):
         adapted = adapt(model, one_shot, tokenizer=tok, steps=0, unknown_label="none")
-    record = adapted.fewshot_nlp_adaptation["rejection"]
+    record = AdaptationRecord.of(adapted).rejection
     assert record["rule"] == "fallback" and record["temperature"] == 1.0
     assert "Fallback:" in (export(adapted, tok, tmp_path / "clf") / "README.md").read_text()
 
@@ -271,7 +272,7 @@ def test_rejection_export_reads_the_normalised_embedding(tokenizer):
     plain = adapt(model, TRAIN, tokenizer=tok, steps=0)
     adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none")
     assert adapted.config.n_layers == layers + 1 and adapted.config.summary_type == "first"
-    temperature = adapted.fewshot_nlp_adaptation["rejection"]["temperature"]
+    temperature = AdaptationRecord.of(adapted).rejection["temperature"]
     reader = Wrapper(plain, plain_checkpoint_config(plain))
     with torch.no_grad():
         support = reader.features({}, tok([t for t, _ in TRAIN], padding=True, return_tensors="pt"))

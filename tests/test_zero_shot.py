@@ -12,6 +12,7 @@ from fewshot_nlp.cli import main as cli_main
 from fewshot_nlp.data.episodes import EpisodeSampler
 from fewshot_nlp.evaluation import evaluate_episodes
 from fewshot_nlp.export import export
+from fewshot_nlp.model_card import AdaptationRecord
 
 from .conftest import tiny_model
 
@@ -37,9 +38,9 @@ def test_labels_alone_give_a_classifier_that_reads_the_names(minilm_mean, tmp_pa
     with pytest.warns(UserWarning, match="label names were never meta-trained"):
         clf = adapt(model, labels=LABELS, tokenizer=tokenizer)
     assert clf.config.id2label == dict(enumerate(LABELS))
-    record = clf.fewshot_nlp_adaptation
-    assert record["zero_shot_classes"] == LABELS and record["examples"] == 0
-    assert record["inner_steps"] == 0
+    record = AdaptationRecord.of(clf)
+    assert record.zero_shot_classes == LABELS and record.examples == 0
+    assert record.inner_steps == 0
     out = export(clf, tokenizer, tmp_path / "clf")
     assert "classified from their label names alone" in (out / "README.md").read_text()
     classify = pipeline("text-classification", model=str(out))
@@ -58,9 +59,9 @@ def test_a_class_without_examples_joins_by_its_name(minilm_mean):
     few = [(t, y) for y in LABELS[:2] for t in TEXTS[y]]
     clf = run.adapt(few, labels=LABELS)
     assert list(clf.config.id2label.values()) == LABELS
-    record = clf.fewshot_nlp_adaptation
-    assert record["zero_shot_classes"] == ["cooking recipe"] and record["examples"] == 4
-    assert record["label_names_used"]
+    record = AdaptationRecord.of(clf)
+    assert record.zero_shot_classes == ["cooking recipe"] and record.examples == 4
+    assert record.label_names_used
     inputs = tokenizer(TEXTS["cooking recipe"], return_tensors="pt", padding=True)
     with torch.no_grad():
         predicted = clf(**inputs).logits.argmax(-1).tolist()

@@ -18,6 +18,7 @@ import torch
 from ..data.collate import label_name_text
 from ..data.sources import labelled_source
 from ..errors import ConfigError, DataError, ModelError
+from ..model_card import AdaptationRecord
 from ..modeling.head import EpisodeHead, set_head
 from ..modeling.rejection import add_rejection_output
 from .class_memory import CLASS_MEMORY_FILE, ClassMemory, encoder_fingerprint
@@ -113,25 +114,27 @@ def grow(
     classifier, rejection = _refit(reader, grown)
     grown.encoder_fingerprint = encoder_fingerprint(classifier, reader.maml.head_name)
     classifier.fewshot_nlp_classes = grown
-    classifier.fewshot_nlp_adaptation = _growth_record(model, memory, grown, given, remove)
+    record = _growth_record(model, memory, grown, given, remove)
     if rejection is not None:
-        classifier.fewshot_nlp_adaptation["rejection"] = rejection.to_dict()
+        record.rejection = rejection.to_dict()
+    record.attach(classifier)
     return classifier
 
 
-def _growth_record(model, memory: ClassMemory, grown: ClassMemory, given, remove) -> dict:
+def _growth_record(
+    model, memory: ClassMemory, grown: ClassMemory, given, remove
+) -> AdaptationRecord:
     """What the growth did, for the model card."""
-    return {
-        "classes": len(grown.label_names),
-        "examples": int((~grown.is_name).sum()),
-        "grown_from": str(model),
-        "added_labels": [n for n in grown.label_names if n not in memory.label_names],
-        "removed_labels": remove,
-        "more_examples": [n for n in dict.fromkeys(given) if n in memory.label_names],
-        "head_init": grown.head_init,
-        "label_names_used": grown.names_used,
-        "meta_trained": False,
-    }
+    return AdaptationRecord(
+        classes=len(grown.label_names),
+        examples=int((~grown.is_name).sum()),
+        grown_from=str(model),
+        added_labels=[n for n in grown.label_names if n not in memory.label_names],
+        removed_labels=list(remove),
+        more_examples=[n for n in dict.fromkeys(given) if n in memory.label_names],
+        head_init=grown.head_init,
+        label_names_used=bool(grown.names_used),
+    )
 
 
 def _label_plan(memory: ClassMemory, given: list[str], remove: list[str], where) -> list[str]:

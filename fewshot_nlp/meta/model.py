@@ -21,7 +21,9 @@ import torch
 from ..data.collate import EpisodeCollator, label_name_text
 from ..data.sources import training_source
 from ..errors import ConfigError, DataError, TrainingError
+from ..model_card import AdaptationRecord
 from ..modeling.head import set_head
+from ..modeling.lora import is_peft
 from ..modeling.normalized_pooling import normalize_pooled_features
 from ..modeling.pooling import is_mean_pooling
 from ..modeling.rejection import add_rejection_output
@@ -31,7 +33,6 @@ from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
 from .rejection import RejectionFit, check_rejection_options, fit_on_support, rejection_examples
 from .saving import (
     BASE_MODEL_DIR,
-    is_peft,
     load_inner_lrs,
     load_meta_model,
     save_meta_model,
@@ -110,7 +111,11 @@ class FewShotModel:
     def save_pretrained(
         self, output_dir: str | os.PathLike, *, info: dict | None = None, merge_lora: bool = False
     ) -> Path:
-        """The run as a Hub-format folder plus ``fewshot_nlp.json`` (how to adapt it)."""
+        """The run as a Hub-format folder plus ``fewshot_nlp.json`` (how to adapt it) and its
+        card. Without ``info``, what it was loaded with (its meta-training) is kept."""
+        if info is None:
+            keep = ("format_version", "maml", "head_name", "lora", "path")
+            info = {k: v for k, v in self.info.items() if k not in keep}
         return save_meta_model(
             self.maml, output_dir, tokenizer=self.tokenizer, info=info, merge_lora=merge_lora
         )
@@ -379,8 +384,8 @@ class FewShotModel:
         rejection = None
         if reject is not None:
             rejection = self._reject(classifier, metrics, texts, label_ids, names, *reject)
-            record["rejection"] = rejection.to_dict()
-        classifier.fewshot_nlp_adaptation = record
+            record.rejection = rejection.to_dict()
+        record.attach(classifier)
         if not is_peft(classifier):  # an unmerged adapter's export cannot grow
             same_encoder = set(fast) <= {HEAD_WEIGHT, HEAD_BIAS} and rejection is None
             classifier.fewshot_nlp_classes = class_memory_for(
@@ -461,29 +466,29 @@ class FewShotModel:
             "their names (label-name cosine)."
         )
 
-    def _adaptation_record(self, metrics: dict, **what) -> dict:
+    def _adaptation_record(self, metrics: dict, **what) -> AdaptationRecord:
         """What the adaptation did, for the model card."""
         config, info = self.config, self.info
-        return {
-            "classes": what["classes"],
-            "examples": what["examples"],
-            "zero_shot_classes": what["nameless"],
-            "zero_shot_note": what["note"],
-            "inner_steps": metrics["inner_steps"],
-            "inner_learning_rate": config.inner_learning_rate,
-            "adapt_scope": config.adapt_scope,
-            "head_init": config.adaptation_head_init,
-            "step_candidates": config.adapt_step_candidates,
-            "cv_accuracy": metrics.get("cv_accuracy"),
-            "cv_fallback": metrics.get("cv_fallback"),
-            "label_names_used": bool(metrics.get("label_names_used")),
-            "label_name_accuracy": metrics.get("label_name_accuracy"),
-            "support_loss_before": metrics.get("support_loss_before"),
-            "meta_trained": self.meta_trained,
-            "meta_training": info.get("meta_training"),
-            "base_model": info.get("base_model"),
-            "base_encoder": self.base_encoder or self.path,
-        }
+        return AdaptationRecord(
+            classes=what["classes"],
+            examples=what["examples"],
+            zero_shot_classes=what["nameless"],
+            zero_shot_note=what["note"],
+            inner_steps=metrics["inner_steps"],
+            inner_learning_rate=config.inner_learning_rate,
+            adapt_scope=config.adapt_scope,
+            head_init=config.adaptation_head_init,
+            step_candidates=config.adapt_step_candidates,
+            cv_accuracy=metrics.get("cv_accuracy"),
+            cv_fallback=metrics.get("cv_fallback"),
+            label_names_used=bool(metrics.get("label_names_used")),
+            label_name_accuracy=metrics.get("label_name_accuracy"),
+            support_loss_before=metrics.get("support_loss_before"),
+            meta_trained=self.meta_trained,
+            meta_training=info.get("meta_training"),
+            base_model=info.get("base_model"),
+            base_encoder=self.base_encoder or self.path,
+        )
 
     def classifier(
         self, fast: dict[str, torch.Tensor], label_names: Sequence[str], *, merge_lora=True

@@ -9,6 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError
+from ..model_card import meta_model_card
+from ..modeling.lora import is_peft
 from .config import MAMLConfig
 
 META_FILE = "fewshot_nlp.json"
@@ -16,10 +18,6 @@ INNER_LRS_FILE = "inner_lrs.safetensors"
 FORMAT_VERSION = 1
 BASE_MODEL_DIR = "base_model"  # a LoRA run's starting encoder, when no name can load it
 WARMED_BASE_DIR = "warmed_base"  # a LoRA run's encoder after the feature warm-up
-
-
-def is_peft(model) -> bool:
-    return hasattr(model, "peft_config")
 
 
 def save_meta_model(
@@ -30,7 +28,8 @@ def save_meta_model(
     info: dict | None = None,
     merge_lora: bool = False,
 ) -> Path:
-    """``save_pretrained`` of the model (LoRA: the adapter, or merged), tokenizer, and meta info."""
+    """``save_pretrained`` of the model (LoRA: the adapter, or merged), tokenizer, meta info
+    and the model card."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = maml.model
@@ -60,6 +59,7 @@ def save_meta_model(
         **(info or {}),
     }
     (output_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    (output_dir / "README.md").write_text(meta_model_card(meta), encoding="utf-8")
     return output_dir
 
 

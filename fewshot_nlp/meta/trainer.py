@@ -15,7 +15,7 @@ from transformers.optimization import get_scheduler
 
 from ..data.episodes import EpisodeSampler
 from ..errors import ConfigError, TrainingError
-from ..hub import check_push_to_hub, meta_model_card, push_folder_to_hub
+from ..hub import check_push_to_hub, push_folder_to_hub
 from ..modeling.lora import apply_lora
 from ..paths import (
     atomic_folder_write,
@@ -43,11 +43,7 @@ from .run_start import (
     make_accelerator,
     warm_up_run,
 )
-from .saving import (
-    load_inner_lrs,
-    load_model_weights,
-    read_meta_info,
-)
+from .saving import load_inner_lrs, load_model_weights
 from .validation import run_info, validation_stats
 
 logger = logging.getLogger(__name__)
@@ -350,8 +346,6 @@ class MetaTrainer:
                 output_dir, info=run_info(self), merge_lora=self.args.merge_lora_on_save
             )
             (output_dir / STATE_FILE).write_text(state_json(self.state, self.fingerprint()))
-            card = meta_model_card(read_meta_info(output_dir))
-            (output_dir / "README.md").write_text(card, encoding="utf-8")
         if self.args.push_to_hub:
             push_folder_to_hub(output_dir, self.args.hub_model_id)
         return output_dir

@@ -16,6 +16,10 @@ DEFAULT_LORA_TARGETS = (
 )
 
 
+def is_peft(model) -> bool:
+    return hasattr(model, "peft_config")
+
+
 def default_lora_config(r: int = 8, alpha: int = 16, dropout: float = 0.0, target_modules=None):
     """A ``peft.LoraConfig`` on the attention and MLP projections of BERT-like encoders
     (BERT's names, and XLM's for ``pooling="mean"``)."""
