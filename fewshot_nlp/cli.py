@@ -71,8 +71,8 @@ def meta_train(argv: list[str]) -> int:
 
 # ---------------------------------------------------------------- adapt / predict
 def adapt_command(argv: list[str]) -> int:
+    from .argument_parsing import parse_dataclasses
     from .cli_arguments import AdaptArguments, AdaptationArguments, RejectionArguments
-    from .meta.arguments import parse_dataclasses
 
     args, adaptation, rejection = parse_dataclasses(
         (AdaptArguments, AdaptationArguments, RejectionArguments),
@@ -121,7 +121,9 @@ def adapt_command(argv: list[str]) -> int:
         private=args.private,
     )
     labels = list(adapted.config.id2label.values())
-    record = adapted.fewshot_nlp_adaptation.get("rejection")
+    from .model_card import AdaptationRecord
+
+    record = AdaptationRecord.of(adapted).rejection
     if record:
         print(rejection_summary(record))
         labels = labels[:-1]
@@ -182,8 +184,8 @@ def rejection_summary(record: dict) -> str:
 
 
 def predict_command(argv: list[str]) -> int:
+    from .argument_parsing import parse_dataclasses
     from .cli_arguments import PredictArguments
-    from .meta.arguments import parse_dataclasses
 
     args, texts = parse_dataclasses(
         (PredictArguments,),
@@ -270,8 +272,8 @@ def _refuse_meta_model(path: str) -> None:
 
 
 def episodes_command(argv: list[str]) -> int:
+    from .argument_parsing import parse_dataclasses
     from .cli_arguments import EpisodesArguments
-    from .meta.arguments import parse_dataclasses
 
     (args,) = parse_dataclasses(
         (EpisodesArguments,),
@@ -298,8 +300,8 @@ def episodes_command(argv: list[str]) -> int:
 
 
 def evaluate_command(argv: list[str]) -> int:
+    from .argument_parsing import parse_dataclasses
     from .cli_arguments import AdaptationArguments, EvaluateArguments, RejectionArguments
-    from .meta.arguments import parse_dataclasses
 
     args, adaptation, rejection = parse_dataclasses(
         (EvaluateArguments, AdaptationArguments, RejectionArguments),
@@ -311,7 +313,7 @@ def evaluate_command(argv: list[str]) -> int:
     from .data.episodes import check_counts, parse_n_way
     from .paths import check_model_path, check_output_file, check_remote_code
 
-    shots = _parse_shots(args.k_shot)
+    shots = args.k_shot
     check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
     check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
     _check_out_of_scope_flags(args, rejection)
@@ -421,35 +423,20 @@ def _evaluate_files(args, model, baseline, methods, rejection) -> tuple[list[dic
     return results, format_table(results)
 
 
-def _parse_shots(text: str) -> list[int]:
-    try:
-        shots = [int(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        raise ConfigError(f"--k_shot {text!r}: give comma-separated integers, e.g. 1,5.") from None
-    if not shots:
-        raise ConfigError("--k_shot is empty: give comma-separated shot counts, e.g. 0,1,5.")
-    return shots
-
-
-def _parse_methods(method: str, max_episodes: str | None) -> tuple[list[str], dict[str, int]]:
-    """``--method a,b`` and ``--max_episodes METHOD=N,...``, checked against the methods."""
+def _parse_methods(methods: list[str], max_episodes: list[str] | None):
+    """``--max_episodes METHOD=N ...`` as caps, checked against the methods."""
     from .evaluation import METHODS
 
-    methods = [m.strip() for m in method.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"Unknown method(s) {unknown}; choose from {list(METHODS)}.")
     caps = {}
-    for item in (max_episodes or "").split(","):
+    for item in max_episodes or []:
         name, _, value = item.partition("=")
-        if not item.strip():
-            continue
         if name.strip() not in METHODS or not value.strip().isdigit():
             raise ConfigError(
-                f"--max_episodes {max_episodes!r}: give METHOD=N pairs, e.g. finetune=100."
+                f"--max_episodes {item!r}: give METHOD=N pairs, e.g. finetune=100 (methods: "
+                f"{', '.join(METHODS)})."
             )
         caps[name.strip()] = int(value)
-    return methods, caps
+    return list(methods), caps
 
 
 def _check_out_of_scope_flags(args, rejection) -> None:

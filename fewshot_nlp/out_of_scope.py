@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .data.sources import TaskSource
 from .errors import ConfigError
-from .evaluation import ADAPTATION_METHODS, MethodRunner, _runners
+from .evaluation import ADAPTATION_METHODS, METHOD_REGISTRY, MethodRunner, method_runners
 from .meta.inner_loop import cv_folds, stratified_folds
 from .meta.rejection import (
     DEFAULT_MAX_IN_SCOPE_LOSS,
@@ -29,6 +29,7 @@ from .meta.rejection import (
     unknown_texts,
 )
 from .metrics import out_of_scope_metric
+from .model_card import AdaptationRecord
 from .modeling.head import class_prototypes
 from .modeling.scoring import text_logits
 
@@ -57,7 +58,7 @@ def evaluate_out_of_scope(
         raise ConfigError(f"Out-of-scope evaluation runs {list(OUT_OF_SCOPE_METHODS)}; got {bad}.")
     if not outside:
         raise ConfigError("The out-of-scope evaluation needs out-of-scope test texts.")
-    runners = _runners(model, baseline_model, methods)
+    runners = method_runners(model, baseline_model, methods)
     names = train.label_names
     ids = {name: i for i, name in enumerate(names)}
     references = np.asarray([ids.get(y, -1) for y in test.labels] + [-1] * len(outside))
@@ -131,7 +132,7 @@ def _adapted(runner: MethodRunner, train, texts, label, max_in_scope_loss, unkno
     classes = logits[:, :-1]
     predictions = logits.argmax(-1).numpy()
     predictions[predictions == logits.shape[1] - 1] = -1
-    record = classifier.fewshot_nlp_adaptation["rejection"]
+    record = AdaptationRecord.of(classifier).rejection
     return Scored(
         predictions=predictions,
         scores=classes.max(-1).values.numpy(),
@@ -190,7 +191,7 @@ def _fit(runner: MethodRunner, method: str, features, labels, n_way: int):
     """A scoring function of the support: logreg's probabilities, or the cosine to each
     class mean."""
     if method == "logreg":
-        classifier = runner._fit_logreg(features, labels)
+        classifier = METHOD_REGISTRY["logreg"].fit(runner, features, labels)
         columns = classifier.classes_
 
         def score(x):

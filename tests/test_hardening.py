@@ -110,12 +110,20 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys, data_dir):
 def test_evaluate_counts_must_be_positive(tmp_path, capsys):
     base = ["evaluate", "--model", str(tmp_path), "--dataset", "trec"]
     for flag, value, message in (
-        ("--episodes", "0", "--episodes must be >= 1, got 0"),
-        ("--q_query", "-1", "--q_query must be >= 1"),
-        ("--k_shot", "1,-1", "--k_shot must be >= 0, got -1"),
-        ("--k_shot", "one", "give comma-separated integers"),
+        ("--episodes", ["0"], "--episodes must be >= 1, got 0"),
+        ("--q_query", ["-1"], "--q_query must be >= 1"),
+        ("--k_shot", ["1", "-1"], "--k_shot must be >= 0, got -1"),
+        ("--max_episodes", ["finetune:100"], "give METHOD=N pairs"),
     ):
-        assert cli_main([*base, flag, value]) == 2
+        assert cli_main([*base, flag, *value]) == 2
+        assert message in capsys.readouterr().err
+    # typed list flags: argparse refuses what is not an int or not a registered method
+    for flag, value, message in (
+        ("--k_shot", ["one"], "--k_shot/--k-shot: invalid int value: 'one'"),
+        ("--method", ["maml", "knn"], "invalid choice: 'knn'"),
+    ):
+        with pytest.raises(SystemExit):
+            cli_main([*base, flag, *value])
         assert message in capsys.readouterr().err
 
 

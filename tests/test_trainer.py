@@ -162,8 +162,8 @@ def test_fp16_refused_and_bad_n_way():
 
 
 def test_cli_help_and_yaml_precedence(tmp_path, capsys):
+    from fewshot_nlp.argument_parsing import check_config_keys
     from fewshot_nlp.cli import ModelDataArguments
-    from fewshot_nlp.meta.arguments import check_config_keys
 
     with pytest.raises(SystemExit):
         cli_main(["meta-train", "--help"])

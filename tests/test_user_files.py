@@ -307,14 +307,14 @@ def test_output_file_folder_is_made_first_and_existing_files_need_overwrite(
 def test_evaluate_checks_every_shot_count_before_the_first_episode(
     classifier, data_dir, tmp_path, monkeypatch, capsys
 ):
-    import fewshot_nlp.evaluation as evaluation
+    import fewshot_nlp.evaluation.protocols as evaluation
 
     def never(*args, **kwargs):
         raise AssertionError("an episode ran before the shot counts were checked")
 
     monkeypatch.setattr(evaluation, "_predict_episode", never)
     argv = ["evaluate", "--model", str(classifier), "--data_dir", str(data_dir)]
-    argv += ["--dataset", "trec", "--k_shot", "1,5000", "--method", "prototype"]
+    argv += ["--dataset", "trec", "--k_shot", "1", "5000", "--method", "prototype"]
     assert cli_main([*argv, "--output_file", str(tmp_path / "r" / "r.json")]) == 2
     assert "k_shot + q_query = 5015" in capsys.readouterr().err
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Literal
 
+from ..argument_parsing import help_field, parse_dataclasses
 from ..data.episodes import check_counts, parse_n_way
 from ..errors import ConfigError
 from ..modeling.lora import DEFAULT_LORA_TARGETS
 from .config import MAMLConfig
-
-
-def _help(text: str, **kwargs):
-    return field(metadata={"help": text}, **kwargs)
 
 
 @dataclass
@@ -25,43 +20,43 @@ class MetaTrainingArguments(MAMLConfig):
     so each is declared once and is a CLI flag and a YAML key here too.
     """
 
-    output_dir: str = _help(
+    output_dir: str = help_field(
         "Where checkpoints and the final meta-model are written.", default="runs/meta"
     )
-    overwrite_output_dir: bool = _help(
+    overwrite_output_dir: bool = help_field(
         "Allow writing into an output_dir holding another run.", default=False
     )
-    max_steps: int = _help("Number of meta-updates (outer optimizer steps).", default=1000)
-    learning_rate: float = _help("Outer (meta) AdamW learning rate.", default=2e-5)
-    weight_decay: float = _help("AdamW weight decay of the outer optimizer.", default=0.0)
-    warmup_steps: int = _help("Linear warm-up steps of the outer learning rate.", default=0)
-    lr_scheduler_type: str = _help(
+    max_steps: int = help_field("Number of meta-updates (outer optimizer steps).", default=1000)
+    learning_rate: float = help_field("Outer (meta) AdamW learning rate.", default=2e-5)
+    weight_decay: float = help_field("AdamW weight decay of the outer optimizer.", default=0.0)
+    warmup_steps: int = help_field("Linear warm-up steps of the outer learning rate.", default=0)
+    lr_scheduler_type: str = help_field(
         "transformers scheduler name: linear, cosine, constant, ...", default="linear"
     )
-    max_grad_norm: float = _help(
+    max_grad_norm: float = help_field(
         "Clip the meta-gradient to this norm (0: no clipping).", default=1.0
     )
-    seed: int = _help("Seed of the model init, the episode stream and dropout.", default=42)
-    logging_steps: int = _help("Log metrics every this many steps.", default=10)
-    eval_steps: int = _help("Episodic validation every this many steps (0: never).", default=0)
-    save_steps: int = _help(
+    seed: int = help_field("Seed of the model init, the episode stream and dropout.", default=42)
+    logging_steps: int = help_field("Log metrics every this many steps.", default=10)
+    eval_steps: int = help_field("Episodic validation every this many steps (0: never).", default=0)
+    save_steps: int = help_field(
         "Save a checkpoint every this many steps (0: only at the end).", default=0
     )
-    save_total_limit: int | None = _help(
+    save_total_limit: int | None = help_field(
         "Keep at most this many checkpoints (oldest pruned).", default=None
     )
-    load_best_model_at_end: bool = _help(
+    load_best_model_at_end: bool = help_field(
         "End with the checkpoint of best eval accuracy (needs eval_steps and eval datasets; "
         "a better evaluation is checkpointed at once, so save_steps need not match).",
         default=False,
     )
-    mixed_precision: Literal["no", "bf16"] = _help(
+    mixed_precision: Literal["no", "bf16"] = help_field(
         "'no' or 'bf16' (fp16 is refused: no loss scaling in the inner loop). bf16 is 1.3-1.7 x "
         "faster on a CPU with avx512_bf16 (BENCHMARKS.md).",
         default="no",
     )
-    gradient_accumulation_steps: int = _help("Meta-batches accumulated per update.", default=1)
-    batch_tasks: bool = _help(
+    gradient_accumulation_steps: int = help_field("Meta-batches accumulated per update.", default=1)
+    batch_tasks: bool = help_field(
         "Run a process's episodes of a meta-batch together: one padded forward per inner step, "
         "each episode with its own fast weights (batched matmuls). The same meta-gradient as one "
         "by one; needs episodes of one shape (a fixed n_way) and a BERT/RoBERTa/ELECTRA/"
@@ -69,56 +64,62 @@ class MetaTrainingArguments(MAMLConfig):
         "(BENCHMARKS.md), hence off by default.",
         default=False,
     )
-    report_to: list[str] = _help(
+    report_to: list[str] = help_field(
         "Trackers through Accelerate, e.g. tensorboard ('none': off).",
         default_factory=lambda: ["none"],
     )
-    resume_from_checkpoint: str | None = _help(
+    resume_from_checkpoint: str | None = help_field(
         "A checkpoint folder, or 'true' for the latest in output_dir.", default=None
     )
-    push_to_hub: bool = _help("Push the final meta-model to the Hub.", default=False)
-    hub_model_id: str | None = _help("Repository id for push_to_hub, e.g. user/name.", default=None)
-    use_cpu: bool = _help("Run on the CPU even if a GPU is present.", default=False)
-    max_nan_steps: int = _help(
+    push_to_hub: bool = help_field("Push the final meta-model to the Hub.", default=False)
+    hub_model_id: str | None = help_field(
+        "Repository id for push_to_hub, e.g. user/name.", default=None
+    )
+    use_cpu: bool = help_field("Run on the CPU even if a GPU is present.", default=False)
+    max_nan_steps: int = help_field(
         "Non-finite meta-losses skipped (with a warning) before stopping.", default=10
     )
     # ---- meta-learning
-    meta_batch_size: int = _help("Episodes per meta-update (split across processes).", default=4)
-    n_way: str = _help("Classes per episode: an int, a range 'min-max', or 'all'.", default="5")
-    k_shot: int = _help("Support examples per class.", default=5)
-    q_query: int = _help("Query examples per class.", default=5)
-    temperature: float = _help(
+    meta_batch_size: int = help_field(
+        "Episodes per meta-update (split across processes).", default=4
+    )
+    n_way: str = help_field(
+        "Classes per episode: an int, a range 'min-max', or 'all'.", default="5"
+    )
+    k_shot: int = help_field("Support examples per class.", default=5)
+    q_query: int = help_field("Query examples per class.", default=5)
+    temperature: float = help_field(
         "Source mixing: size**temperature (0 uniform, 1 proportional).", default=0.5
     )
-    merge_lora_on_save: bool = _help(
+    merge_lora_on_save: bool = help_field(
         "Save the final LoRA meta-model merged into full weights (default: adapter + base); "
         "adapt() then adapts only the head of the merged model.",
         default=False,
     )
-    feature_warmup_steps: int = _help(
+    feature_warmup_steps: int = help_field(
         "Before meta-training, fit the pooler and distil the encoder's mean-pooled embedding "
         "into the head's input for this many steps (0: off). See fewshot_nlp.meta.warmup.",
         default=0,
     )
-    feature_warmup_learning_rate: float = _help("Feature warm-up learning rate.", default=2e-5)
-    anchor_weight: float = _help(
+    feature_warmup_learning_rate: float = help_field("Feature warm-up learning rate.", default=2e-5)
+    anchor_weight: float = help_field(
         "Keep the encoder near where it started: add this weight times the mean squared "
         "distance between the query texts' L2-normalised features and those of the starting "
         "encoder to the outer loss (0: off). Guards the domains meta-training does not see.",
         default=0.0,
     )
-    eval_episodes: int = _help("Episodes per validation (per shot count).", default=50)
-    eval_n_way: str | None = _help(
+    eval_episodes: int = help_field("Episodes per validation (per shot count).", default=50)
+    eval_n_way: str | None = help_field(
         "Classes per validation episode: 'all' scores every class of the validation part at "
         "once, as a classifier is used (default: n_way).",
         default=None,
     )
-    eval_k_shot: list[int] | None = _help(
+    eval_k_shot: list[int] | None = help_field(
         "Shots of the validation episodes, e.g. 0 1 5 (0: label names only); the best "
         "checkpoint has the best mean accuracy over them (default: k_shot).",
         default=None,
     )
-    max_length: int = _help("Tokenizer max_length (longer texts are truncated).", default=64)
+    max_length: int = help_field("Tokenizer max_length (longer texts are truncated).", default=64)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -214,74 +215,3 @@ def parse_meta_train_args(
     """``--config YAML`` gives the defaults (``config`` when not given), flags override them."""
     types = (ModelDataArguments, MetaTrainingArguments)
     return parse_dataclasses(types, argv, prog=prog, description=description, config=config)
-
-
-def parse_dataclasses(
-    types: tuple,
-    argv: list[str],
-    *,
-    prog: str,
-    description: str,
-    config: str | None = None,
-    positional: str | None = None,
-) -> tuple:
-    """Every command's arguments: dataclass fields as flags (both spellings, via
-    ``HfArgumentParser``) and as keys of an optional ``--config`` YAML that flags override.
-    ``positional``: help of trailing free arguments, returned last as a list."""
-    from transformers import HfArgumentParser
-
-    parser = HfArgumentParser(types, prog=prog, description=description)
-    parser.add_argument(
-        "--config", default=config, help="YAML file of argument defaults; flags override it."
-    )
-    if positional:
-        parser.add_argument("positional", nargs="*", metavar="TEXT", help=positional)
-    known, _ = parser.parse_known_args(argv)
-    if known.config:
-        values = load_yaml_config(known.config)
-        check_config_keys(values, types, known.config)
-        parser.set_defaults(**values)
-    *parsed, rest, unknown = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
-    if unknown:
-        raise ConfigError(_unknown_flags_message(types, unknown, prog))
-    return (*parsed, rest.positional) if positional else tuple(parsed)
-
-
-def _unknown_flags_message(types: tuple, unknown: list[str], prog: str) -> str:
-    """A mistyped flag named with the closest real one (argparse's own message names none)."""
-    names = [f.name for cls in types for f in fields(cls)] + ["config", "help"]
-    flags = [f"--{n}" for n in names] + [f"--{n.replace('_', '-')}" for n in names]
-    parts = []
-    for item in unknown:
-        if not item.startswith("-"):
-            parts.append(f"unexpected argument {item!r}")
-            continue
-        name = item.split("=", 1)[0]
-        close = difflib.get_close_matches(name, flags, n=1, cutoff=0.6)
-        parts.append(f"unknown flag {name}" + (f" (did you mean {close[0]}?)" if close else ""))
-    return "; ".join(parts) + f". See `{prog} --help` for every flag."
-
-
-def check_config_keys(values: dict, dataclass_types, where: str) -> None:
-    """Unknown keys are errors naming the closest valid key."""
-    valid = {f.name for cls in dataclass_types for f in fields(cls)} | {"config"}
-    for key in values:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(f"Unknown key {key!r} in {where}.{hint}")
-
-
-def load_yaml_config(path: str | Path) -> dict:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist.")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from error
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path} must hold a mapping of argument names to values.")
-    return values

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Literal, get_args
 
 from ..errors import ConfigError
-from ..modeling.head import HEAD_INITS, HeadInit
+from ..modeling.head import HEAD_INITS
+from ..modeling.scopes import parse_adapt_scope
 
 LearnInnerLR = Literal["none", "param", "layer"]
 LabelNames = Literal["auto", "always", "never"]
@@ -32,17 +33,21 @@ class MAMLConfig:
             "adapters + head), 'head' (ANIL), or 'top:K' (top K layers + head)."
         },
     )
-    head_init: HeadInit = field(
+    head_init: str = field(
         default="proto",
         metadata={
             "help": "Episode head init: 'proto' (Proto-MAML, Euclidean), 'cosine' (prototypes "
             "on L2-normalised features), 'ridge' (closed-form ridge, differentiable), 'logreg' "
-            "(logistic regression fitted to convergence), 'zero' or 'random'."
+            "(logistic regression fitted to convergence), 'zero' or 'random'.",
+            "choices": HEAD_INITS,
         },
     )
-    adapt_head_init: HeadInit | None = field(
+    adapt_head_init: str | None = field(
         default=None,
-        metadata={"help": "Head init at adapt/evaluation time (default: head_init)."},
+        metadata={
+            "help": "Head init at adapt/evaluation time (default: head_init).",
+            "choices": HEAD_INITS,
+        },
     )
     logit_scale: float = field(
         default=20.0,
@@ -136,11 +141,13 @@ class MAMLConfig:
             raise ConfigError(
                 f"learn_inner_lr must be one of {LEARN_INNER_LR}, got {self.learn_inner_lr!r}."
             )
-        scope = self.adapt_scope
-        if scope not in ("full", "lora", "head") and not _is_top_k(scope):
+        try:
+            parse_adapt_scope(self.adapt_scope)
+        except ValueError:
             raise ConfigError(
-                f"adapt_scope must be 'full', 'lora', 'head' or 'top:K' (K >= 1), got {scope!r}."
-            )
+                f"adapt_scope must be 'full', 'lora', 'head' or 'top:K' (K >= 1), got "
+                f"{self.adapt_scope!r}."
+            ) from None
         if self.support_batch_size is not None and self.support_batch_size < 1:
             raise ConfigError(f"support_batch_size must be >= 1, got {self.support_batch_size}.")
 
@@ -155,11 +162,6 @@ class MAMLConfig:
     def from_dict(cls, values: dict) -> MAMLConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
-
-
-def _is_top_k(scope: str) -> bool:
-    prefix, _, k = scope.partition(":")
-    return prefix == "top" and k.isdigit() and int(k) >= 1
 
 
 def plain_checkpoint_config(model) -> MAMLConfig:

@@ -7,8 +7,8 @@ label sets share one encoder, and writing it back makes the export a standard mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -25,10 +25,6 @@ HEAD_CANDIDATES = (
     "head",
     "sequence_summary.summary",
 )
-HeadInit = Literal["proto", "cosine", "ridge", "logreg", "zero", "random"]
-HEAD_INITS = get_args(HeadInit)
-# These heads read L2-normalised features (cosine geometry, as sentence encoders are used).
-NORMALIZED_HEAD_INITS = ("cosine", "ridge", "logreg")
 
 
 def unwrap_peft(model: nn.Module) -> nn.Module:
@@ -94,6 +90,24 @@ def class_prototypes(
     return one_hot.T @ features / counts[:, None]
 
 
+HeadInitFn = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
+HEAD_INIT_REGISTRY: dict[str, HeadInitFn] = {}
+NORMALIZED_HEAD_INITS: list[str] = []  # read L2-normalised features (cosine geometry)
+
+
+def register_head_init(name: str, *, normalized: bool = False):
+    """Function decorator: ``fn(features, labels, n_way, weights=, logit_scale=,
+    regularization=, generator=) -> (weight, bias)`` becomes ``head_init=name``."""
+
+    def register(fn: HeadInitFn) -> HeadInitFn:
+        HEAD_INIT_REGISTRY[name] = fn
+        if normalized:
+            NORMALIZED_HEAD_INITS.append(name)
+        return fn
+
+    return register
+
+
 def init_head(
     features: torch.Tensor,
     labels: torch.Tensor,
@@ -105,45 +119,75 @@ def init_head(
     logit_scale: float = 20.0,
     regularization: float = 10.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Episode head ``(weight, bias)`` for ``n_way`` classes from the support features.
+    """Episode head ``(weight, bias)`` for ``n_way`` classes from the support features, by
+    the registered init ``method``.
 
-    ``proto`` (Proto-MAML): ``W = 2 c_k``, ``b = -||c_k||^2``, so logits are the negative
-    squared distance to each prototype up to a per-example constant. The normalised heads
-    (``cosine``, ``ridge``, ``logreg``) expect L2-normalised features and have no bias, so
-    their argmax does not depend on a feature's norm: a standard linear head on the raw
-    features (``standard_head``) predicts exactly what they predict. ``weights`` weigh the
-    examples (e.g. a label-name pseudo-example against the real ones).
-
-    - ``cosine``: ``W = logit_scale * c_k / ||c_k||`` (nearest prototype by cosine);
-    - ``ridge``: closed-form ridge regression onto one-hot targets, ``lambda =
-      1 / regularization``, scaled by ``logit_scale``; differentiable (R2-D2);
-    - ``logreg``: multinomial logistic regression fitted to convergence (L-BFGS), with
-      scikit-learn's objective at ``C = regularization``; not differentiated through.
+    The normalised heads (``cosine``, ``ridge``, ``logreg``) expect L2-normalised features
+    and have no bias, so their argmax does not depend on a feature's norm: a standard linear
+    head on the raw features (``standard_head``) predicts exactly what they predict.
+    ``weights`` weigh the examples (e.g. a label-name pseudo-example against the real ones).
     """
-    hidden = features.shape[-1]
-    if method == "proto":
-        protos = class_prototypes(features, labels, n_way, weights)
-        return 2 * protos, -(protos**2).sum(-1)
-    if method == "cosine":
-        protos = F.normalize(class_prototypes(features, labels, n_way, weights), dim=-1)
-        return logit_scale * protos, features.new_zeros(n_way)
-    if method == "ridge":
-        class_prototypes(features, labels, n_way)  # every class needs an example
-        root = features.new_ones(len(labels)) if weights is None else weights.to(features).sqrt()
-        x = features * root[:, None]
-        targets = F.one_hot(labels, n_way).to(features.dtype) * root[:, None]
-        eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
-        dual = torch.linalg.solve(x @ x.T + eye / regularization, targets)
-        return logit_scale * (dual.T @ x), features.new_zeros(n_way)
-    if method == "logreg":
-        return fit_logistic_regression(features, labels, n_way, c=regularization, weights=weights)
-    if method == "zero":
-        zeros = features.new_zeros(n_way, hidden)
-        return zeros, features.new_zeros(n_way)
-    if method == "random":
-        weight = torch.randn(n_way, hidden, generator=generator, dtype=torch.float32) * 0.02
-        return weight.to(features), features.new_zeros(n_way)
-    raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {method!r}.")
+    if method not in HEAD_INIT_REGISTRY:
+        raise ConfigError(f"head_init must be one of {HEAD_INITS}, got {method!r}.")
+    return HEAD_INIT_REGISTRY[method](
+        features,
+        labels,
+        n_way,
+        weights=weights,
+        logit_scale=logit_scale,
+        regularization=regularization,
+        generator=generator,
+    )
+
+
+@register_head_init("proto")
+def _proto_head(features, labels, n_way, *, weights, **_):
+    """Proto-MAML: ``W = 2 c_k``, ``b = -||c_k||^2``, so logits are the negative squared
+    distance to each prototype up to a per-example constant."""
+    protos = class_prototypes(features, labels, n_way, weights)
+    return 2 * protos, -(protos**2).sum(-1)
+
+
+@register_head_init("cosine", normalized=True)
+def _cosine_head(features, labels, n_way, *, weights, logit_scale, **_):
+    """``W = logit_scale * c_k / ||c_k||``: the nearest prototype by cosine."""
+    protos = F.normalize(class_prototypes(features, labels, n_way, weights), dim=-1)
+    return logit_scale * protos, features.new_zeros(n_way)
+
+
+@register_head_init("ridge", normalized=True)
+def _ridge_head(features, labels, n_way, *, weights, logit_scale, regularization, **_):
+    """Closed-form ridge regression onto one-hot targets, ``lambda = 1 / regularization``,
+    scaled by ``logit_scale``; differentiable (R2-D2)."""
+    class_prototypes(features, labels, n_way)  # every class needs an example
+    root = features.new_ones(len(labels)) if weights is None else weights.to(features).sqrt()
+    x = features * root[:, None]
+    targets = F.one_hot(labels, n_way).to(features.dtype) * root[:, None]
+    eye = torch.eye(x.shape[0], dtype=x.dtype, device=x.device)
+    dual = torch.linalg.solve(x @ x.T + eye / regularization, targets)
+    return logit_scale * (dual.T @ x), features.new_zeros(n_way)
+
+
+@register_head_init("logreg", normalized=True)
+def _logreg_head(features, labels, n_way, *, weights, regularization, **_):
+    """Multinomial logistic regression fitted to convergence (L-BFGS), with scikit-learn's
+    objective at ``C = regularization``; not differentiated through."""
+    return fit_logistic_regression(features, labels, n_way, c=regularization, weights=weights)
+
+
+@register_head_init("zero")
+def _zero_head(features, labels, n_way, **_):
+    return features.new_zeros(n_way, features.shape[-1]), features.new_zeros(n_way)
+
+
+@register_head_init("random")
+def _random_head(features, labels, n_way, *, generator, **_):
+    weight = torch.randn(n_way, features.shape[-1], generator=generator, dtype=torch.float32)
+    weight = weight * 0.02
+    return weight.to(features), features.new_zeros(n_way)
+
+
+HEAD_INITS = tuple(HEAD_INIT_REGISTRY)
 
 
 def fit_logistic_regression(
