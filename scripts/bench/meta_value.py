@@ -58,6 +58,17 @@ ADAPTATION = (
 )
 # What every label-name recipe shares: no inner step, many-way episodes, names always in.
 NAMES = dict(inner_steps=0, head_init="cosine", label_names="always", n_way="10-40", q_query=3)
+# first against second order at equal CPU time: 1-shot episodes with the names, one LoRA
+# inner step on the support; second order costs 1.29 x per step on this CPU (maml_speed)
+STEP = dict(
+    NAMES,
+    adapt_scope="lora",
+    label_name_weight=8.0,
+    learning_rate=1e-4,
+    k_shot=1,
+    inner_steps=1,
+    inner_learning_rate=0.05,
+)
 RECIPES = {
     # what the quickstart does today: 5-10-way 3-shot episodes, one LoRA inner step
     "today": dict(
@@ -120,29 +131,8 @@ RECIPES = {
     # keeps part of what the run learned while moving less far from what it did not train on
     "names0-full-wise50": dict(interpolate=("names0-full", 0.5)),
     "names-lora-wise50": dict(interpolate=("names-lora", 0.5)),
-    # first against second order at equal CPU time: 1-shot episodes with the names, one LoRA
-    # inner step on the support; second order costs 1.29 x per step on this CPU (maml_speed)
-    "step-lora-fo": dict(
-        NAMES,
-        adapt_scope="lora",
-        label_name_weight=8.0,
-        learning_rate=1e-4,
-        k_shot=1,
-        inner_steps=1,
-        inner_learning_rate=0.05,
-        max_steps=300,
-    ),
-    "step-lora-so": dict(
-        NAMES,
-        adapt_scope="lora",
-        label_name_weight=8.0,
-        learning_rate=1e-4,
-        k_shot=1,
-        inner_steps=1,
-        inner_learning_rate=0.05,
-        max_steps=233,
-        first_order=False,
-    ),
+    "step-lora-fo": dict(STEP, max_steps=300),
+    "step-lora-so": dict(STEP, max_steps=233, first_order=False),
     # names0-full for thousands of steps, every 250th step kept: the curve of the meta-value
     # against meta-steps (0 and 1 shots, 20 episodes per row, each checkpoint)
     "names0-curve": dict(
