@@ -275,7 +275,8 @@ def curve(name: str, folder: Path, base, data_dir: str, results: Results, length
     from fewshot_nlp.evaluation import MethodRunner
 
     steps = {int(p.name.split("-")[1]): p for p in folder.glob("checkpoint-*")}
-    steps[RECIPES[name]["max_steps"]] = folder
+    if (folder / "fewshot_nlp.json").is_file():  # the run has ended
+        steps[RECIPES[name]["max_steps"]] = folder
     sources = {t: TaskSource.from_spec(spec, data_dir) for t, spec in VALIDATION.items()}
     for step, path in sorted(steps.items()):
         runner = None
@@ -419,6 +420,11 @@ def main() -> None:
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 1, 5], help="Shot counts.")
     parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
     parser.add_argument("--report_only", action="store_true", help="Only print the table.")
+    parser.add_argument(
+        "--curve_only",
+        action="store_true",
+        help="Curve recipes: evaluate the checkpoints kept so far, without training on.",
+    )
     args = parser.parse_args()
     if args.report_only:
         text = report(Results(Path(args.output_dir) / "meta_value.jsonl"), args.episodes)
@@ -435,14 +441,19 @@ def main() -> None:
     baseline = MethodRunner(resolve_model_path("minilm"), max_length=length, cache_features=True)
     base_folder = mean_pooling_base(out)
     for name in args.recipes:
-        folder = meta_train(name, args.data_dir, out, results, args.max_steps)
+        if args.curve_only and RECIPES[name].get("curve"):
+            folder = out / name
+        else:
+            folder = meta_train(name, args.data_dir, out, results, args.max_steps)
+        if not (folder / "fewshot_nlp.json").is_file():  # a curve run still going: a checkpoint
+            folder = max(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         run = MethodRunner(folder, max_length=length, cache_features=True)
         # The run's own adaptation, on the encoder before meta-training (head only: the base
         # has no adapters; a merged LoRA run adapts its head only too).
         mirrored = {k: getattr(run.model.config, k) for k in ADAPTATION}
         base = MethodRunner(base_folder, max_length=length, cache_features=True, **mirrored)
         if RECIPES[name].get("curve"):
-            curve(name, folder, base, args.data_dir, results, length)
+            curve(name, out / name, base, args.data_dir, results, length)
             continue
         evaluate(name, run, base, baseline, args.data_dir, results, args.episodes, args.shots)
     text = report(results, args.episodes)
