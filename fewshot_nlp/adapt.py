@@ -34,9 +34,10 @@ def adapt(
 
     ``model``: a ``FewShotModel``, a meta-trained folder (its recorded adaptation is
     replayed), or any sequence-classification checkpoint or model object (head-only logistic
-    regression, with a warning). ``options`` are those of ``FewShotModel.adapt`` (steps,
-    learning_rate, max_length, support_batch_size, merge_lora, head_init, step_candidates,
-    label_names, unknown_label, unknown_data, max_in_scope_loss).
+    regression, with a warning). ``options`` are those of ``FewShotModel.adapt``
+    (inner_steps, inner_learning_rate, max_length, support_batch_size, merge_lora,
+    adapt_head_init, adapt_step_candidates, label_names, unknown_label, unknown_data,
+    max_in_scope_loss), spelled as in ``MAMLConfig``.
 
     An exported classifier folder (one with a class memory) grows instead: ``train_data``'s
     new labels are added, examples of its labels add to them, ``remove_labels`` are dropped,
@@ -60,7 +61,7 @@ def adapt(
             "Adapt the meta-trained model to exactly the labels you want instead."
         )
     # The data and settings are checked before anything is loaded: a bad file fails at once.
-    checked = ("steps", "learning_rate", "max_length", "support_batch_size")
+    checked = ("inner_steps", "inner_learning_rate", "max_length", "support_batch_size")
     check_adapt_options(**{k: options.get(k) for k in checked})
     source, labels = training_source(
         train_data,

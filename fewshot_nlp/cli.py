@@ -98,13 +98,11 @@ def adapt_command(argv: list[str]) -> int:
         text_column=args.text_column,
         label_column=args.label_column,
         text_pair_column=args.text_pair_column,
-        steps=args.steps,
-        learning_rate=args.learning_rate,
+        inner_steps=args.inner_steps,
+        inner_learning_rate=args.inner_learning_rate,
         max_length=args.max_length,
         merge_lora=not args.keep_adapter,
-        head_init=adaptation.head_init,
-        step_candidates=adaptation.step_candidates,
-        label_names=adaptation.label_names,
+        **adaptation.overrides(),
         unknown_label=rejection.unknown_label,
         unknown_data=rejection.unknown_file,
         max_in_scope_loss=rejection.max_in_scope_loss,
@@ -142,7 +140,9 @@ def _check_adapt_request(args, rejection) -> str:
     path = check_model_path(path)
     check_remote_code(path, args.trust_remote_code)
     check_adapt_options(
-        steps=args.steps, learning_rate=args.learning_rate, max_length=args.max_length
+        inner_steps=args.inner_steps,
+        inner_learning_rate=args.inner_learning_rate,
+        max_length=args.max_length,
     )
     check_rejection_arguments(rejection, args.labels)
     if args.push_to_hub:

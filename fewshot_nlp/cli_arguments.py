@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Literal
 
 from .argument_parsing import help_field
@@ -16,12 +16,12 @@ from .modeling.head import HEAD_INITS
 class AdaptationArguments:
     """How the new classes are fitted; overrides of what the run recorded."""
 
-    head_init: str | None = help_field(
+    adapt_head_init: str | None = help_field(
         "Head fitted on the support features (default: the run's adapt_head_init).",
         default=None,
         metadata={"choices": HEAD_INITS},
     )
-    step_candidates: list[int] | None = help_field(
+    adapt_step_candidates: list[int] | None = help_field(
         "Choose the inner steps among these by cross-validation on the support examples, "
         "e.g. 0 1 3.",
         default=None,
@@ -31,13 +31,8 @@ class AdaptationArguments:
     )
 
     def overrides(self) -> dict:
-        """As ``MAMLConfig`` field changes (what ``FewShotModel.from_pretrained`` takes)."""
-        values = {
-            "adapt_head_init": self.head_init,
-            "adapt_step_candidates": self.step_candidates,
-            "label_names": self.label_names,
-        }
-        return {k: v for k, v in values.items() if v is not None}
+        """The ``MAMLConfig`` changes given (what ``FewShotModel.from_pretrained`` takes)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -82,8 +77,12 @@ class AdaptArguments:
     text_column: str = help_field("Column with the text.", default="text")
     label_column: str = help_field("Column with the label name.", default="label")
     text_pair_column: str | None = help_field("Second text for pair tasks.", default=None)
-    steps: int | None = help_field("Inner steps (default: the meta-trained number).", default=None)
-    learning_rate: float | None = help_field("Inner learning rate.", default=None)
+    inner_steps: int | None = help_field(
+        "Inner steps (default: the meta-trained number).", default=None
+    )
+    inner_learning_rate: float | None = help_field(
+        "Inner learning rate (default: the meta-trained one).", default=None
+    )
     max_length: int | None = help_field("Tokenizer max length.", default=None)
     overwrite: bool = help_field("Replace an existing output_dir.", default=False)
     keep_adapter: bool = help_field(

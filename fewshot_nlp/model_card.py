@@ -20,12 +20,12 @@ class AdaptationRecord:
 
     classes: int
     examples: int
-    head_init: str
+    adapt_head_init: str
     label_names_used: bool = False
     inner_steps: int | None = None
     inner_learning_rate: float | None = None
     adapt_scope: str | None = None
-    step_candidates: list[int] | None = None
+    adapt_step_candidates: list[int] | None = None
     cv_accuracy: dict[int, float] | None = None
     cv_fallback: str | None = None
     label_name_accuracy: float | None = None

@@ -468,9 +468,9 @@ def test_convex_head_with_label_names_exports_what_it_predicts(meta_run, tokeniz
     from transformers import AutoModelForSequenceClassification
 
     train = few_shot(4, per_class=3)
-    model = adapt(str(meta_run), train, head_init="logreg", label_names="always")
+    model = adapt(str(meta_run), train, adapt_head_init="logreg", label_names="always")
     record = AdaptationRecord.of(model)
-    assert record.head_init == "logreg" and record.label_names_used is True
+    assert record.adapt_head_init == "logreg" and record.label_names_used is True
     out = export(model, tokenizer, tmp_path / "clf")
     loaded = AutoModelForSequenceClassification.from_pretrained(out).eval()
     batch = tokenizer([t for t, _ in train] + ["topic 3"], return_tensors="pt", padding=True)
@@ -481,7 +481,7 @@ def test_convex_head_with_label_names_exports_what_it_predicts(meta_run, tokeniz
 
 
 def test_inner_steps_chosen_by_cross_validation(meta_run, tokenizer, tmp_path):
-    model = adapt(str(meta_run), few_shot(3, per_class=4), step_candidates=[0, 1, 2])
+    model = adapt(str(meta_run), few_shot(3, per_class=4), adapt_step_candidates=[0, 1, 2])
     record = AdaptationRecord.of(model)
     scores = record.cv_accuracy
     assert set(scores) == {0, 1, 2}
@@ -491,7 +491,10 @@ def test_inner_steps_chosen_by_cross_validation(meta_run, tokenizer, tmp_path):
     assert "chosen by cross-validation" in card
     # Steps that blow up (non-finite loss) lose the vote instead of crashing the adaptation.
     wrecked = adapt(
-        str(meta_run), few_shot(3, per_class=4), step_candidates=[0, 2], learning_rate=1e30
+        str(meta_run),
+        few_shot(3, per_class=4),
+        adapt_step_candidates=[0, 2],
+        inner_learning_rate=1e30,
     )
     assert AdaptationRecord.of(wrecked).cv_accuracy[2] == 0.0
     assert AdaptationRecord.of(wrecked).inner_steps == 0
@@ -499,7 +502,7 @@ def test_inner_steps_chosen_by_cross_validation(meta_run, tokenizer, tmp_path):
 
 def test_cross_validation_falls_back_on_one_shot(meta_run, tokenizer, tmp_path):
     with pytest.warns(UserWarning, match="cross-validation needs >= 2 examples per class"):
-        model = adapt(str(meta_run), few_shot(3, per_class=1), step_candidates=[0, 1])
+        model = adapt(str(meta_run), few_shot(3, per_class=1), adapt_step_candidates=[0, 1])
     record = AdaptationRecord.of(model)
     assert record.inner_steps == 2  # the meta-trained number (meta_run: inner_steps=2)
     card = (export(model, tokenizer, tmp_path / "b") / "README.md").read_text()

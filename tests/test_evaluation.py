@@ -335,7 +335,8 @@ def test_cli_evaluate_overrides_the_adaptation(tiny_run, data_dir, tmp_path):
     args = ["evaluate", "--model", tiny_run, "--data_dir", str(data_dir), "--dataset", "trec"]
     args += ["--split", "test", "--n_way", "3", "--k_shot", "2", "--q_query", "2"]
     args += ["--episodes", "2", "--method", "maml", "--output_file", str(out)]
-    args += ["--head_init", "ridge", "--step_candidates", "0", "1", "--label_names", "never"]
+    args += ["--adapt_head_init", "ridge", "--adapt_step_candidates", "0", "1"]
+    args += ["--label_names", "never"]
     assert cli_main(args) == 0
     assert json.loads(out.read_text())[0]["method"] == "maml"
     model = MethodRunner(tiny_run, adapt_head_init="ridge")
@@ -386,14 +387,14 @@ def test_cli_evaluate_reads_yaml_and_checks_choices(tiny_run, data_dir, tmp_path
     config = tmp_path / "eval.yaml"
     config.write_text(
         "dataset: trec\nsplit: test\nn_way: '3'\nk_shot: [2]\nq_query: 2\nepisodes: 2\n"
-        "method: [maml, prototype]\nhead_init: ridge\n"
+        "method: [maml, prototype]\nadapt_head_init: ridge\n"
     )
     out = tmp_path / "r.json"
     argv = ["evaluate", "--config", str(config), "--model", tiny_run, "--data_dir", str(data_dir)]
     assert cli_main([*argv, "--output_file", str(out), "--episodes", "3"]) == 0
     rows = json.loads(out.read_text())
     assert [r["method"] for r in rows] == ["maml", "prototype"]
-    assert rows[0]["episodes"] == 3 and rows[0]["settings"]["head_init"] == "ridge"
+    assert rows[0]["episodes"] == 3 and rows[0]["settings"]["adapt_head_init"] == "ridge"
     with pytest.raises(SystemExit):
         cli_main([*argv, "--prototype_distance", "manhattan"])
     assert "invalid choice: 'manhattan'" in capsys.readouterr().err
@@ -509,7 +510,7 @@ def test_methods_head_inits_and_scopes_come_from_registries(tiny_run, toy_source
         return tuple(next(f for f in fields(cls) if f.name == name).metadata["choices"])
 
     assert choices(EvaluateArguments, "method") == tuple(METHOD_REGISTRY)
-    assert choices(AdaptationArguments, "head_init") == tuple(HEAD_INIT_REGISTRY)
+    assert choices(AdaptationArguments, "adapt_head_init") == tuple(HEAD_INIT_REGISTRY)
     assert choices(MAMLConfig, "adapt_head_init") == tuple(HEAD_INIT_REGISTRY)
     assert parse_adapt_scope("top:2") == ("top", 2) and parse_adapt_scope("lora") == ("lora", None)
     for bad in ("top", "top:0", "full:2", "everything"):

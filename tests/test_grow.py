@@ -111,7 +111,7 @@ def test_rejection_label_is_refitted_and_stays_last(tokenizer, tmp_path):
         (lambda p: adapt(p, remove_labels=["weather", "music"]), ConfigError, "needs 2"),
         (lambda p: adapt(p, NEW, remove_labels=["travel"]), ConfigError, "no such label"),
         (lambda p: adapt(p), ConfigError, "Nothing to change"),
-        (lambda p: adapt(p, NEW, steps=2), ConfigError, "exported classifier"),
+        (lambda p: adapt(p, NEW, inner_steps=2), ConfigError, "exported classifier"),
         (lambda p: adapt(p, labels=["travel"]), ConfigError, "without examples cannot"),
     ],
 )

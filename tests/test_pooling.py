@@ -111,7 +111,7 @@ def test_mean_pooling_run_adapts_and_exports_for_pipeline(mean_lora_run, tmp_pat
     assert info["base_encoder"] == "some/bert-checkpoint"  # what the baselines load
     assert (mean_lora_run / "base_model" / "config.json").is_file()
     train = [(f"example {i} of topic {c} words", f"topic_{c}") for c in range(3) for i in range(3)]
-    model = adapt(str(mean_lora_run), train, head_init="logreg")
+    model = adapt(str(mean_lora_run), train, adapt_head_init="logreg")
     tokenizer = AutoTokenizer.from_pretrained(mean_lora_run)
     out = export(model, tokenizer, tmp_path / "clf")
     config = json.loads((out / "config.json").read_text())

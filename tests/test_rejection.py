@@ -153,7 +153,7 @@ def test_adapt_with_unknown_label_exports_a_pipeline_that_rejects(tokenizer, tmp
     from transformers import pipeline
 
     model, tok = mean_model(tokenizer)
-    adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="out_of_scope")
+    adapted = adapt(model, TRAIN, tokenizer=tok, inner_steps=0, unknown_label="out_of_scope")
     record = AdaptationRecord.of(adapted).rejection
     assert record["rule"] == "support cross-validation" and record["folds"] == 3
     assert record["max_in_scope_loss"] == 3.0 and record["temperature"] > 0
@@ -175,7 +175,9 @@ def test_unknown_examples_choose_the_threshold(tokenizer, tmp_path):
     model, tok = mean_model(tokenizer)
     path = tmp_path / "oos.jsonl"
     path.write_text("".join(json.dumps({"text": t, "label": "oos"}) + "\n" for t in OUTSIDE))
-    adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none", unknown_data=path)
+    adapted = adapt(
+        model, TRAIN, tokenizer=tok, inner_steps=0, unknown_label="none", unknown_data=path
+    )
     record = AdaptationRecord.of(adapted).rejection
     assert record["rule"] == "out-of-scope examples"
     assert record["unknown_examples"] == len(OUTSIDE)
@@ -186,7 +188,7 @@ def test_one_shot_falls_back_and_says_so(tokenizer, tmp_path):
     model, tok = mean_model(tokenizer)
     one_shot = [(texts[0], label) for label, texts in TOPICS.items()]
     with pytest.warns(UserWarning, match="cross-validation needs at least 2 examples"):
-        adapted = adapt(model, one_shot, tokenizer=tok, steps=0, unknown_label="none")
+        adapted = adapt(model, one_shot, tokenizer=tok, inner_steps=0, unknown_label="none")
     record = AdaptationRecord.of(adapted).rejection
     assert record["rule"] == "fallback" and record["temperature"] == 1.0
     assert "Fallback:" in (export(adapted, tok, tmp_path / "clf") / "README.md").read_text()
@@ -207,7 +209,7 @@ def test_one_shot_falls_back_and_says_so(tokenizer, tmp_path):
 def test_bad_rejection_settings_are_refused(tokenizer, options, error, match):
     model, tok = mean_model(tokenizer)
     with pytest.raises(error, match=match):
-        adapt(model, TRAIN, tokenizer=tok, steps=0, **options)
+        adapt(model, TRAIN, tokenizer=tok, inner_steps=0, **options)
 
 
 def test_unknown_file_with_in_scope_labels_is_refused(tokenizer, tmp_path):
@@ -269,8 +271,8 @@ def test_rejection_export_reads_the_normalised_embedding(tokenizer):
 
     model, tok = mean_model(tokenizer)
     layers = model.config.n_layers
-    plain = adapt(model, TRAIN, tokenizer=tok, steps=0)
-    adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none")
+    plain = adapt(model, TRAIN, tokenizer=tok, inner_steps=0)
+    adapted = adapt(model, TRAIN, tokenizer=tok, inner_steps=0, unknown_label="none")
     assert adapted.config.n_layers == layers + 1 and adapted.config.summary_type == "first"
     temperature = AdaptationRecord.of(adapted).rejection["temperature"]
     reader = Wrapper(plain, plain_checkpoint_config(plain))
@@ -290,7 +292,7 @@ def test_rejection_export_reads_the_normalised_embedding(tokenizer):
 
 def test_predict_prints_the_rejection_label_like_any_other(tokenizer, tmp_path, capsys):
     model, tok = mean_model(tokenizer)
-    adapted = adapt(model, TRAIN, tokenizer=tok, steps=0, unknown_label="none")
+    adapted = adapt(model, TRAIN, tokenizer=tok, inner_steps=0, unknown_label="none")
     out = export(adapted, tok, tmp_path / "clf")
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(OUTSIDE + [t for t, _ in TRAIN]) + "\n")

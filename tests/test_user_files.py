@@ -257,10 +257,14 @@ def test_predict_refuses_a_meta_model(meta_model, capsys):
 @pytest.mark.parametrize(
     "flag,value,message",
     [
-        ("--learning_rate", "nan", "learning_rate must be a finite number > 0, got nan"),
-        ("--learning_rate", "-1", "learning_rate must be a finite number > 0"),
+        (
+            "--inner_learning_rate",
+            "nan",
+            "inner_learning_rate must be a finite number > 0, got nan",
+        ),
+        ("--inner_learning_rate", "-1", "inner_learning_rate must be a finite number > 0"),
         ("--max_length", "0", "max_length must be >= 3"),
-        ("--steps", "-1", "steps must be >= 0"),
+        ("--inner_steps", "-1", "inner_steps must be >= 0"),
     ],
 )
 def test_adapt_refuses_bad_settings_before_loading(
@@ -345,7 +349,10 @@ def test_push_problems_are_found_before_adapting(
 
 def test_a_mistyped_flag_is_a_usage_error_naming_the_closest(meta_model, train_file, capsys):
     argv = ["adapt", "--model", str(meta_model), "--train_file", str(train_file)]
-    assert cli_main([*argv, "--output_dir", "o", "--learnig_rate", "1"]) == 2
+    assert cli_main([*argv, "--output_dir", "o", "--inner_learnig_rate", "1"]) == 2
     err = capsys.readouterr().err
-    assert "unknown flag --learnig_rate (did you mean --learning_rate?)" in err
+    assert "unknown flag --inner_learnig_rate (did you mean --inner_learning_rate?)" in err
+    # the spelling before MAMLConfig's names were used everywhere points to the new one
+    assert cli_main([*argv, "--output_dir", "o", "--steps", "1"]) == 2
+    assert "unknown flag --steps (did you mean --inner_steps?)" in capsys.readouterr().err
     assert "fewshot-nlp adapt --help" in err

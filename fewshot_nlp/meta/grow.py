@@ -132,7 +132,7 @@ def _growth_record(
         added_labels=[n for n in grown.label_names if n not in memory.label_names],
         removed_labels=list(remove),
         more_examples=[n for n in dict.fromkeys(given) if n in memory.label_names],
-        head_init=grown.head_init,
+        adapt_head_init=grown.head_init,
         label_names_used=bool(grown.names_used),
     )
 

@@ -299,13 +299,13 @@ class FewShotModel:
         text_column: str = "text",
         label_column: str = "label",
         text_pair_column: str | None = None,
-        steps: int | None = None,
-        learning_rate: float | None = None,
+        inner_steps: int | None = None,
+        inner_learning_rate: float | None = None,
         max_length: int | None = None,
         support_batch_size: int | None = None,
         merge_lora: bool = True,
-        head_init: str | None = None,
-        step_candidates: list[int] | None = None,
+        adapt_head_init: str | None = None,
+        adapt_step_candidates: list[int] | None = None,
         label_names: str | None = None,
         unknown_label: str | None = None,
         unknown_data=None,
@@ -315,16 +315,18 @@ class FewShotModel:
 
         ``train_data``: a Dataset, file path(s) or (text, label) pairs; ``labels``: the classes
         in order, those without examples classified by their names alone (0-shot).
-        ``head_init``, ``step_candidates`` (``[0, 1, 3]``: inner steps by k-fold on the support;
-        ``steps`` fixes them) and ``label_names`` ('auto', 'always', 'never') override the
-        recorded adaptation. ``unknown_label``: one more label, predicted when no class fits
-        (threshold and temperature by k-fold on the support, rejecting at most
-        ``max_in_scope_loss`` points of held-out accuracy, default 3; or separating
-        ``unknown_data``, texts of no class, from the held-out support).
+        ``adapt_head_init``, ``adapt_step_candidates`` (``[0, 1, 3]``: inner steps by k-fold
+        on the support; ``inner_steps`` fixes them), ``inner_learning_rate``,
+        ``support_batch_size`` and ``label_names`` ('auto', 'always', 'never') override the
+        recorded adaptation; they are spelled as in ``MAMLConfig``. ``unknown_label``: one
+        more label, predicted when no class fits (threshold and temperature by k-fold on the
+        support, rejecting at most ``max_in_scope_loss`` points of held-out accuracy,
+        default 3; or separating ``unknown_data``, texts of no class, from the held-out
+        support).
         """
         check_adapt_options(
-            steps=steps,
-            learning_rate=learning_rate,
+            inner_steps=inner_steps,
+            inner_learning_rate=inner_learning_rate,
             max_length=max_length,
             support_batch_size=support_batch_size,
         )
@@ -349,7 +351,12 @@ class FewShotModel:
             raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
         nameless, label_names = self._nameless_classes(names, source, label_names)
         changes = _adaptation_changes(
-            support_batch_size, steps, step_candidates, head_init, label_names, learning_rate
+            support_batch_size=support_batch_size,
+            inner_steps=inner_steps,
+            adapt_step_candidates=adapt_step_candidates,
+            adapt_head_init=adapt_head_init,
+            label_names=label_names,
+            inner_learning_rate=inner_learning_rate,
         )
         runner = self._runner(changes, max_length)
         reject = (unknown_label, max_in_scope_loss, unknown) if unknown_label else None
@@ -477,8 +484,8 @@ class FewShotModel:
             inner_steps=metrics["inner_steps"],
             inner_learning_rate=config.inner_learning_rate,
             adapt_scope=config.adapt_scope,
-            head_init=config.adaptation_head_init,
-            step_candidates=config.adapt_step_candidates,
+            adapt_head_init=config.adaptation_head_init,
+            adapt_step_candidates=config.adapt_step_candidates,
             cv_accuracy=metrics.get("cv_accuracy"),
             cv_fallback=metrics.get("cv_fallback"),
             label_names_used=bool(metrics.get("label_names_used")),
@@ -513,39 +520,34 @@ class FewShotModel:
         return classifier.eval()
 
 
-def _adaptation_changes(
-    support_batch_size, steps, step_candidates, head_init, label_names, learning_rate
-) -> dict:
-    """``adapt``'s arguments as changes of the recorded ``MAMLConfig``."""
-    changes: dict = {}
-    if support_batch_size is not None:
-        changes["support_batch_size"] = support_batch_size
-    if steps is not None:
-        changes.update(inner_steps=steps, adapt_step_candidates=None)
-    if step_candidates is not None:
-        changes["adapt_step_candidates"] = list(step_candidates)
-    if head_init is not None:
-        changes["adapt_head_init"] = head_init
-    if label_names is not None:
-        changes["label_names"] = label_names
-    if learning_rate is not None:
-        changes.update(inner_learning_rate=learning_rate, learn_inner_lr="none")
+def _adaptation_changes(**given) -> dict:
+    """``adapt``'s settings (``MAMLConfig``'s names) as changes of the recorded config. A
+    fixed ``inner_steps`` ends the step choice by cross-validation, and a fixed
+    ``inner_learning_rate`` any learned per-tensor rates."""
+    changes = {k: v for k, v in given.items() if v is not None}
+    if "adapt_step_candidates" in changes:
+        changes["adapt_step_candidates"] = list(changes["adapt_step_candidates"])
+    elif "inner_steps" in changes:
+        changes["adapt_step_candidates"] = None
+    if "inner_learning_rate" in changes:
+        changes["learn_inner_lr"] = "none"
     return changes
 
 
 def check_adapt_options(
     *,
-    steps: int | None = None,
-    learning_rate: float | None = None,
+    inner_steps: int | None = None,
+    inner_learning_rate: float | None = None,
     max_length: int | None = None,
     support_batch_size: int | None = None,
 ) -> None:
     """Adaptation settings checked before anything is loaded (a NaN learning rate would
     otherwise export a head of NaNs)."""
-    if steps is not None and steps < 0:
-        raise ConfigError(f"steps must be >= 0, got {steps}.")
-    if learning_rate is not None and not (math.isfinite(learning_rate) and learning_rate > 0):
-        raise ConfigError(f"learning_rate must be a finite number > 0, got {learning_rate}.")
+    if inner_steps is not None and inner_steps < 0:
+        raise ConfigError(f"inner_steps must be >= 0, got {inner_steps}.")
+    rate = inner_learning_rate
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"inner_learning_rate must be a finite number > 0, got {rate}.")
     if max_length is not None and max_length < MIN_MAX_LENGTH:
         raise ConfigError(
             f"max_length must be >= {MIN_MAX_LENGTH} (the special tokens plus at least one "
