@@ -165,6 +165,7 @@ def meta_model_card(info: dict) -> str:
             maml=maml,
             adapt_head=maml.get("adapt_head_init") or maml.get("head_init"),
             validation=validation,
+            interpolation=info.get("weight_interpolation"),
         ),
         library_name="transformers",
         tags=["fewshot-nlp", "maml", "meta-learning", "few-shot"],

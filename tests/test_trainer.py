@@ -538,3 +538,42 @@ def test_checkpoint_state_round_trips_without_pickles(tmp_path):
         for name, value in state.items():
             assert torch.equal(loaded["state"][key][name], value)
     assert fresh_scheduler.state_dict() == scheduler.state_dict()
+
+
+def test_weight_interpolation_saves_the_start_plus_a_share_of_the_update(
+    tokenizer, small_sources, tmp_path
+):
+    """weight_interpolation w: the saved meta-model is start + w * (trained - start), tensor
+    by tensor; an unmerged LoRA run scales its adapters' update (w = 0: no update)."""
+    import copy
+
+    from safetensors.torch import load_file
+
+    start = tiny_model("bert")
+    init = {k: v.clone() for k, v in start.state_dict().items()}
+
+    def run(name, weight, **extra):
+        args = tiny_meta_args(tmp_path / name, max_steps=3, seed=3, weight_interpolation=weight)
+        for key, value in extra.items():
+            setattr(args, key, value)
+        MetaTrainer(copy.deepcopy(start), args, small_sources, tokenizer=tokenizer).train()
+        return tmp_path / name
+
+    full = load_file(str(run("full", 1.0) / "model.safetensors"))
+    half_dir = run("half", 0.5)
+    half = load_file(str(half_dir / "model.safetensors"))
+    moved = 0
+    for key, value in half.items():
+        if key in init and value.is_floating_point():
+            torch.testing.assert_close(value, init[key] + 0.5 * (full[key] - init[key]))
+            moved += not torch.equal(full[key], init[key])
+    assert moved > 10
+    meta = json.loads((half_dir / "fewshot_nlp.json").read_text())
+    assert meta["weight_interpolation"] == 0.5 and meta["meta_training"]["steps"] == 3
+    assert "Saved at weight interpolation 0.5" in (half_dir / "README.md").read_text()
+    lora = run("lora", 0.0, adapt_scope="lora", merge_lora_on_save=False)
+    adapter = load_file(str(lora / "adapter_model.safetensors"))
+    b = [v for k, v in adapter.items() if "lora_B" in k]
+    assert b and all(torch.count_nonzero(v) == 0 for v in b)
+    with pytest.raises(ConfigError, match="weight_interpolation must be in"):
+        tiny_meta_args(tmp_path / "x", weight_interpolation=1.5)

@@ -108,6 +108,12 @@ class MetaTrainingArguments(MAMLConfig):
         "encoder to the outer loss (0: off). Guards the domains meta-training does not see.",
         default=0.0,
     )
+    weight_interpolation: float = help_field(
+        "The saved meta-model is start + this * (trained - start), tensor by tensor (WiSE-FT; "
+        "LoRA: the adapters' update scaled): 1 keeps all of meta-training, 0 the encoder it "
+        "started from. Checkpoints keep the trained weights, so a run resumes exactly.",
+        default=1.0,
+    )
     eval_episodes: int = help_field("Episodes per validation (per shot count).", default=50)
     eval_n_way: str | None = help_field(
         "Classes per validation episode: 'all' scores every class of the validation part at "
@@ -146,6 +152,10 @@ class MetaTrainingArguments(MAMLConfig):
         self.parsed_n_way()
         if not self.anchor_weight >= 0:
             raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}.")
+        if not 0.0 <= self.weight_interpolation <= 1.0:
+            raise ConfigError(
+                f"weight_interpolation must be in [0, 1], got {self.weight_interpolation}."
+            )
         if self.eval_n_way is not None:
             parse_n_way(self.eval_n_way)
         check_counts((("eval_k_shot", k) for k in self.eval_k_shot or []), minimum=0)

@@ -163,6 +163,35 @@ class FewShotModel:
             cache_features=self._cache is not None,
         )
 
+    def interpolated(self, weight: float) -> FewShotModel:
+        """The run moved back toward the encoder it started from: ``start + weight * (run -
+        start)``, tensor by tensor (weight-space interpolation, as in WiSE-FT). 1 is the run,
+        0 its step 0; in between keeps part of what meta-training taught while moving less
+        far from what it did not train on. LoRA: the adapters' update is scaled."""
+        if not (isinstance(weight, (int, float)) and 0.0 <= weight <= 1.0):
+            raise ConfigError(f"weight_interpolation must be in [0, 1], got {weight!r}.")
+        model = copy.deepcopy(self.model)
+        with torch.no_grad():
+            if is_peft(model):  # LoRA's update is B @ A, and B starts at 0
+                for name, param in model.named_parameters():
+                    if "lora_B" in name:
+                        param.mul_(weight)
+            else:
+                start = dict(self.without_meta_training().model.named_parameters())
+                for name, param in model.named_parameters():
+                    base = start.get(name)  # the head is the episode's, never the start's
+                    if name in self.maml.head_params or base is None:
+                        continue
+                    if base.shape == param.shape:
+                        param.copy_(base + weight * (param - base))
+        view = copy.copy(self)
+        view.maml = MAML(model, self.config)
+        if self.maml.log_inner_lrs is not None:
+            view.maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
+        view.info = {**self.info, "weight_interpolation": weight}
+        view._cache = {} if self._cache is not None else None
+        return view
+
     # ---------------------------------------------------------------- what the run is
     @property
     def model(self):

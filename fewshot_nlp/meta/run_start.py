@@ -149,6 +149,22 @@ def check_sources(args, train_sources, eval_sources) -> None:
         )
 
 
+def check_interpolation_start(args, start) -> None:
+    """``weight_interpolation`` mixes the saved model with the encoder the run started from,
+    read back from its folder after training: found now, not after the run. An unmerged
+    LoRA run needs none (its update is the adapters')."""
+    if args.weight_interpolation == 1.0 or (
+        args.adapt_scope == "lora" and not args.merge_lora_on_save
+    ):
+        return
+    if not (start and Path(start).is_dir()):
+        raise ConfigError(
+            f"weight_interpolation={args.weight_interpolation} needs the starting encoder as "
+            f"a local folder, and {start!r} is not one: meta-train from a saved checkpoint "
+            "folder, or leave weight_interpolation at 1."
+        )
+
+
 def flat_config(args) -> dict:
     """The arguments as flat scalars, for the trackers' run config."""
     from dataclasses import asdict

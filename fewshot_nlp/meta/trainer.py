@@ -36,6 +36,7 @@ from .meta_step import average_gradients, group_loss, window_logs
 from .model import FewShotModel
 from .run_folder import RunFolder, check_run_output_dir
 from .run_start import (
+    check_interpolation_start,
     check_sources,
     flat_config,
     frozen_anchor,
@@ -85,6 +86,7 @@ class MetaTrainer:
         self._writing = self.run_folder.writing
         self.warmup_metrics = warm_up_run(args, self.accelerator, model, tokenizer, train_sources)
         base_dir = keep_start(args, self.accelerator, model, tokenizer, self._writing)
+        check_interpolation_start(args, base_dir or self.base_encoder)
         self.anchor = frozen_anchor(args, model, self.accelerator.device)
         if args.adapt_scope == "lora":
             model = apply_lora(model, lora_config)
@@ -346,6 +348,10 @@ class MetaTrainer:
                 output_dir, info=run_info(self), merge_lora=self.args.merge_lora_on_save
             )
             (output_dir / STATE_FILE).write_text(state_json(self.state, self.fingerprint()))
+            if self.args.weight_interpolation != 1.0:  # from the folder: it names the start
+                run = FewShotModel.from_pretrained(output_dir)
+                mixed = run.interpolated(self.args.weight_interpolation)
+                mixed.save_pretrained(output_dir, merge_lora=self.args.merge_lora_on_save)
         if self.args.push_to_hub:
             push_folder_to_hub(output_dir, self.args.hub_model_id)
         return output_dir

@@ -34,6 +34,13 @@ VALIDATION = {
     "clinc150": "clinc150:train:01:validation",
     "reuters": "reuters:validation",
 }
+# Held-out test classes of the same three targets (never trained on), for a recipe chosen
+# on the validation rows: the final, paired numbers of that choice
+TEST = {
+    "banking77-test": "banking77:train:01:test",
+    "clinc150-test": "clinc150:train:01:test",
+    "reuters-test": "reuters:test",
+}
 COMMON = dict(
     meta_batch_size=2,
     max_length=48,
@@ -131,6 +138,8 @@ RECIPES = {
     # keeps part of what the run learned while moving less far from what it did not train on
     "names0-full-wise50": dict(interpolate=("names0-full", 0.5)),
     "names-lora-wise50": dict(interpolate=("names-lora", 0.5)),
+    "names0-full-wise25": dict(interpolate=("names0-full", 0.25)),
+    "names0-full-wise75": dict(interpolate=("names0-full", 0.75)),
     "step-lora-fo": dict(STEP, max_steps=300),
     "step-lora-so": dict(STEP, max_steps=233, first_order=False),
     # names0-full for thousands of steps, every 250th step kept: the curve of the meta-value
@@ -157,11 +166,10 @@ RECIPES = {
 
 
 def interpolated(name: str, out: Path, results: Results) -> Path:
-    """A run's weights moved back toward the starting encoder's: base + alpha * (run - base),
-    tensor by tensor (the head and anything the base lacks keep the run's values)."""
-    import shutil
-
-    from safetensors.torch import load_file, save_file
+    """A run moved back toward its starting encoder (``FewShotModel.interpolated``: start +
+    alpha * (run - start), tensor by tensor); the same as ``weight_interpolation`` in the
+    recipe, without training again."""
+    from fewshot_nlp import FewShotModel
 
     source, alpha = RECIPES[name]["interpolate"]
     folder = out / name
@@ -170,21 +178,8 @@ def interpolated(name: str, out: Path, results: Results) -> Path:
     run = out / source
     if not (run / "fewshot_nlp.json").is_file():
         raise SystemExit(f"{name} needs the run {source} first: --recipes {source} {name}")
-    base = load_file(mean_pooling_base(out) / "model.safetensors")
-    weights = load_file(run / "model.safetensors")
-    mixed = {
-        key: base[key] + alpha * (value - base[key])
-        if key in base and base[key].shape == value.shape and value.is_floating_point()
-        else value
-        for key, value in weights.items()
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    for path in run.iterdir():
-        if path.is_file() and path.name != "model.safetensors":
-            shutil.copy2(path, folder / path.name)
-    save_file(mixed, folder / "model.safetensors", metadata={"format": "pt"})
-    moved = sum(1 for key in weights if key in base and base[key].shape == weights[key].shape)
-    results.add(f"{name}/meta", source=source, alpha=alpha, summary=f"{moved} tensors mixed")
+    FewShotModel.from_pretrained(str(run)).interpolated(alpha).save_pretrained(folder)
+    results.add(f"{name}/meta", source=source, alpha=alpha, summary=f"{source} at {alpha}")
     return folder
 
 
@@ -310,10 +305,12 @@ def reuse_row(results: Results, key: str, name: str, method: str) -> None:
             return
 
 
-def evaluate(name: str, run, base, baseline, data_dir: str, results: Results, episodes: int, shots):
+def evaluate(
+    name, run, base, baseline, data_dir: str, results: Results, episodes: int, shots, sets
+):
     from fewshot_nlp import TaskSource
 
-    for target, spec in VALIDATION.items():
+    for target, spec in sets.items():
         source = TaskSource.from_spec(spec, data_dir)
         for k in shots:
             rows = {}
@@ -370,10 +367,10 @@ def curve_table(results: Results) -> list[str]:
                     )
                 else:
                     values.append(None)
-            shown = " | ".join("" if v is None else f"{v:+.2f}" for v in values)
-            known = [v for v in values if v is not None]
-            mean = f"{sum(known) / len(known):+.2f}" if known else ""
-            lines.append(f"| {step} | {shown} | {mean} |")
+            if None in values:  # a step is shown once every cell of it is measured
+                continue
+            shown = " | ".join(f"{v:+.2f}" for v in values)
+            lines.append(f"| {step} | {shown} | {sum(values) / len(values):+.2f} |")
         lines.append("")
     return lines
 
@@ -387,24 +384,25 @@ def report(results: Results, episodes: int) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in RECIPES:
-        values = []
-        for target in VALIDATION:
-            for k in (0, 1, 5):
-                cheap = "label-cosine" if k == 0 else "logreg"
-                keys = [f"{name}/{target}/{k}/{m}" for m in ("maml", "maml-base", cheap)]
-                if not all(key in results for key in keys):
-                    continue
-                rows = [results.rows[key] for key in keys]
-                value = 100 * (rows[0]["accuracy"] - rows[1]["accuracy"])
-                values.append(value)
-                cells = " | ".join(row["summary"] for row in rows)
-                lines.append(
-                    f"| {name} | {target} | {k} | {rows[0]['n_way']} | {cells} ({cheap}) | "
-                    f"{value:+.2f} |"
-                )
-        if values:
-            mean = sum(values) / len(values)
-            lines.append(f"| {name} | **mean** | | | | | | **{mean:+.2f}** |")
+        for sets, label in ((VALIDATION, "mean"), (TEST, "test mean")):
+            values = []
+            for target in sets:
+                for k in (0, 1, 5):
+                    cheap = "label-cosine" if k == 0 else "logreg"
+                    keys = [f"{name}/{target}/{k}/{m}" for m in ("maml", "maml-base", cheap)]
+                    if not all(key in results for key in keys):
+                        continue
+                    rows = [results.rows[key] for key in keys]
+                    value = 100 * (rows[0]["accuracy"] - rows[1]["accuracy"])
+                    values.append(value)
+                    cells = " | ".join(row["summary"] for row in rows)
+                    lines.append(
+                        f"| {name} | {target} | {k} | {rows[0]['n_way']} | {cells} ({cheap}) | "
+                        f"{value:+.2f} |"
+                    )
+            if values:
+                mean = sum(values) / len(values)
+                lines.append(f"| {name} | **{label}** | | | | | | **{mean:+.2f}** |")
     lines += ["", f"Episodes per row: {episodes} (the same episodes for every method).", ""]
     lines += curve_table(results)
     lines.append(END)
@@ -420,6 +418,13 @@ def main() -> None:
     parser.add_argument("--shots", type=int, nargs="+", default=[0, 1, 5], help="Shot counts.")
     parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
     parser.add_argument("--report_only", action="store_true", help="Only print the table.")
+    parser.add_argument(
+        "--target_split",
+        choices=["validation", "test"],
+        default="validation",
+        help="Rows on the targets' validation classes (to choose a recipe) or, once chosen, "
+        "on their test classes.",
+    )
     parser.add_argument(
         "--curve_only",
         action="store_true",
@@ -455,7 +460,8 @@ def main() -> None:
         if RECIPES[name].get("curve"):
             curve(name, out / name, base, args.data_dir, results, length)
             continue
-        evaluate(name, run, base, baseline, args.data_dir, results, args.episodes, args.shots)
+        sets = TEST if args.target_split == "test" else VALIDATION
+        evaluate(name, run, base, baseline, args.data_dir, results, args.episodes, args.shots, sets)
     text = report(results, args.episodes)
     publish(text, args.benchmarks_file, START, END)
 
