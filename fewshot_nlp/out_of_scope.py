@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .data.sources import TaskSource
 from .errors import ConfigError
-from .evaluation import ADAPTATION_METHODS, METHOD_REGISTRY, MethodRunner, method_runners
+from .evaluation import MethodRunner, get_method, method_runners
 from .meta.inner_loop import cv_folds, stratified_folds
 from .meta.rejection import (
     DEFAULT_MAX_IN_SCOPE_LOSS,
@@ -67,7 +67,7 @@ def evaluate_out_of_scope(
     rows = []
     for method in methods:
         start = time.perf_counter()
-        if method in ADAPTATION_METHODS:
+        if get_method(method).adaptation:
             scored = _adapted(
                 runners[method], train, texts, unknown_label, max_in_scope_loss, unknown
             )
@@ -191,7 +191,7 @@ def _fit(runner: MethodRunner, method: str, features, labels, n_way: int):
     """A scoring function of the support: logreg's probabilities, or the cosine to each
     class mean."""
     if method == "logreg":
-        classifier = METHOD_REGISTRY["logreg"].fit(runner, features, labels)
+        classifier = get_method("logreg").fit(runner, features, labels)
         columns = classifier.classes_
 
         def score(x):

@@ -11,6 +11,7 @@ from .methods import (
     FewShotMethod,
     FinetuneConfig,
     Task,
+    get_method,
     register_method,
 )
 from .protocols import evaluate_episodes, evaluate_fixed, summarize
@@ -30,6 +31,7 @@ __all__ = [
     "evaluate_episodes",
     "evaluate_fixed",
     "format_table",
+    "get_method",
     "method_runners",
     "plot_accuracy",
     "register_method",

@@ -57,6 +57,13 @@ class FewShotMethod(Protocol):
 METHOD_REGISTRY: dict[str, FewShotMethod] = {}
 
 
+def get_method(name: str) -> FewShotMethod:
+    """The registered method called ``name``, or an error listing those there are."""
+    if name not in METHOD_REGISTRY:
+        raise ConfigError(f"Unknown method {name!r}; choose from {tuple(METHOD_REGISTRY)}.")
+    return METHOD_REGISTRY[name]
+
+
 def register_method(cls):
     """Class decorator: one instance per name, in the order registered."""
     method = cls()

@@ -15,7 +15,7 @@ from ..data.sources import TaskSource
 from ..errors import ConfigError
 from ..meta.model import FewShotModel
 from ..metrics import classification_metric
-from .methods import DEFAULT_METHODS, ZERO_SHOT_METHODS
+from .methods import DEFAULT_METHODS, get_method
 from .report import _n_way_text
 from .runner import MethodRunner, method_runners
 
@@ -62,7 +62,7 @@ def evaluate_episodes(
     for k, sampler in samplers.items():
         caps = {m: min(episodes, (method_episodes or {}).get(m, episodes)) for m in methods}
         if k == 0:  # methods that need examples have no 0-shot row
-            caps = {m: (n if m in ZERO_SHOT_METHODS else 0) for m, n in caps.items()}
+            caps = {m: (n if get_method(m).zero_shot else 0) for m, n in caps.items()}
         rows = _run_episodes(sampler, models, caps, episodes, f"{k}-shot", progress)
         for method, row in rows.items():
             raw[method][str(k)] = row

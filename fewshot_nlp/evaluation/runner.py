@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..meta.model import FewShotModel
-from .methods import ADAPTATION_METHODS, METHOD_REGISTRY, METHODS, FinetuneConfig, Task
+from .methods import FinetuneConfig, Task, get_method
 
 
 class MethodRunner:
@@ -68,8 +68,7 @@ class MethodRunner:
         label_names: Sequence[str] | None = None,
     ) -> np.ndarray:
         """Query predictions of ``method`` (a name in ``METHOD_REGISTRY``) for one task."""
-        if method not in METHOD_REGISTRY:
-            raise ConfigError(f"Unknown method {method!r}; choose from {METHODS}.")
+        runs = get_method(method)
         task = Task(
             support_texts,
             support_labels,
@@ -79,7 +78,7 @@ class MethodRunner:
             query_pairs,
             label_names,
         )
-        return METHOD_REGISTRY[method].predict(self, task)
+        return runs.predict(self, task)
 
 
 def method_runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
@@ -88,6 +87,8 @@ def method_runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
     meta-model came from (or ``baseline_model``), so that they never gain or lose from our
     meta-training silently."""
 
+    kinds = {m: get_method(m) for m in methods}  # unknown names fail before any loading
+
     def load(m):
         return m if isinstance(m, MethodRunner) else MethodRunner(m)
 
@@ -95,7 +96,7 @@ def method_runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
     runners = {}
     if "maml-base" in methods:
         runners["maml-base"] = main.with_model(main.model.without_meta_training())
-    if baseline_model is None and any(m not in ADAPTATION_METHODS for m in methods):
+    if baseline_model is None and any(not kind.adaptation for kind in kinds.values()):
         origin = main.model.base_encoder if main.model.meta_trained else None
         baseline_model = origin if origin and Path(origin).is_dir() else None
         if origin and baseline_model is None:
