@@ -3,11 +3,9 @@
 (``METHOD_REGISTRY``), the runner that holds a loaded model, and the reports."""
 
 from .methods import (
-    ADAPTATION_METHODS,
     DEFAULT_METHODS,
     METHOD_REGISTRY,
     METHODS,
-    ZERO_SHOT_METHODS,
     FewShotMethod,
     FinetuneConfig,
     Task,
@@ -19,11 +17,9 @@ from .report import format_table, plot_accuracy, write_results
 from .runner import MethodRunner, method_runners
 
 __all__ = [
-    "ADAPTATION_METHODS",
     "DEFAULT_METHODS",
     "METHODS",
     "METHOD_REGISTRY",
-    "ZERO_SHOT_METHODS",
     "FewShotMethod",
     "FinetuneConfig",
     "MethodRunner",

@@ -272,5 +272,3 @@ def finetune(runner: MethodRunner, support, labels, n_way):
 
 METHODS = tuple(METHOD_REGISTRY)
 DEFAULT_METHODS = ("maml", "maml-base", "logreg", "prototype", "finetune")
-ADAPTATION_METHODS = tuple(n for n, m in METHOD_REGISTRY.items() if m.adaptation)
-ZERO_SHOT_METHODS = tuple(n for n, m in METHOD_REGISTRY.items() if m.zero_shot)
