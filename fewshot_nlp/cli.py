@@ -317,7 +317,7 @@ def evaluate_command(argv: list[str]) -> int:
     check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
     check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
     _check_out_of_scope_flags(args, rejection)
-    methods, caps = _parse_methods(args.method, args.max_episodes)
+    methods, caps = args.method, _episode_caps(args.max_episodes)
     model_path = resolve_model_path(args.model)
     for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
         if value:
@@ -423,7 +423,7 @@ def _evaluate_files(args, model, baseline, methods, rejection) -> tuple[list[dic
     return results, format_table(results)
 
 
-def _parse_methods(methods: list[str], max_episodes: list[str] | None):
+def _episode_caps(max_episodes: list[str] | None) -> dict[str, int]:
     """``--max_episodes METHOD=N ...`` as caps, checked against the methods."""
     from .evaluation import METHODS
 
@@ -436,7 +436,7 @@ def _parse_methods(methods: list[str], max_episodes: list[str] | None):
                 f"{', '.join(METHODS)})."
             )
         caps[name.strip()] = int(value)
-    return list(methods), caps
+    return caps
 
 
 def _check_out_of_scope_flags(args, rejection) -> None:

@@ -1,36 +1,36 @@
 """Evaluation of few-shot methods, paired on the same episodes: the protocols
 (``evaluate_episodes``, ``evaluate_fixed``), the methods behind one protocol
-(``METHOD_REGISTRY``), the runner that holds a loaded model, and the reports."""
+(``METHOD_REGISTRY``), the runner that holds a loaded model, and the reports.
 
-from .methods import (
-    DEFAULT_METHODS,
-    METHOD_REGISTRY,
-    METHODS,
-    FewShotMethod,
-    FinetuneConfig,
-    Task,
-    get_method,
-    register_method,
-)
-from .protocols import evaluate_episodes, evaluate_fixed, summarize
-from .report import format_table, plot_accuracy, write_results
-from .runner import MethodRunner, method_runners
+Names are imported on first use, so that the CLI's argument classes can read the method
+registry without loading the runner and the protocols (and what they import)."""
 
-__all__ = [
-    "DEFAULT_METHODS",
-    "METHODS",
-    "METHOD_REGISTRY",
-    "FewShotMethod",
-    "FinetuneConfig",
-    "MethodRunner",
-    "Task",
-    "evaluate_episodes",
-    "evaluate_fixed",
-    "format_table",
-    "get_method",
-    "method_runners",
-    "plot_accuracy",
-    "register_method",
-    "summarize",
-    "write_results",
-]
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "DEFAULT_METHODS",
+            "METHODS",
+            "METHOD_REGISTRY",
+            "FewShotMethod",
+            "FinetuneConfig",
+            "Task",
+            "get_method",
+            "register_method",
+        ),
+        ".methods",
+    ),
+    **dict.fromkeys(("evaluate_episodes", "evaluate_fixed", "summarize"), ".protocols"),
+    **dict.fromkeys(("format_table", "plot_accuracy", "write_results"), ".report"),
+    **dict.fromkeys(("MethodRunner", "method_runners"), ".runner"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'fewshot_nlp.evaluation' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)
