@@ -401,19 +401,30 @@ def _method_runners(args, adaptation, model_path):
 def _evaluate_files(args, model, baseline, methods, rejection) -> tuple[list[dict], str]:
     """The fixed-shot protocol (and, with --out_of_scope_file, the out-of-scope one)."""
     from .data.sources import TaskSource, resolve_data_dir
-    from .evaluation import evaluate_fixed, format_table
+    from .evaluation import evaluate_fixed, format_table, get_method
     from .out_of_scope import format_out_of_scope_table
 
-    if not (args.train_file and args.test_file):
-        raise ConfigError("The fixed-shot protocol needs both --train_file and --test_file.")
+    if not args.test_file:
+        raise ConfigError(
+            "The fixed-shot protocol needs --test_file (and --train_file; without one, the "
+            "test file's label names alone: a 0-shot row)."
+        )
     root = resolve_data_dir(args.data_dir) if args.data_dir else None
 
     def file(name):
         path = Path(name)
         return path if path.exists() or root is None else root / name
 
-    train = TaskSource.from_files(file(args.train_file), name="train")
+    train = TaskSource.from_files(file(args.train_file), name="train") if args.train_file else None
     test = TaskSource.from_files(file(args.test_file), name=Path(args.test_file).parts[0])
+    if train is None:  # 0 shots, as in the episodic protocol: the methods that use names
+        methods = [m for m in methods if get_method(m).zero_shot]
+        if not methods:
+            raise ConfigError(
+                "Without --train_file the fixed-shot row is 0-shot (the test file's label "
+                "names alone), and none of the chosen --method values works without "
+                "examples: add maml or label-cosine, or give --train_file."
+            )
     if args.out_of_scope_file:
         results = _evaluate_out_of_scope(
             model, train, test, file(args.out_of_scope_file), methods, baseline, rejection

@@ -132,7 +132,11 @@ class EvaluateArguments:
         "Cap slow methods to the first N of the same episodes: METHOD=N pairs, e.g. finetune=100.",
         default=None,
     )
-    train_file: str | None = help_field("Fixed-shot protocol: few-shot file.", default=None)
+    train_file: str | None = help_field(
+        "Fixed-shot protocol: few-shot file (without one, a 0-shot row: the --test_file's "
+        "label names alone).",
+        default=None,
+    )
     test_file: str | None = help_field("Fixed-shot protocol: test file.", default=None)
     out_of_scope_file: str | None = help_field(
         "Fixed-shot protocol: texts of no class scored with --test_file (in-scope accuracy, "

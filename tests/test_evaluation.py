@@ -142,6 +142,18 @@ def test_fixed_shot_protocol(tiny_run, toy_source):
     assert results[0]["results"]["3"]["test_examples"] == 9
 
 
+def test_fixed_zero_shot_classifies_by_label_names(tiny_run, toy_source):
+    # every test text is its own label name: the nearest name is the right one for any encoder
+    names = toy_source.label_names
+    test = TaskSource(name="names", texts=names * 2, labels=names * 2)
+    results = evaluate_fixed(tiny_run, None, test, methods=["label-cosine", "maml"])
+    rows = {r["method"]: r["results"]["0"] for r in results}
+    assert rows["label-cosine"]["accuracy"]["mean"] == 1.0
+    assert rows["maml"]["test_examples"] == 2 * len(names)
+    with pytest.raises(ConfigError, match=r"\['logreg'\] need examples"):
+        evaluate_fixed(tiny_run, None, test, methods=["maml", "logreg"])
+
+
 def test_plot_is_png(tiny_run, toy_source, tmp_path):
     results = evaluate_episodes(
         tiny_run,
@@ -195,6 +207,20 @@ def test_cli_evaluate(tiny_run, data_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(["evaluate", "--model", tiny_run, "--dataset", "trec", "--method", "knn"])
     assert "invalid choice: 'knn'" in capsys.readouterr().err
+
+
+def test_cli_fixed_zero_shot_without_train_file(tiny_run, toy_source, tmp_path, capsys):
+    names = toy_source.label_names
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"text": n, "label": n}) + "\n" for n in names))
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--model", tiny_run, "--test_file", str(test)]
+    assert cli_main([*argv, "--method", "label-cosine", "logreg", "--output_file", str(out)]) == 0
+    (row,) = json.loads(out.read_text())  # logreg needs examples: it has no 0-shot row
+    assert row["method"] == "label-cosine"
+    assert row["results"]["0"]["accuracy"]["mean"] == 1.0
+    assert cli_main([*argv, "--method", "logreg"]) != 0
+    assert "none of the chosen --method values" in capsys.readouterr().err
 
 
 def test_logreg_baseline_is_scikit_learn_on_normalised_mean_pooling(tiny_run, toy_source):

@@ -127,16 +127,27 @@ def _predict_episode(model: MethodRunner, method: str, episode: Episode) -> np.n
 
 def evaluate_fixed(
     model: str | FewShotModel | MethodRunner,
-    train: TaskSource,
+    train: TaskSource | None,
     test: TaskSource,
     *,
     methods: Sequence[str] = DEFAULT_METHODS,
     baseline_model=None,
     shots: str = "",
 ) -> list[dict]:
-    """Fixed-shot protocol: adapt once on all classes of ``train``, score all of ``test``."""
+    """Fixed-shot protocol: adapt once on all classes of ``train``, score all of ``test``.
+
+    ``train=None`` is the 0-shot row: the classes are the test's label names, no examples,
+    so only the methods that classify from names alone can run."""
+    if train is None:
+        needing = [m for m in methods if not get_method(m).zero_shot]
+        if needing:
+            raise ConfigError(
+                f"Methods {needing} need examples; a 0-shot fixed evaluation (no training "
+                "file) can only run the methods that use label names alone, such as "
+                "maml and label-cosine."
+            )
     models = method_runners(model, baseline_model, methods)
-    names = train.label_names
+    names = train.label_names if train is not None else test.label_names
     ids = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(test.label_names) - set(ids))
     if unknown:
@@ -152,17 +163,19 @@ def evaluate_fixed(
         start = time.perf_counter()
         pred = runner.predict(
             method,
-            train.texts,
-            [ids[y] for y in train.labels],
+            train.texts if train is not None else [],
+            [ids[y] for y in train.labels] if train is not None else [],
             len(names),
             test.texts,
-            train.text_pairs,
+            train.text_pairs if train is not None else None,
             test.text_pairs,
             names,
         )
         seconds = time.perf_counter() - start
         scores = _score(pred, references)
-        key = shots or str(min(len(v) for v in train.label_index.values()))
+        key = shots or (
+            str(min(len(v) for v in train.label_index.values())) if train is not None else "0"
+        )
         out.append(
             {
                 "protocol": "fixed",
