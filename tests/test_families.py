@@ -20,5 +20,8 @@ class TestFamiliesAndScopes(FewShotCommonTester):
     def test_adapt_export_round_trip(self, family, scope, tokenizer, tmp_path):
         self._test_adapt_export_round_trip(family, scope, tokenizer, tmp_path)
 
+    def test_adapt_export_round_trip_without_a_step(self, family, scope, tokenizer, tmp_path):
+        self._test_adapt_export_round_trip(family, scope, tokenizer, tmp_path, inner_steps=0)
+
     def test_save_load_round_trip(self, family, scope, tokenizer, tmp_path):
         self._test_save_load_round_trip(family, scope, tokenizer, tmp_path)

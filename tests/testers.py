@@ -10,6 +10,7 @@ import torch
 
 from fewshot_nlp import MAML, FewShotModel, MAMLConfig, apply_lora, default_lora_config
 from fewshot_nlp.export import export
+from fewshot_nlp.meta.maml import HEAD_BIAS, HEAD_WEIGHT
 
 from .conftest import tiny_model
 from .test_maml import make_batch, our_meta_grads, reference_meta_grads
@@ -97,15 +98,18 @@ class FewShotCommonTester:
         for a, p in zip(one_by_one, maml.meta_parameters()):
             torch.testing.assert_close(p.grad, a, atol=tol, rtol=tol)
 
-    def _test_adapt_export_round_trip(self, family, scope, tokenizer, tmp_path):
+    def _test_adapt_export_round_trip(self, family, scope, tokenizer, tmp_path, inner_steps=1):
         """The export, loaded by plain transformers, scores as the adapted run did."""
         from transformers import AutoModelForSequenceClassification
 
         tokenizer = self.tokenizer_for(family, tokenizer)
-        run = FewShotModel(self.build(family, scope, inner_steps=1), tokenizer)
+        run = FewShotModel(self.build(family, scope, inner_steps=inner_steps), tokenizer)
         before = {n: p.detach().clone() for n, p in run.model.named_parameters()}
         texts = [t for t, _ in FEW_SHOT]
         labels = [["travel", "money", "music"].index(y) for _, y in FEW_SHOT]
+        fast, _ = run.adapt_weights(texts, labels, 3)
+        if inner_steps == 0:  # the encoder is unchanged: the queries read its frozen features
+            assert set(fast) == {HEAD_WEIGHT, HEAD_BIAS}
         expected = run.episode_logits(texts, labels, 3, QUERIES, label_names=None)
         classifier = run.adapt(FEW_SHOT, label_names="never")
         folder = export(classifier, tokenizer, tmp_path / "clf")

@@ -210,7 +210,11 @@ class MAML(nn.Module):
         )
         if meta_grad:
             return taken[steps], more
-        return taken[steps], {**more, **metrics, "inner_steps": steps}
+        fast = taken[steps]
+        if steps == 0:  # the encoder is the model's own: the head alone says everything, so
+            # the queries read the frozen (cacheable) features instead of a per-episode forward
+            fast = {n: w for n, w in fast.items() if n in (HEAD_WEIGHT, HEAD_BIAS)}
+        return fast, {**more, **metrics, "inner_steps": steps}
 
     def inner_loop(
         self,

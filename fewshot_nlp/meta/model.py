@@ -540,7 +540,8 @@ class FewShotModel:
         params = dict(classifier.named_parameters())
         with torch.no_grad():
             for name in self.maml.fast_names:
-                params[name].copy_(fast[name])
+                if name in fast:  # after 0 steps only the head is adapted
+                    params[name].copy_(fast[name])
         if hasattr(classifier, "peft_config") and merge_lora:
             classifier = classifier.merge_and_unload()
         set_head(
