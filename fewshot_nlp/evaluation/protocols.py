@@ -147,7 +147,7 @@ def evaluate_fixed(
                 "maml and label-cosine."
             )
     models = method_runners(model, baseline_model, methods)
-    names = train.label_names if train is not None else test.label_names
+    names = (train or test).label_names
     ids = {name: i for i, name in enumerate(names)}
     unknown = sorted(set(test.label_names) - set(ids))
     if unknown:
@@ -157,25 +157,26 @@ def evaluate_fixed(
             stacklevel=2,
         )
     references = [ids.get(y, -1) for y in test.labels]
+    support, support_ids, support_pairs = (
+        (train.texts, [ids[y] for y in train.labels], train.text_pairs) if train else ([], [], None)
+    )
+    key = shots or (str(min(len(v) for v in train.label_index.values())) if train else "0")
     out = []
     for method in methods:
         runner = models[method]
         start = time.perf_counter()
         pred = runner.predict(
             method,
-            train.texts if train is not None else [],
-            [ids[y] for y in train.labels] if train is not None else [],
+            support,
+            support_ids,
             len(names),
             test.texts,
-            train.text_pairs if train is not None else None,
+            support_pairs,
             test.text_pairs,
             names,
         )
         seconds = time.perf_counter() - start
         scores = _score(pred, references)
-        key = shots or (
-            str(min(len(v) for v in train.label_index.values())) if train is not None else "0"
-        )
         out.append(
             {
                 "protocol": "fixed",
