@@ -558,3 +558,32 @@ def test_methods_head_inits_and_scopes_come_from_registries(tiny_run, toy_source
         assert rows[0]["results"]["2"]["accuracy"]["mean"] == pytest.approx(1 / 3)
     finally:
         METHOD_REGISTRY.pop("majority")
+
+
+@pytest.mark.parametrize("steps", [0, 1])
+def test_cached_features_adapt_alike_and_spare_the_encoder(tiny_run, toy_source, steps):
+    """An evaluation's cache serves the support and the label names too: the same logits
+    as without it, and an episode with no inner step runs no encoder forward once its texts
+    were seen."""
+    from fewshot_nlp import FewShotModel
+
+    options = dict(inner_steps=steps, label_names="always", adapt_step_candidates=None)
+    cached = FewShotModel.from_pretrained(tiny_run, cache_features=True, **options)
+    plain = FewShotModel.from_pretrained(tiny_run, **options)
+    ids = {y: i for i, y in enumerate(TOPICS)}
+    support = [0, 6, 12, 1, 7, 13]
+    texts = [toy_source.texts[i] for i in support]
+    labels = [ids[toy_source.labels[i]] for i in support]
+    queries = [t for i, t in enumerate(toy_source.texts) if i not in support]
+    args = (texts, labels, len(TOPICS), queries)
+    names = list(TOPICS)
+    expected = plain.episode_logits(*args, label_names=names)
+    assert torch.allclose(cached.episode_logits(*args, label_names=names), expected, atol=1e-5)
+    forwards = []
+    hook = cached.model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        again = cached.episode_logits(*args, label_names=names)
+    finally:
+        hook.remove()
+    assert torch.allclose(again, expected, atol=1e-5)
+    assert (len(forwards) == 0) == (steps == 0), forwards

@@ -64,6 +64,15 @@ class PreparedEpisode:
             return (self.part_weights[i] * losses).sum() / self.total
 
 
+@dataclass
+class StartFeatures:
+    """The head features of an episode's support texts and label names at the start weights
+    (the model's own), when the caller has them already."""
+
+    support: torch.Tensor | None = None
+    names: torch.Tensor | None = None
+
+
 def prepare_episode(
     maml: MAML,
     support: dict[str, torch.Tensor],
@@ -74,9 +83,14 @@ def prepare_episode(
     *,
     meta_grad: bool = True,
     tasks: int = 1,
+    start_features: StartFeatures | None = None,
 ) -> PreparedEpisode:
     """Support chunks, their features at the start weights, the label names when they join
-    (``_names_join``), example weights, and the initial head fitted on all of it."""
+    (``_names_join``), example weights, and the initial head fitted on all of it.
+    ``start_features`` (adaptation only): those features already computed (an evaluation's
+    cache), so an episode that takes no step runs no encoder forward at all."""
+    if start_features is not None and (meta_grad or tasks > 1):
+        raise TrainingError("start_features are for adaptation (no meta-gradient, one task).")
     create_graph = meta_grad and not maml.config.first_order
     examples = labels.shape[0] // tasks  # per episode
     size = labels.shape[0] if meta_grad else (maml.config.support_batch_size or examples)
@@ -85,10 +99,16 @@ def prepare_episode(
     chunks = len(parts)
     fast = _start_weights(maml, meta_grad, tasks)
     metrics: dict = {}
+    given = start_features or StartFeatures()
     with torch.enable_grad() if meta_grad else torch.no_grad():
-        cached = [maml.features(fast, inputs, create_graph, tasks) for inputs, _ in parts]
+        if given.support is not None and parts:
+            cached = list(given.support.split(size))
+        else:
+            cached = [maml.features(fast, inputs, create_graph, tasks) for inputs, _ in parts]
         if name_inputs is not None and maml.config.label_names != "never":
-            name_feats = maml.features(fast, name_inputs, create_graph, tasks)
+            name_feats = given.names
+            if name_feats is None:
+                name_feats = maml.features(fast, name_inputs, create_graph, tasks)
             if _names_join(maml, cached, labels, n_way, name_feats, meta_grad, metrics):
                 name_labels = torch.arange(n_way, device=labels.device).repeat(tasks)
                 parts.append((name_inputs, name_labels))

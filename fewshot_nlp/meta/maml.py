@@ -30,6 +30,7 @@ from .inner_loop import (
     HEAD_WEIGHT,
     DetachedSteps,
     DifferentiableSteps,
+    StartFeatures,
     choose_inner_steps,
     every_class_has_examples,
     prepare_episode,
@@ -178,6 +179,7 @@ class MAML(nn.Module):
         source: str = "episode",
         meta_grad: bool = True,
         inner_steps: int | None = None,
+        start_features: StartFeatures | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Run the inner loop on a support set; return the fast weights and support metrics.
 
@@ -187,6 +189,7 @@ class MAML(nn.Module):
         holds), and the number of steps may be chosen by cross-validation. ``names`` are the
         tokenized label names, one per class in label order: extra support examples when
         ``config.label_names`` says so, and the only ones of a class without examples (0-shot).
+        ``start_features``: their features at the model's own weights, when already computed.
         """
         if n_way < 2:
             raise ConfigError(f"Episode from {source!r} has {n_way} class; MAML needs >= 2.")
@@ -206,7 +209,15 @@ class MAML(nn.Module):
         steps = self.config.inner_steps if inner_steps is None else inner_steps
         head_init = self.config.head_init if meta_grad else self.config.adaptation_head_init
         taken, more = self.inner_loop(
-            support, labels, n_way, [steps], head_init, names, source=source, meta_grad=meta_grad
+            support,
+            labels,
+            n_way,
+            [steps],
+            head_init,
+            names,
+            source=source,
+            meta_grad=meta_grad,
+            start_features=start_features,
         )
         if meta_grad:
             return taken[steps], more
@@ -229,6 +240,7 @@ class MAML(nn.Module):
         meta_grad: bool = True,
         strict: bool = True,
         tasks: int = 1,
+        start_features: StartFeatures | None = None,
     ) -> tuple[dict[int, dict[str, torch.Tensor]], dict]:
         """The one inner loop: fast weights after each step count in ``snapshots``.
 
@@ -241,7 +253,15 @@ class MAML(nn.Module):
         """
         head = self.episode_head(head_init)
         episode = prepare_episode(
-            self, support, labels, n_way, head, name_inputs, meta_grad=meta_grad, tasks=tasks
+            self,
+            support,
+            labels,
+            n_way,
+            head,
+            name_inputs,
+            meta_grad=meta_grad,
+            tasks=tasks,
+            start_features=start_features,
         )
         if meta_grad:
             return DifferentiableSteps(self)(episode, snapshots, source)

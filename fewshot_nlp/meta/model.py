@@ -29,6 +29,7 @@ from ..modeling.pooling import is_mean_pooling
 from ..modeling.rejection import add_rejection_output
 from .config import MAMLConfig, plain_checkpoint_config
 from .grow import class_memory_for
+from .inner_loop import StartFeatures
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
 from .rejection import RejectionFit, check_rejection_options, fit_on_support, rejection_examples
 from .saving import (
@@ -246,7 +247,21 @@ class FewShotModel:
             names=names,
             source=source,
             meta_grad=False,
+            start_features=self._cached_start_features(
+                texts, pairs, None if names is None else label_names
+            ),
         )
+
+    def _cached_start_features(self, texts, pairs, label_names) -> StartFeatures | None:
+        """The support's and the names' head features from this model's cache (an
+        evaluation's: the same texts recur across episodes), None where it keeps none."""
+        if self._cache is None:
+            return None
+        support = self.features(texts, pairs).to(self.device) if len(texts) else None
+        names = None
+        if label_names is not None:
+            names = self.features([label_name_text(n) for n in label_names]).to(self.device)
+        return StartFeatures(support, names)
 
     @torch.no_grad()
     def logits(
