@@ -505,18 +505,22 @@ def test_setfit_baseline_writes_nothing_in_the_current_folder(tmp_path, monkeypa
             Path(seen["output_dir"], "checkpoint-1").mkdir()  # what setfit would write
 
     class Model:
+        model_body = types.SimpleNamespace(max_seq_length=256)
+
         @classmethod
         def from_pretrained(cls, path):
-            return cls()
+            seen["model"] = cls()
+            return seen["model"]
 
     fake = types.ModuleType("setfit")
     fake.TrainingArguments, fake.Trainer, fake.SetFitModel = Args, Trainer, Model
     monkeypatch.setitem(sys.modules, "setfit", fake)
     monkeypatch.chdir(tmp_path)
     runner = MethodRunner.__new__(MethodRunner)
-    runner.model = types.SimpleNamespace(path="base")
+    runner.model = types.SimpleNamespace(path="base", collator=types.SimpleNamespace(max_length=48))
     METHOD_REGISTRY["setfit"].fit(runner, ["a b", "c d"], [0, 1], None)
     assert seen["save_strategy"] == "no" and seen["report_to"] == "none"
+    assert seen["model"].model_body.max_seq_length == 48  # truncated like the other methods
     assert not Path(seen["output_dir"]).exists()  # removed after training
     assert list(tmp_path.iterdir()) == []
 

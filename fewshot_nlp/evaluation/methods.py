@@ -183,6 +183,9 @@ class SetFit:
         import datasets
 
         model = setfit.SetFitModel.from_pretrained(runner.path)
+        # Truncated like every other method of the comparison (the sentence-transformers
+        # default, 256 tokens, makes long texts such as news many times slower)
+        model.model_body.max_seq_length = runner.model.collator.max_length
         train = datasets.Dataset.from_dict({"text": list(texts), "label": list(labels)})
         # The SetFit paper's setting: 20 pair iterations per example, one epoch. (setfit 1.x
         # otherwise oversamples every pair: 9,000+ steps for 77 x 5 examples on a CPU.) Its

@@ -19,12 +19,14 @@ Methods (all paired):
 - label-cosine (0 shots) / logreg / prototype / finetune: the base MiniLM (each text to its
   nearest label name; frozen mean-pooled L2-normalised embeddings + scikit-learn logistic
   regression C=10; cosine prototypes; Trainer-style fine-tuning with a new head, on the first
-  `finetune_episodes` episodes only, run after every other row of every target).
+  `finetune_episodes` episodes only, run after every other row of every target);
+- setfit (only with `--methods ... setfit`): SetFit on the base MiniLM, fixed 5-shot rows.
 
 Resumable: every result is appended to OUTPUT_DIR/results.jsonl as soon as it exists and is
 skipped when the script runs again; meta-models are kept in OUTPUT_DIR.
 
     python scripts/bench/accuracy.py --data_dir ../shared/data            # CPU, < 120 min
+    python scripts/bench/accuracy.py --data_dir ../shared/data --methods setfit  # then SetFit
     python scripts/bench/accuracy.py --data_dir ../shared/data --setting smoke
 """
 
@@ -229,14 +231,20 @@ def fixed_split(target: str, shots: int, data_dir: str):
 
 
 # Which methods have a row at each shot count: 0 shots is the label names alone (against the
-# base encoder's label-name cosine); fine-tuning, by far the slowest, runs after every target.
+# base encoder's label-name cosine); the slow ones (fine-tuning; SetFit, on the fixed 5-shot
+# rows only and when asked for: about 25 CPU minutes per intent target) run after every target.
 ZERO_SHOT_METHODS = ("maml", "maml-base", "label-cosine")
 SHOT_METHODS = ("maml", "maml-base", "maml-nonames", "logreg", "prototype")
-SLOW_METHODS = ("finetune",)
+SLOW_METHODS = ("finetune", "setfit")
+DEFAULT_METHODS = (*SHOT_METHODS, "label-cosine", "finetune")
 
 
-def rows_at(shots: int) -> tuple[str, ...]:
-    return ZERO_SHOT_METHODS if shots == 0 else (*SHOT_METHODS, *SLOW_METHODS)
+def rows_at(protocol: str, shots: int) -> tuple[str, ...]:
+    """The methods with a row at ``shots`` of ``protocol``."""
+    if shots == 0:
+        return ZERO_SHOT_METHODS
+    setfit = ("setfit",) if (protocol, shots) == ("fixed", 5) else ()
+    return (*SHOT_METHODS, "finetune", *setfit)
 
 
 def evaluate_target(target, data_dir, setting, models, results, methods) -> None:
@@ -251,9 +259,7 @@ def evaluate_target(target, data_dir, setting, models, results, methods) -> None
     for k in (0, 1, 5):
         for method in methods:
             key = f"{target}/episodic/{k}/{method}"
-            if key in results or method not in (
-                ZERO_SHOT_METHODS if k == 0 else (*SHOT_METHODS, *SLOW_METHODS)
-            ):
+            if key in results or method not in rows_at("episodic", k):
                 continue
             model, runs_as = models[method]
             caps = {"finetune": setting["finetune_episodes"]}
@@ -270,9 +276,7 @@ def evaluate_target(target, data_dir, setting, models, results, methods) -> None
         train, test = fixed_split(target, shots, data_dir)
         for method in methods:
             key = f"{target}/fixed/{shots}/{method}"
-            if key in results or method not in (
-                ZERO_SHOT_METHODS if shots == 0 else (*SHOT_METHODS, *SLOW_METHODS)
-            ):
+            if key in results or method not in rows_at("fixed", shots):
                 continue
             model, runs_as = models[method]
             entry = evaluate_fixed(
@@ -314,9 +318,10 @@ def main() -> None:
     parser.add_argument(
         "--methods",
         nargs="+",
-        default=[*SHOT_METHODS, "label-cosine", *SLOW_METHODS],
+        default=list(DEFAULT_METHODS),
         choices=[*SHOT_METHODS, "label-cosine", *SLOW_METHODS],
-        help="Measure only these methods' rows now (the others stay for a later run).",
+        help="Measure only these methods' rows now (the others stay for a later run); "
+        "setfit (fixed 5-shot rows, the `setfit` extra) only when named.",
     )
     parser.add_argument("--benchmarks_file", default="BENCHMARKS.md", help="File to update.")
     parser.add_argument(
@@ -351,6 +356,7 @@ def main() -> None:
                 "logreg": (base, "logreg"),
                 "prototype": (base, "prototype"),
                 "finetune": (base, "finetune"),
+                "setfit": (base, "setfit"),
             }
             methods = [m for m in args.methods if m not in SLOW_METHODS]
             evaluate_target(target, args.data_dir, setting, models, results, methods)

@@ -18,13 +18,13 @@ def bench_parser(doc: str) -> argparse.ArgumentParser:
 
 def write_section(text: str, path: Path, start: str, end: str) -> None:
     """Replace what lies between ``start`` and ``end`` in ``path`` by ``text`` (which
-    carries the markers itself)."""
-    content = path.read_text(encoding="utf-8")
+    carries the markers itself); a file that does not exist yet is created with it."""
+    content = path.read_text(encoding="utf-8") if path.is_file() else ""
     if start in content and end in content:
         head, rest = content.split(start, 1)
         content = head + text + rest.split(end, 1)[1]
     else:
-        content = content.rstrip() + "\n\n" + text + "\n"
+        content = (content.rstrip() + "\n\n" if content.strip() else "") + text + "\n"
     path.write_text(content, encoding="utf-8")
 
 
