@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 RECIPE = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+# The held-out rows: the label names alone, one example and five (as the adapt demo) per class
+QUICKSTART_SHOTS = (0, 1, 5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +80,8 @@ def _meta_train(model_args, args):
     )
     print(
         f"1/4 {warmup}{args.max_steps} steps of {order}-order {args.adapt_scope}-MAML "
-        f"({model_args.pooling} pooling, {args.head_init} head, label names "
+        f"({args.n_way}-way {args.k_shot}-shot episodes, {args.inner_steps} inner steps, "
+        f"{model_args.pooling} pooling, {args.head_init} head, label names "
         f"{args.label_names}) of {model_args.model_name_or_path} on "
         f"{', '.join(model_args.train_datasets)}",
         flush=True,
@@ -98,7 +101,7 @@ def _held_out_scores(model_args, args, held) -> dict:
 
     ours = MethodRunner(args.output_dir, cache_features=True)
     base = MethodRunner(ours.model.base_encoder, max_length=args.max_length, cache_features=True)
-    shots = sorted({0, 1, max(args.k_shot, 1)})  # 0: the label names alone
+    shots = QUICKSTART_SHOTS
     rows = evaluate_episodes(
         ours,
         held,
