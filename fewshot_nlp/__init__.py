@@ -1,14 +1,23 @@
 """fewshot-nlp: few-shot text classification by meta-learning, for Hugging Face models."""
 
-from .data import Episode, EpisodeBatch, EpisodeCollator, EpisodeSampler, TaskSource
 from .errors import ConfigError, DataError, FewShotError, ModelError, TrainingError
-from .meta import MAML, EpisodeOutput, MAMLConfig
-from .modeling import apply_lora, default_lora_config, find_head
 
 __version__ = "0.1.0"
 
-# Heavier entry points, imported on first use (``from fewshot_nlp import MetaTrainer``).
+# Imported on first use (``from fewshot_nlp import MetaTrainer``): ``import fewshot_nlp``
+# loads no torch, so the command line installs its signal handlers first.
 _LAZY = {
+    "Episode": ".data",
+    "EpisodeBatch": ".data",
+    "EpisodeCollator": ".data",
+    "EpisodeSampler": ".data",
+    "TaskSource": ".data",
+    "MAML": ".meta",
+    "EpisodeOutput": ".meta",
+    "MAMLConfig": ".meta",
+    "apply_lora": ".modeling",
+    "default_lora_config": ".modeling",
+    "find_head": ".modeling",
     "MetaTrainer": ".meta.trainer",
     "MetaTrainingArguments": ".meta.arguments",
     "adapt": ".adapt",

@@ -8,20 +8,40 @@ import logging
 import shlex
 import signal
 import sys
-import threading
 from dataclasses import asdict
 from pathlib import Path
 
-from .errors import ConfigError, DataError, FewShotError
-from .hub import check_push_to_hub
-from .meta.arguments import ModelDataArguments  # noqa: F401  (re-exported)
-from .modeling.pretrained import (  # noqa: F401  (re-exported)
-    PACKAGED_MINILM,
-    load_classifier,
-    resolve_model_path,
-)
+from . import interrupts
+from .errors import ConfigError, DataError, FewShotError, TrainingError
 
 logger = logging.getLogger(__name__)
+
+# Imported on first use: the signal handlers go in before torch and transformers load.
+_REEXPORTED = {
+    "ModelDataArguments": ".meta.arguments",
+    "PACKAGED_MINILM": ".modeling.pretrained",
+    "load_classifier": ".modeling.pretrained",
+}
+
+
+def __getattr__(name: str):
+    if name in _REEXPORTED:
+        import importlib
+
+        return getattr(importlib.import_module(_REEXPORTED[name], __package__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def resolve_model_path(name: str) -> str:
+    from .modeling.pretrained import resolve_model_path as resolve
+
+    return resolve(name)
+
+
+def check_push_to_hub(repo_id, token=None):
+    from .hub import check_push_to_hub as check
+
+    return check(repo_id, token=token)
 
 
 def parse_source_spec(spec: str, data_dir):
@@ -502,34 +522,49 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C and SIGTERM are recorded from the first moment, so one that lands while a
+    # library loads (or inside a finalizer) still ends the command as interrupted.
+    previous = interrupts.install()
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        interrupts.restore(previous)
         print("usage: fewshot-nlp {" + ",".join(COMMANDS) + "} ...\n")
         for name, (_, text) in COMMANDS.items():
             print(f"  {name:<12}{text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command = argv[0]
-    _log_to_stderr()
-    if command == "quickstart":
-        from .quickstart import main as quickstart
-
-        handler = quickstart
-    else:
-        handler = COMMANDS[command][0]
-    # SIGTERM unwinds like Ctrl-C, so every temporary file is removed on the way out.
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _exit_on_signal) if main_thread else None
     try:
-        return handler(argv[1:])
-    except FewShotError as error:
-        print(f"fewshot-nlp {command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"fewshot-nlp {command}: interrupted (nothing half-written kept).", file=sys.stderr)
-        return 130
+        _log_to_stderr()
+        if command == "quickstart":
+            from .quickstart import main as handler
+        else:
+            handler = COMMANDS[command][0]
+        code = handler(argv[1:])
+        interrupts.check()  # a signal swallowed on the way: the command did not finish
+        return code
+    except BaseException as error:  # sorted below; the rest is re-raised
+        signum = interrupts.received()
+        if signum is None and isinstance(error, KeyboardInterrupt):
+            signum = signal.SIGINT
+        if signum is not None:  # whatever the interrupt turned into on its way out
+            print(
+                f"fewshot-nlp {command}: interrupted (nothing half-written kept).",
+                file=sys.stderr,
+            )
+            return 128 + signum  # 130 for Ctrl-C, as shells expect
+        if isinstance(error, (FewShotError, TrainingError)):
+            print(f"fewshot-nlp {command}: error: {error}", file=sys.stderr)
+            return 2
+        if isinstance(error, PermissionError):
+            print(
+                f"fewshot-nlp {command}: error: {error.strerror}: {error.filename}. Check "
+                "that you may read (and, for outputs, write) that path.",
+                file=sys.stderr,
+            )
+            return 2
+        raise
     finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+        interrupts.restore(previous)
 
 
 def _log_to_stderr() -> None:
@@ -542,10 +577,6 @@ def _log_to_stderr() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
-
-
-def _exit_on_signal(signum, _frame):
-    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

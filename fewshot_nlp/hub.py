@@ -94,7 +94,8 @@ def _commit_operations(folder: Path, replace: dict[str, bytes], add) -> list:
 def hub_model_id(name: str | None) -> str | None:
     """The Hub id of a base model, for a card; a local folder's path is never published.
 
-    The packaged all-MiniLM-L6-v2 is named by its Hub id; other local folders are left out.
+    The packaged all-MiniLM-L6-v2 is named by its Hub id; other local folders (and the bare
+    folder names the adaptation record keeps of them) are left out: only ``org/name``.
     """
     if not name:
         return None
@@ -107,6 +108,6 @@ def hub_model_id(name: str | None) -> str | None:
     path = Path(name)
     if packaged and path.exists() and str(path.resolve()) == packaged:
         return PACKAGED_HUB_ID
-    if path.is_absolute() or path.exists() or name.count("/") > 1:
+    if path.is_absolute() or path.exists() or name.count("/") != 1:
         return None
     return name

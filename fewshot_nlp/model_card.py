@@ -43,8 +43,9 @@ class AdaptationRecord:
     more_examples: list[str] = field(default_factory=list)
 
     def attach(self, model) -> None:
-        """Store the record in ``model.config`` (written with it, ignored by transformers)."""
-        setattr(model.config, CONFIG_KEY, dataclasses.asdict(self))
+        """Store the record in ``model.config`` (written with it, ignored by transformers).
+        Local paths are recorded as a Hub id or a folder name: the config is published."""
+        setattr(model.config, CONFIG_KEY, public_paths(dataclasses.asdict(self)))
 
     @classmethod
     def of(cls, model) -> AdaptationRecord | None:
@@ -57,6 +58,29 @@ class AdaptationRecord:
         if values.get("cv_accuracy"):  # JSON keys are strings
             values["cv_accuracy"] = {int(k): v for k, v in values["cv_accuracy"].items()}
         return cls(**values)
+
+
+def public_paths(value):
+    """``value`` with every local path in it (as a string) replaced by what may be
+    published: the Hub id of the packaged MiniLM, else the folder's own name."""
+    from .hub import hub_model_id
+
+    if isinstance(value, dict):
+        return {k: public_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_paths(v) for v in value]
+    if isinstance(value, str) and _is_local_path(value):
+        return hub_model_id(value) or Path(value).name
+    return value
+
+
+def _is_local_path(text: str) -> bool:
+    if "\n" in text or len(text) > 4096:
+        return False
+    path = Path(text).expanduser()
+    return (
+        path.is_absolute() or text.startswith(("./", "../", "~")) or ("/" in text and path.exists())
+    )
 
 
 class FewShotModelCardData(ModelCardData):

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from . import interrupts
 from .errors import ConfigError
 
 MODEL_FILES = ("config.json", "adapter_config.json")
@@ -209,6 +210,7 @@ def atomic_folder_write(final: str | os.PathLike, write: Callable[[Path], None])
         write(tmp)
         record_written(tmp, (p.name for p in tmp.iterdir()))
         _readable_as_umask_says(tmp)
+        interrupts.check()  # an interrupted command leaves no result in place
         if final.exists():
             check_replaceable(final, "output_dir")
             old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
@@ -237,6 +239,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w"):
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
         os.chmod(tmp, 0o666 & ~_umask())
+        interrupts.check()
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from . import interrupts
 from .modeling.scoring import length_groups
 
 
@@ -31,6 +32,7 @@ def classify_texts(
     results: list[list[dict] | None] = [None] * len(texts)
     groups = length_groups(lengths, limit, batch_size)
     for group in tqdm(groups, desc="predict", disable=not progress or len(groups) < 2):
+        interrupts.check()  # a signal that landed in a finalizer stops here
         batch = [texts[i] for i in group]
         predictions = classifier(batch, batch_size=len(batch), truncation=True, max_length=limit)
         for i, top in zip(group, predictions):

