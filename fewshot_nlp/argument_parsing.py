@@ -5,6 +5,7 @@ closest valid name."""
 from __future__ import annotations
 
 import difflib
+import typing
 from dataclasses import field, fields
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def parse_dataclasses(
     ``positional``: help of trailing free arguments, returned last as a list."""
     from transformers import HfArgumentParser
 
+    argv = _bare_booleans(_check_list_values(list(argv), types, prog), types)
     parser = HfArgumentParser(types, prog=prog, description=description)
     parser.add_argument(
         "--config", default=config, help="YAML file of argument defaults; flags override it."
@@ -46,6 +48,64 @@ def parse_dataclasses(
     if unknown:
         raise ConfigError(_unknown_flags_message(types, unknown, prog))
     return (*parsed, rest.positional) if positional else tuple(parsed)
+
+
+BOOLEAN_WORDS = {"yes", "no", "true", "false", "t", "f", "y", "n", "1", "0"}
+
+
+def _flags_of(types: tuple, kind: type) -> set[str]:
+    """Both spellings of every flag whose field is a ``kind`` (list or bool)."""
+    found = set()
+    for cls in types:
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            hint = hints.get(f.name)
+            options = typing.get_args(hint) if typing.get_origin(hint) is not list else (hint,)
+            if any(h is kind or typing.get_origin(h) is kind for h in (hint, *options)):
+                found |= {f"--{f.name}", f"--{f.name.replace('_', '-')}"}
+    return found
+
+
+def _check_list_values(argv: list[str], types: tuple, prog: str) -> list[str]:
+    """``--k_shot 1,5`` (the spelling of earlier releases) named with the one that works,
+    instead of argparse's "invalid int value: '1,5'"."""
+    lists = _flags_of(types, list)
+    for i, item in enumerate(argv):
+        flag, _, value = item.partition("=")
+        if flag not in lists:
+            continue
+        values = [value] if value else []
+        for following in argv[i + 1 :]:
+            if following.startswith("--"):
+                break
+            values.append(following)
+        for value in values:
+            plain = not any(c.isspace() for c in value) and not Path(value).exists()
+            if "," in value and plain:
+                spaced = " ".join(v for v in value.split(",") if v)
+                raise ConfigError(
+                    f"{flag} {value}: separate the values with spaces, not commas: "
+                    f"{flag} {spaced}. See `{prog} --help`."
+                )
+    return argv
+
+
+def _bare_booleans(argv: list[str], types: tuple) -> list[str]:
+    """A true/false flag followed by a word that is no truth value (``--trust_remote_code
+    "some text"``) is the bare flag; the word is the next argument, not the flag's value."""
+    booleans = _flags_of(types, bool)
+    out = []
+    for i, item in enumerate(argv):
+        out.append(item)
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        if (
+            item in booleans
+            and following is not None
+            and not following.startswith("-")
+            and following.lower() not in BOOLEAN_WORDS
+        ):
+            out[-1] = f"{item}=true"
+    return out
 
 
 def _unknown_flags_message(types: tuple, unknown: list[str], prog: str) -> str:

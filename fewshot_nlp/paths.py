@@ -186,10 +186,19 @@ def _umask() -> int:
     return mask
 
 
-def _readable_as_umask_says(folder: Path) -> None:
-    """Temp folders are created 0700 and some writers make files 0600; an export is meant to
-    be shared, so it gets the modes a plain ``mkdir`` / ``open`` would have given."""
+def readable_as_umask_says(folder: Path, names: Iterable[str] | None = None) -> None:
+    """Temp folders are created 0700 and some writers (transformers' shard writer among
+    them) make files 0600; what we write is meant to be shared, so it gets the modes a plain
+    ``mkdir`` / ``open`` would have given. ``names``: only these entries of ``folder``."""
     mask = _umask()
+    if names is not None:
+        for name in names:
+            entry = Path(folder) / name
+            if entry.is_file() and not entry.is_symlink():
+                os.chmod(entry, 0o666 & ~mask)
+            elif entry.is_dir() and not entry.is_symlink():
+                readable_as_umask_says(entry)
+        return
     os.chmod(folder, 0o777 & ~mask)
     for root, dirs, files in os.walk(folder):
         for name in dirs:
@@ -209,7 +218,7 @@ def atomic_folder_write(final: str | os.PathLike, write: Callable[[Path], None])
     try:
         write(tmp)
         record_written(tmp, (p.name for p in tmp.iterdir()))
-        _readable_as_umask_says(tmp)
+        readable_as_umask_says(tmp)
         interrupts.check()  # an interrupted command leaves no result in place
         if final.exists():
             check_replaceable(final, "output_dir")

@@ -272,3 +272,53 @@ def test_an_unreadable_model_folder_is_a_clear_error(classifier, monkeypatch, ca
     assert cli_main(["predict", "--model", str(classifier), "a text"]) == 2
     err = capsys.readouterr().err
     assert "fewshot-nlp predict: error: Permission denied" in err and "config.json" in err
+
+
+# ---------------------------------------------------------------- 5, 17. flags
+@pytest.mark.parametrize(
+    "command,flag,value,spaced",
+    [
+        ("evaluate", "--k_shot", "1,5", "--k_shot 1 5"),
+        ("evaluate", "--method", "maml,logreg", "--method maml logreg"),
+        ("evaluate", "--max_episodes", "finetune=5,setfit=2", "finetune=5 setfit=2"),
+        ("adapt", "--labels", "a,b", "--labels a b"),
+        ("adapt", "--remove_labels", "a,b", "--remove_labels a b"),
+    ],
+)
+def test_comma_separated_list_flags_say_to_use_spaces(command, flag, value, spaced, capsys):
+    argv = [command, "--model", "minilm", "--output_dir", "never-written", flag, value]
+    if command == "evaluate":
+        argv.remove("--output_dir"), argv.remove("never-written")
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "separate the values with spaces" in err and spaced in err
+    assert not Path("never-written").exists()
+
+
+def test_a_text_after_a_true_false_flag_is_a_text(classifier, capsys):
+    """``--trust_remote_code "some text"`` took the text as the flag's value."""
+    argv = ["predict", "--model", str(classifier), "--trust_remote_code", "some text here"]
+    assert cli_main(argv) == 0
+    assert "'some text here': topic_" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- 7. modes
+def test_a_run_and_its_checkpoints_follow_the_umask(tokenizer, data_dir, tmp_path):
+    from fewshot_nlp import MetaTrainer, TaskSource
+
+    from .conftest import tiny_meta_args
+
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    mask = os.umask(0o022)
+    try:
+        args = tiny_meta_args(tmp_path / "run", max_steps=1, save_steps=1)
+        MetaTrainer(tiny_model(), args, sources, tokenizer=tokenizer).train()
+    finally:
+        os.umask(mask)
+    modes = {
+        str(p.relative_to(tmp_path)): p.stat().st_mode & 0o777
+        for p in (tmp_path / "run").rglob("*")
+        if p.is_file()
+    }
+    assert "run/model.safetensors" in modes and "run/checkpoint-1/model.safetensors" in modes
+    assert {k: v for k, v in modes.items() if v != 0o644} == {}

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fewshot_nlp.data.collate import label_name_text
+from fewshot_nlp.data.labels import label_name_text
 from fewshot_nlp.modeling.head import (
     class_prototypes,
     fit_logistic_regression,

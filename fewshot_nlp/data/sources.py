@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
+from .labels import is_descriptive_label
 
 DATA_DIR_ENV = "FEWSHOT_NLP_DATA"
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -28,6 +30,24 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if not path.is_dir():
         raise DataError(f"Data directory {path} does not exist or is not a folder.")
     return path
+
+
+@contextlib.contextmanager
+def quiet_datasets():
+    """Reading a local file is our work, not a download: ``datasets``' "Generating train
+    split" bars and info logs are left out of every command's output."""
+    import datasets
+
+    bars = datasets.is_progress_bar_enabled()
+    verbosity = datasets.utils.logging.get_verbosity()
+    datasets.disable_progress_bars()
+    datasets.utils.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        datasets.utils.logging.set_verbosity(verbosity)
+        if bars:
+            datasets.enable_progress_bars()
 
 
 @dataclass
@@ -207,9 +227,10 @@ class TaskSource:
             raise DataError(f"Files {[str(p) for p in paths]} mix formats; give one format.")
         builder = builders.pop()
         try:
-            dataset = datasets.load_dataset(
-                builder, data_files=[str(p) for p in paths], split="train"
-            )
+            with quiet_datasets():
+                dataset = datasets.load_dataset(
+                    builder, data_files=[str(p) for p in paths], split="train"
+                )
         except Exception as error:  # find the offending line to say where the file is broken
             if builder == "json":
                 for path in paths:
@@ -548,8 +569,6 @@ def check_label_hygiene(source: TaskSource) -> None:
 def label_set(source: TaskSource | None, labels) -> list[str]:
     """``labels`` as the classes of an adaptation: unique, at least 2, covering every label of
     ``source``; a class without examples needs a descriptive name (it is all there is)."""
-    from .collate import is_descriptive_label
-
     names = [str(label) for label in labels]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

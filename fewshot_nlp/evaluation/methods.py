@@ -15,19 +15,28 @@ import math
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.collate import label_name_text
+from ..data.labels import label_name_text
 from ..errors import ConfigError
 from ..meta.maml import HEAD_BIAS, HEAD_WEIGHT
 from ..modeling.head import class_prototypes
 
-if TYPE_CHECKING:
-    from .runner import MethodRunner
+
+class Runner(Protocol):
+    """What a method reads of ``runner.MethodRunner``: the loaded model and the baselines'
+    settings (a protocol here, so that this module does not import the runner)."""
+
+    model: Any
+    path: str | None
+    prototype_pooling: str
+    prototype_distance: str
+    logreg_c: float
+    finetune_config: Any
 
 
 @dataclass
@@ -51,7 +60,7 @@ class FewShotMethod(Protocol):
     adaptation: bool
     zero_shot: bool
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray: ...
+    def predict(self, runner: Runner, task: Task) -> np.ndarray: ...
 
 
 METHOD_REGISTRY: dict[str, FewShotMethod] = {}
@@ -97,7 +106,7 @@ def _require(module: str, method: str, extra: str, package: str):
 class _Adaptation:
     adaptation, zero_shot = True, True
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray:
+    def predict(self, runner: Runner, task: Task) -> np.ndarray:
         return runner.model.predict(
             task.support_texts,
             task.support_labels,
@@ -127,13 +136,13 @@ class LogReg:
 
     name, adaptation, zero_shot = "logreg", False, False
 
-    def fit(self, runner: MethodRunner, features: torch.Tensor, labels):
+    def fit(self, runner: Runner, features: torch.Tensor, labels):
         """The fitted scikit-learn classifier on (normalised) support features."""
         linear_model = _require("sklearn.linear_model", "logreg", "baselines", "scikit-learn")
         classifier = linear_model.LogisticRegression(C=runner.logreg_c, max_iter=1000)
         return classifier.fit(features.numpy(), np.asarray(labels))
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray:
+    def predict(self, runner: Runner, task: Task) -> np.ndarray:
         features = runner.model.features
         support = F.normalize(features(task.support_texts, task.support_pairs, "mean"), dim=-1)
         query = F.normalize(features(task.query_texts, task.query_pairs, "mean"), dim=-1)
@@ -144,7 +153,7 @@ class LogReg:
 class Prototype:
     name, adaptation, zero_shot = "prototype", False, False
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray:
+    def predict(self, runner: Runner, task: Task) -> np.ndarray:
         model, pooling = runner.model, runner.prototype_pooling
         support = model.features(task.support_texts, task.support_pairs, pooling)
         query = model.features(task.query_texts, task.query_pairs, pooling)
@@ -161,7 +170,7 @@ class Prototype:
 class Finetune:
     name, adaptation, zero_shot = "finetune", False, False
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray:
+    def predict(self, runner: Runner, task: Task) -> np.ndarray:
         model = runner.model
         support = model.encode(task.support_texts, task.support_pairs)
         labels = torch.as_tensor(task.support_labels)
@@ -175,7 +184,7 @@ class Finetune:
 class SetFit:
     name, adaptation, zero_shot = "setfit", False, False
 
-    def fit(self, runner: MethodRunner, texts, labels, pairs):
+    def fit(self, runner: Runner, texts, labels, pairs):
         """A SetFit model trained on the support, from the base encoder's folder."""
         setfit = _require("setfit", "setfit", "setfit", "setfit")
         if pairs is not None:
@@ -205,7 +214,7 @@ class SetFit:
             setfit.Trainer(model=model, args=args, train_dataset=train).train()
         return model
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray:
+    def predict(self, runner: Runner, task: Task) -> np.ndarray:
         model = self.fit(runner, task.support_texts, task.support_labels, task.support_pairs)
         return np.asarray(model.predict(list(task.query_texts), as_numpy=True))
 
@@ -216,7 +225,7 @@ class LabelCosine:
 
     name, adaptation, zero_shot = "label-cosine", False, True
 
-    def predict(self, runner: MethodRunner, task: Task) -> np.ndarray:
+    def predict(self, runner: Runner, task: Task) -> np.ndarray:
         if not task.label_names:
             raise ConfigError("label-cosine needs the label names of the episode.")
         model = runner.model
@@ -226,7 +235,7 @@ class LabelCosine:
         return (query @ name_feats.T).argmax(-1).numpy()
 
 
-def finetune(runner: MethodRunner, support, labels, n_way):
+def finetune(runner: Runner, support, labels, n_way):
     """Standard fine-tuning on copies of the weights (the loaded model stays untouched)."""
     from transformers.optimization import get_linear_schedule_with_warmup
 

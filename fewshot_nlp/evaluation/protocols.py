@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..meta.model import FewShotModel
 from ..metrics import classification_metric
 from .methods import DEFAULT_METHODS, get_method
-from .report import _n_way_text
+from .report import n_way_text
 from .runner import MethodRunner, method_runners
 
 
@@ -73,7 +73,7 @@ def evaluate_episodes(
             "model": models[m].path,
             "dataset": dataset,
             "method": m,
-            "n_way": _n_way_text(n_way),
+            "n_way": n_way_text(n_way),
             "k_shots": list(k_shots),
             "q_query": q_query,
             "episodes": episodes,

@@ -74,6 +74,6 @@ def _json_safe(value):
     return value
 
 
-def _n_way_text(n_way) -> str | int:
+def n_way_text(n_way) -> str | int:
     """n_way as the CLI writes it: 5, '2-10' or 'all'."""
     return f"{n_way[0]}-{n_way[1]}" if isinstance(n_way, (tuple, list)) else n_way

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..data.labels import label_name_text
 from ..errors import ModelError
 
 CLASS_MEMORY_FILE = "fewshot_nlp_classes.safetensors"
@@ -123,3 +124,54 @@ def encoder_fingerprint(model: torch.nn.Module, head_name: str) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:32]
+
+
+def class_memory_for(
+    reader, config, classifier, texts, pairs, label_ids, names, metrics, rejection
+) -> ClassMemory:
+    """The memory of a fresh adaptation: every row as the exported ``classifier`` reads it.
+    ``reader`` (a ``FewShotModel``) computes features as the export does; ``config`` is the
+    adaptation's ``MAMLConfig``, whose head rule a growth refits with."""
+    hidden = classifier.get_submodule(reader.maml.head_name).weight.shape[1]
+    feats = reader.features(texts, pairs) if texts else torch.zeros(0, hidden)
+    labels = torch.as_tensor(label_ids, dtype=torch.long)
+    weights = torch.ones(len(label_ids))
+    names_used = bool(metrics.get("label_names_used")) and pairs is None
+    memory = ClassMemory(
+        features=feats.float(),
+        labels=labels,
+        weights=weights,
+        is_name=torch.zeros(len(label_ids), dtype=torch.bool),
+        label_names=list(names),
+        head_init=config.adaptation_head_init,
+        logit_scale=config.logit_scale,
+        regularization=config.head_regularization,
+        max_length=reader.collator.max_length,
+        names_used=names_used,
+        label_name_weight=config.label_name_weight,
+        encoder_fingerprint=encoder_fingerprint(classifier, reader.maml.head_name),
+        rejection=rejection_settings(rejection),
+    )
+    if names_used:
+        add_name_rows(memory, reader, list(range(len(names))))
+    return memory
+
+
+def append_rows(memory: ClassMemory, feats, labels, weight: float, is_name: bool) -> None:
+    memory.features = torch.cat([memory.features, feats.float()])
+    memory.labels = torch.cat([memory.labels, labels.long()])
+    memory.weights = torch.cat([memory.weights, torch.full((len(labels),), float(weight))])
+    memory.is_name = torch.cat([memory.is_name, torch.full((len(labels),), is_name)])
+
+
+def add_name_rows(memory: ClassMemory, reader, classes: list[int]) -> None:
+    texts = [label_name_text(memory.label_names[c]) for c in classes]
+    feats = reader.features(texts)
+    append_rows(memory, feats, torch.as_tensor(classes), memory.label_name_weight, True)
+
+
+def rejection_settings(fit) -> dict | None:
+    """What a later refit needs of the rejection: its label and loss budget."""
+    if fit is None:
+        return None
+    return {"label": fit.label, "max_in_scope_loss": fit.max_in_scope_loss, "rule": fit.rule}

@@ -15,55 +15,23 @@ from collections.abc import Sequence
 
 import torch
 
-from ..data.collate import label_name_text
+from ..data.labels import label_name_text
 from ..data.sources import labelled_source
 from ..errors import ConfigError, DataError, ModelError
 from ..model_card import AdaptationRecord
 from ..modeling.head import EpisodeHead, set_head
 from ..modeling.rejection import add_rejection_output
-from .class_memory import CLASS_MEMORY_FILE, ClassMemory, encoder_fingerprint
-from .config import plain_checkpoint_config
+from .class_memory import (
+    CLASS_MEMORY_FILE,
+    ClassMemory,
+    add_name_rows,
+    append_rows,
+    encoder_fingerprint,
+    rejection_settings,
+)
 from .inner_loop import stratified_folds
-from .maml import MAML
+from .model import FewShotModel
 from .rejection import REJECTION_FOLDS, fit_rejection
-
-
-def class_memory_for(
-    runner, classifier, texts, pairs, label_ids, names, metrics, rejection, *, same_encoder
-):
-    """The memory of a fresh adaptation: every row as the exported ``classifier`` reads it.
-    ``same_encoder``: its encoder is ``runner``'s (a head-only adaptation, no rejection
-    layer), whose features, already computed, are reused; otherwise they are read again."""
-    from .model import FewShotModel
-
-    reader = runner
-    if not same_encoder:
-        maml = MAML(classifier, plain_checkpoint_config(classifier))
-        reader = FewShotModel(maml, runner.tokenizer, max_length=runner.collator.max_length)
-    config = runner.config
-    hidden = classifier.get_submodule(reader.maml.head_name).weight.shape[1]
-    feats = reader.features(texts, pairs) if texts else torch.zeros(0, hidden)
-    labels = torch.as_tensor(label_ids, dtype=torch.long)
-    weights = torch.ones(len(label_ids))
-    names_used = bool(metrics.get("label_names_used")) and pairs is None
-    memory = ClassMemory(
-        features=feats.float(),
-        labels=labels,
-        weights=weights,
-        is_name=torch.zeros(len(label_ids), dtype=torch.bool),
-        label_names=list(names),
-        head_init=config.adaptation_head_init,
-        logit_scale=config.logit_scale,
-        regularization=config.head_regularization,
-        max_length=runner.collator.max_length,
-        names_used=names_used,
-        label_name_weight=config.label_name_weight,
-        encoder_fingerprint=encoder_fingerprint(classifier, reader.maml.head_name),
-        rejection=_rejection_settings(rejection),
-    )
-    if names_used:
-        _add_name_rows(memory, reader, list(range(len(names))))
-    return memory
 
 
 def grow(
@@ -79,8 +47,6 @@ def grow(
     """The exported classifier at ``model`` with ``train_data``'s new labels added (examples
     of a label it has add to that label) and ``remove_labels`` dropped: a classifier of the
     same kind, with its own class memory. ``model`` is only read."""
-    from .model import FewShotModel
-
     memory = ClassMemory.load(model)
     if memory is None:
         raise ModelError(
@@ -107,10 +73,10 @@ def grow(
     if source is not None:
         ids = {name: i for i, name in enumerate(names)}
         feats = reader.features(source.texts, source.text_pairs).float()
-        _append(grown, feats, torch.as_tensor([ids[y] for y in source.labels]), 1.0, False)
+        append_rows(grown, feats, torch.as_tensor([ids[y] for y in source.labels]), 1.0, False)
     added = [n for n in names if n not in memory.label_names]
     if memory.names_used and added:
-        _add_name_rows(grown, reader, [names.index(n) for n in added])
+        add_name_rows(grown, reader, [names.index(n) for n in added])
     classifier, rejection = _refit(reader, grown)
     grown.encoder_fingerprint = encoder_fingerprint(classifier, reader.maml.head_name)
     classifier.fewshot_nlp_classes = grown
@@ -179,19 +145,6 @@ def _rows_for(memory: ClassMemory, names: list[str]) -> ClassMemory:
     return grown
 
 
-def _append(memory: ClassMemory, feats, labels, weight: float, is_name: bool) -> None:
-    memory.features = torch.cat([memory.features, feats.float()])
-    memory.labels = torch.cat([memory.labels, labels.long()])
-    memory.weights = torch.cat([memory.weights, torch.full((len(labels),), float(weight))])
-    memory.is_name = torch.cat([memory.is_name, torch.full((len(labels),), is_name)])
-
-
-def _add_name_rows(memory: ClassMemory, reader, classes: list[int]) -> None:
-    texts = [label_name_text(memory.label_names[c]) for c in classes]
-    feats = reader.features(texts)
-    _append(memory, feats, torch.as_tensor(classes), memory.label_name_weight, True)
-
-
 def _refit(reader, memory: ClassMemory):
     """A copy of the loaded classifier whose head is refitted on every row, and the new
     rejection fit if it has a rejection label (re-chosen on the same rows)."""
@@ -204,7 +157,7 @@ def _refit(reader, memory: ClassMemory):
     fit = None
     if memory.rejection:
         fit = _refit_rejection(head, memory, n_way, weight, bias)
-        memory.rejection = _rejection_settings(fit)
+        memory.rejection = rejection_settings(fit)
         probe = reader.encode([label_name_text(n) for n in memory.label_names[:16]])
         probe.pop("token_type_ids", None)
         add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)
@@ -248,10 +201,3 @@ def _refit_rejection(head, memory: ClassMemory, n_way: int, weight, bias):
         rows = fold_of[real] == fold
         held[rows] = (memory.features[real][rows] @ w.T + b).float()
     return fit_rejection(held, labels, label=settings["label"], max_in_scope_loss=loss, folds=folds)
-
-
-def _rejection_settings(fit) -> dict | None:
-    """What a later refit needs of the rejection: its label and loss budget."""
-    if fit is None:
-        return None
-    return {"label": fit.label, "max_in_scope_loss": fit.max_in_scope_loss, "rule": fit.rule}

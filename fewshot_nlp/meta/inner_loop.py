@@ -13,17 +13,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..errors import TrainingError
 from ..modeling.head import EpisodeHead
-
-if TYPE_CHECKING:
-    from .maml import MAML
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +47,7 @@ class PreparedEpisode:
     feature_norm: float | None = None
     metrics: dict = field(default_factory=dict)
 
-    def part_loss(self, maml: MAML, i: int, weights: Weights, reuse: bool) -> torch.Tensor:
+    def part_loss(self, maml: nn.Module, i: int, weights: Weights, reuse: bool) -> torch.Tensor:
         """Part ``i``'s share of the weighted support loss at ``weights`` (``reuse``: its
         features at the start weights, valid while the encoder has not moved)."""
         inputs, labels = self.parts[i]
@@ -74,7 +71,7 @@ class StartFeatures:
 
 
 def prepare_episode(
-    maml: MAML,
+    maml: nn.Module,
     support: dict[str, torch.Tensor],
     labels: torch.Tensor,
     n_way: int,
@@ -146,7 +143,7 @@ def prepare_episode(
     )
 
 
-def _start_weights(maml: MAML, meta_grad: bool, tasks: int) -> dict[str, torch.Tensor]:
+def _start_weights(maml: nn.Module, meta_grad: bool, tasks: int) -> dict[str, torch.Tensor]:
     """The adapted tensors before any step (detached when no meta-gradient is wanted)."""
     params = dict(maml.model.named_parameters())
     fast = {n: params[n] if meta_grad else params[n].detach() for n in maml.fast_names}
@@ -181,7 +178,7 @@ def _example_weights(config, examples: int, names: int, device) -> torch.Tensor:
 
 
 def _names_join(
-    maml: MAML, cached, labels, n_way: int, name_feats, meta_grad: bool, metrics
+    maml: nn.Module, cached, labels, n_way: int, name_feats, meta_grad: bool, metrics
 ) -> bool:
     """Whether the label names join the support: meta-training always, a class without
     examples always (they are all it has), otherwise when ``_names_help``."""
@@ -269,7 +266,7 @@ class DifferentiableSteps:
     its input weights and is recomputed (forward and inner backward) in the outer backward,
     so memory no longer grows with every extra step."""
 
-    def __init__(self, maml: MAML) -> None:
+    def __init__(self, maml: nn.Module) -> None:
         self.maml = maml
 
     def __call__(self, episode: PreparedEpisode, snapshots: list[int], source: str):
@@ -312,7 +309,7 @@ class DetachedSteps:
     features, what the export holds) at each step count in ``snapshots``. Not ``strict``: a
     non-finite loss ends the loop, and the later snapshots are missing."""
 
-    def __init__(self, maml: MAML) -> None:
+    def __init__(self, maml: nn.Module) -> None:
         self.maml = maml
 
     def standard(self, episode: PreparedEpisode, weights: Weights) -> Weights:
@@ -353,7 +350,9 @@ def _as_float(value) -> float | torch.Tensor:
     return value.detach() if isinstance(value, torch.Tensor) else value
 
 
-def choose_inner_steps(maml: MAML, support, labels, n_way: int, name_inputs, metrics: dict) -> int:
+def choose_inner_steps(
+    maml: nn.Module, support, labels, n_way: int, name_inputs, metrics: dict
+) -> int:
     """Inner steps among ``adapt_step_candidates``, by k-fold cross-validation on the support
     set (ties go to fewer steps). With fewer than 2 examples in some class there is nothing to
     hold out: falls back to the meta-trained ``inner_steps`` and says so in ``metrics``."""
@@ -388,7 +387,7 @@ def cv_folds(config, labels: torch.Tensor, n_way: int, most: int | None = None) 
 
 
 def cross_validated_logits(
-    maml: MAML,
+    maml: nn.Module,
     support: dict[str, torch.Tensor],
     labels: torch.Tensor,
     n_way: int,
@@ -432,7 +431,7 @@ def cross_validated_logits(
     return held_logits, other_logits
 
 
-def _scores(maml: MAML, fast, inputs, norm: float | None) -> torch.Tensor:
+def _scores(maml: nn.Module, fast, inputs, norm: float | None) -> torch.Tensor:
     """Logits of the standard head; with ``norm``, as the normalised head gives them (the
     standard head divides by the support's mean norm: undone per example)."""
     feats = maml.features(fast, inputs)

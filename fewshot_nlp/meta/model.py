@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.collate import EpisodeCollator, label_name_text
+from ..data.collate import EpisodeCollator
+from ..data.labels import label_name_text
 from ..data.sources import training_source
 from ..errors import ConfigError, DataError, TrainingError
 from ..model_card import AdaptationRecord
@@ -27,8 +28,8 @@ from ..modeling.lora import is_peft
 from ..modeling.normalized_pooling import normalize_pooled_features
 from ..modeling.pooling import is_mean_pooling
 from ..modeling.rejection import add_rejection_output
+from .class_memory import class_memory_for
 from .config import MAMLConfig, plain_checkpoint_config
-from .grow import class_memory_for
 from .inner_loop import StartFeatures
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
 from .rejection import RejectionFit, check_rejection_options, fit_on_support, rejection_examples
@@ -448,17 +449,14 @@ class FewShotModel:
             record.rejection = rejection.to_dict()
         record.attach(classifier)
         if not is_peft(classifier):  # an unmerged adapter's export cannot grow
+            # a head-only adaptation without a rejection layer reads as this model does
             same_encoder = set(fast) <= {HEAD_WEIGHT, HEAD_BIAS} and rejection is None
+            reader = self
+            if not same_encoder:
+                maml = MAML(classifier, plain_checkpoint_config(classifier))
+                reader = FewShotModel(maml, self.tokenizer, max_length=self.collator.max_length)
             classifier.fewshot_nlp_classes = class_memory_for(
-                self,
-                classifier,
-                texts,
-                pairs,
-                label_ids,
-                names,
-                metrics,
-                rejection,
-                same_encoder=same_encoder,
+                reader, self.config, classifier, texts, pairs, label_ids, names, metrics, rejection
             )
         return classifier
 

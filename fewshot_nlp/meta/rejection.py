@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.collate import label_name_text
+from ..data.labels import label_name_text
 from ..errors import ConfigError, DataError
 
 DEFAULT_MAX_IN_SCOPE_LOSS = 3.0  # points of held-out in-scope accuracy

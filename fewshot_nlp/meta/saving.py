@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from ..errors import ModelError
 from ..model_card import meta_model_card
 from ..modeling.lora import is_peft
+from ..paths import readable_as_umask_says
 from .config import MAMLConfig
 
 META_FILE = "fewshot_nlp.json"
@@ -32,6 +33,7 @@ def save_meta_model(
     and the model card."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    before = {p.name: p.stat().st_mtime_ns for p in output_dir.iterdir()}
     model = maml.model
     lora = is_peft(model)
     if lora and merge_lora:
@@ -60,6 +62,8 @@ def save_meta_model(
     }
     (output_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     (output_dir / "README.md").write_text(meta_model_card(meta), encoding="utf-8")
+    written = [p.name for p in output_dir.iterdir() if before.get(p.name) != p.stat().st_mtime_ns]
+    readable_as_umask_says(output_dir, written)
     return output_dir
 
 

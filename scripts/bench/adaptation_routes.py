@@ -52,7 +52,7 @@ def main() -> None:
     from sklearn.linear_model import LogisticRegression
     from transformers import AutoModel, AutoTokenizer
 
-    from fewshot_nlp.data.collate import label_name_text
+    from fewshot_nlp.data.labels import label_name_text
     from fewshot_nlp.modeling.head import init_head
     from fewshot_nlp.modeling.pretrained import resolve_model_path
 
