@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -156,7 +158,7 @@ def _check_adapt_request(args, rejection) -> str:
     from .paths import check_model_path, check_output_dir, check_remote_code
 
     path = resolve_model_path(args.model)
-    check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path])
+    check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path], reserve=True)
     path = check_model_path(path)
     check_remote_code(path, args.trust_remote_code)
     check_adapt_options(
@@ -268,7 +270,11 @@ def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
     model = check_model_path(resolve_model_path(args.model))
     if args.output_file:
         check_output_file(
-            args.output_file, flag="--output_file", overwrite=args.overwrite, reads=[model]
+            args.output_file,
+            flag="--output_file",
+            overwrite=args.overwrite,
+            reads=[model],
+            reserve=True,
         )
     check_remote_code(model, args.trust_remote_code)
     _refuse_meta_model(model)
@@ -341,7 +347,9 @@ def evaluate_command(argv: list[str]) -> int:
     model_path = resolve_model_path(args.model)
     for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
         if value:
-            check_output_file(value, flag=flag, overwrite=args.overwrite, reads=[model_path])
+            check_output_file(
+                value, flag=flag, overwrite=args.overwrite, reads=[model_path], reserve=True
+            )
     model_path = check_model_path(model_path)
     check_remote_code(model_path, args.trust_remote_code)
     if args.baseline_model:
@@ -533,8 +541,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<12}{text}")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command = argv[0]
+    show_warning = warnings.showwarning
     try:
-        _log_to_stderr()
+        _quiet_third_parties(command)
         if command == "quickstart":
             from .quickstart import main as handler
         else:
@@ -564,13 +573,24 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     finally:
+        from .paths import release_reservations
+
+        release_reservations()  # outputs claimed and never filled (an error, an interrupt)
         interrupts.restore(previous)
+        warnings.showwarning = show_warning
 
 
-def _log_to_stderr() -> None:
-    """The library logs (``logging``); a command shows its info messages on stderr."""
-    import logging
+def _quiet_third_parties(command: str) -> None:
+    """A command's output is its own: our progress bars and messages, warnings as one line
+    (``fewshot-nlp adapt: warning: ...``), no download-style bars of the libraries below
+    (transformers' weight loading and shard writing; ``HF_HUB_DISABLE_PROGRESS_BARS=0``
+    brings them back), info messages of the library on stderr."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"fewshot-nlp {command}: warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
     log = logging.getLogger("fewshot_nlp")
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)

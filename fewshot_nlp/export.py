@@ -11,7 +11,7 @@ from .hub import check_push_to_hub, push_folder_to_hub
 from .model_card import model_card
 from .modeling.head import find_head
 from .modeling.lora import is_peft
-from .paths import atomic_folder_write, check_output_dir
+from .paths import atomic_folder_write, check_output_dir, is_reserved, release_reservations
 
 ADAPTER_CONFIG = "adapter_config.json"
 SEQ_CLS_HEADS = ("classifier", "score")  # modules peft always saves whole for SEQ_CLS
@@ -45,10 +45,13 @@ def export(
     # The folder the model was loaded from (a meta-model, say) is never written over.
     source = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
     reads = [source] if source and Path(source).is_dir() else []
-    output_dir = check_output_dir(output_dir, overwrite=overwrite, flag="output_dir", reads=reads)
     memory = None if keep_adapter else getattr(model, "fewshot_nlp_classes", None)
     card = model_card(
         model, eval_results=eval_results, keep_adapter=keep_adapter, class_memory=memory
+    )
+    reserved_here = not is_reserved(output_dir)
+    output_dir = check_output_dir(
+        output_dir, overwrite=overwrite, flag="output_dir", reads=reads, reserve=True
     )
     base_reference = str(output_dir.resolve())
 
@@ -68,6 +71,9 @@ def export(
         raise FewShotError(
             f"Could not write {output_dir}: {error}. Nothing was left half-written."
         ) from error
+    finally:
+        if reserved_here:
+            release_reservations([output_dir])  # a no-op once the export is in place
     if push_to_hub:
         replace = {}
         if keep_adapter and hub_model_id:

@@ -24,6 +24,7 @@ from .meta.inner_loop import cv_folds, stratified_folds
 from .meta.rejection import (
     DEFAULT_MAX_IN_SCOPE_LOSS,
     REJECTION_FOLDS,
+    check_rejection_support,
     choose_threshold,
     expected_calibration_error,
     unknown_texts,
@@ -58,8 +59,9 @@ def evaluate_out_of_scope(
         raise ConfigError(f"Out-of-scope evaluation runs {list(OUT_OF_SCOPE_METHODS)}; got {bad}.")
     if not outside:
         raise ConfigError("The out-of-scope evaluation needs out-of-scope test texts.")
-    runners = method_runners(model, baseline_model, methods)
     names = train.label_names
+    check_rejection_support({n: len(train.label_index[n]) for n in names}, unknown_label)
+    runners = method_runners(model, baseline_model, methods)
     ids = {name: i for i, name in enumerate(names)}
     references = np.asarray([ids.get(y, -1) for y in test.labels] + [-1] * len(outside))
     texts = list(test.texts) + list(outside)

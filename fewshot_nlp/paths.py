@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import interrupts
@@ -22,6 +23,9 @@ from .errors import ConfigError
 
 MODEL_FILES = ("config.json", "adapter_config.json")
 WRITTEN_FILE = "fewshot_nlp_written.json"
+# An output folder being written holds this file (the writer's pid) until the result is
+# renamed into place: a second writer is refused instead of replacing the first's result.
+RESERVED_FILE = ".fewshot_nlp_writing"
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -74,7 +78,7 @@ def recording_writes(folder: str | os.PathLike):
 
 def foreign_entries(folder: str | os.PathLike) -> list[str]:
     """Entries of ``folder`` that fewshot-nlp did not write."""
-    ours = written_entries(folder) | {WRITTEN_FILE}
+    ours = written_entries(folder) | {WRITTEN_FILE, RESERVED_FILE}
     return sorted(p.name for p in Path(folder).iterdir() if p.name not in ours)
 
 
@@ -93,6 +97,89 @@ def check_replaceable(folder: Path, flag: str) -> None:
         f"{flag} {folder}: --overwrite replaces only folders fewshot-nlp wrote, and {why}. "
         f"Choose another {flag.lstrip('-')}, or move those files out first."
     )
+
+
+# ---------------------------------------------------------------- reservations
+@dataclass(frozen=True)
+class _Reservation:
+    placeholder: Path  # the empty file, or the folder's RESERVED_FILE
+    device: int
+    inode: int
+    created_folder: bool
+
+
+_reserved: dict[Path, _Reservation] = {}  # resolved output path -> what this process holds
+
+
+def is_reserved(path: str | os.PathLike) -> bool:
+    """Whether this process holds ``path`` (see ``check_output_dir(reserve=True)``)."""
+    return Path(path).resolve() in _reserved
+
+
+def _create_exclusively(path: Path, content: str = "") -> os.stat_result:
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_umask())
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    return os.stat(path)
+
+
+def _reserve_file(path: Path, flag: str) -> None:
+    """An empty file at ``path``, created exclusively: of two writers, the second fails."""
+    try:
+        made = _create_exclusively(path)
+    except FileExistsError:
+        raise ConfigError(
+            f"{flag} {path} was created by someone else just now (another fewshot-nlp run "
+            "writing the same file?). Choose another file name, or wait for it."
+        ) from None
+    _reserved[path.resolve()] = _Reservation(path, made.st_dev, made.st_ino, False)
+
+
+def _writer_of(folder: Path) -> int | None:
+    """The pid of a live process writing ``folder`` (None when none is)."""
+    try:
+        pid = int((folder / RESERVED_FILE).read_text(encoding="utf-8").strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None  # no reservation, or its writer is gone (a stale reservation is ours)
+    return pid
+
+
+def _reserve_folder(path: Path, flag: str) -> None:
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        made = _create_exclusively(path / RESERVED_FILE, str(os.getpid()))
+    except FileExistsError:
+        raise ConfigError(
+            f"{flag} {path} is being written by another fewshot-nlp process "
+            f"(pid {_writer_of(path) or 'unknown'}): wait for it, or choose another "
+            f"{flag.lstrip('-')}."
+        ) from None
+    _reserved[path.resolve()] = _Reservation(
+        path / RESERVED_FILE, made.st_dev, made.st_ino, created
+    )
+
+
+def _done(path: Path) -> None:
+    """The result is in place: the reservation was replaced with it."""
+    _reserved.pop(Path(path).resolve(), None)
+
+
+def release_reservations(paths: Iterable[str | os.PathLike] | None = None) -> None:
+    """Give back what this process reserved and never filled (all, or ``paths``): an
+    interrupted or failed command leaves no placeholder behind."""
+    keys = list(_reserved) if paths is None else [Path(p).resolve() for p in paths]
+    for key in keys:
+        held = _reserved.pop(key, None)
+        if held is None:
+            continue
+        with contextlib.suppress(OSError):
+            now = os.stat(held.placeholder)
+            if (now.st_dev, now.st_ino) == (held.device, held.inode):
+                os.unlink(held.placeholder)
+            if held.created_folder:
+                key.rmdir()  # only if empty
 
 
 # ---------------------------------------------------------------- checks
@@ -133,15 +220,26 @@ def check_output_dir(
     overwrite: bool,
     flag: str = "--output_dir",
     reads: Iterable[str | os.PathLike] = (),
+    reserve: bool = False,
 ) -> Path:
     """A folder that can be written, that holds nothing unless ``overwrite``, and that
     ``overwrite`` may replace: not the current folder or one above it, not the model being
-    read (``reads``) or one containing it, nothing in it that fewshot-nlp did not write."""
+    read (``reads``) or one containing it, nothing in it that fewshot-nlp did not write.
+    ``reserve``: also claim it now (``RESERVED_FILE``), so that a second writer is refused
+    until ``atomic_folder_write`` puts the result in place or ``release_reservations``."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{flag} {path} is a file; give a folder (it is created if missing).")
     _refuse_dangerous(path, flag, reads)
-    if path.is_dir() and any(path.iterdir()):
+    ours = is_reserved(path)
+    if path.is_dir() and not ours:
+        writer = _writer_of(path)
+        if writer is not None and writer != os.getpid():
+            raise ConfigError(
+                f"{flag} {path} is being written by another fewshot-nlp process (pid "
+                f"{writer}): wait for it, or choose another {flag.lstrip('-')}."
+            )
+    if path.is_dir() and not ours and any(path.iterdir()):
         if not overwrite:
             raise ConfigError(
                 f"{path} exists and is not empty: pass overwrite=True (CLI: --overwrite) or "
@@ -149,6 +247,8 @@ def check_output_dir(
             )
         check_replaceable(path, flag)
     _check_writable(path, flag)
+    if reserve and not ours:
+        _reserve_folder(path, flag)
     return path
 
 
@@ -158,12 +258,17 @@ def check_output_file(
     flag: str,
     overwrite: bool = False,
     reads: Iterable[str | os.PathLike] = (),
+    reserve: bool = False,
 ) -> Path:
     """A file path that can be written: its folder is created now (not after the work), an
-    existing file is replaced only with ``overwrite``, and no model being read is touched."""
+    existing file is replaced only with ``overwrite``, and no model being read is touched.
+    ``reserve``: a new file is claimed now (created empty, exclusively): a second writer is
+    refused, and ``atomic_file`` renames the result over it."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path} is a folder; give a file name, e.g. {path}/results.json.")
+    if is_reserved(path):
+        return path
     if path.exists() and not overwrite:
         raise ConfigError(
             f"{flag} {path} already exists: pass --overwrite to replace it, or choose another "
@@ -176,6 +281,8 @@ def check_output_file(
             )
     _check_writable(path.parent, flag)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if reserve and not path.exists():
+        _reserve_file(path, flag)
     return path
 
 
@@ -225,6 +332,7 @@ def atomic_folder_write(final: str | os.PathLike, write: Callable[[Path], None])
             old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
             os.replace(final, old / final.name)
         os.replace(tmp, final)
+        _done(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         if old is not None and not final.exists():
@@ -250,6 +358,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w"):
         os.chmod(tmp, 0o666 & ~_umask())
         interrupts.check()
         os.replace(tmp, path)
+        _done(path)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -322,3 +322,91 @@ def test_a_run_and_its_checkpoints_follow_the_umask(tokenizer, data_dir, tmp_pat
     }
     assert "run/model.safetensors" in modes and "run/checkpoint-1/model.safetensors" in modes
     assert {k: v for k, v in modes.items() if v != 0o644} == {}
+
+
+# ---------------------------------------------------------------- 6. quiet
+def test_commands_print_no_third_party_progress_or_load_reports(meta_model, train_file, tmp_path):
+    """On a fresh machine datasets printed "Generating train split" bars for every file read,
+    and transformers its weight-loading and shard-writing bars."""
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "cache")}  # nothing cached yet
+    env.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+    out = tmp_path / "clf"
+    runs = [
+        ["adapt", "--model", str(meta_model), "--train_file", str(train_file)],
+        ["predict", "--model", str(out), "--input_file", str(train_file)],
+    ]
+    runs[0] += ["--output_dir", str(out)]
+    runs[1] += ["--output_file", str(tmp_path / "p.jsonl")]
+    for argv in runs:
+        done = subprocess.run(
+            [sys.executable, "-m", "fewshot_nlp.cli", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        printed = done.stdout + done.stderr
+        for noise in ("Generating", "Loading weights", "Writing model shards", "LOAD REPORT"):
+            assert noise not in printed, f"{argv[0]}: {printed[-2000:]}"
+        assert "UserWarning" not in printed  # warnings are one line: "...: warning: ..."
+
+
+# ---------------------------------------------------------------- 10. copied exports
+def test_a_copied_export_grows_or_is_refused_never_restarted(classifier, tokenizer, tmp_path):
+    """Without fewshot_nlp_written.json a copy adapted from scratch: 2 classes, not 4."""
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    from fewshot_nlp.errors import ModelError
+
+    partial = tmp_path / "partial"
+    shutil.copytree(classifier, partial)
+    (partial / "fewshot_nlp_written.json").unlink()
+    grown = adapt(str(partial), [("a new kind of text", "new")] * 2)
+    assert list(grown.config.id2label.values()) == ["topic_0", "topic_1", "topic_2", "new"]
+    resaved = tmp_path / "resaved"
+    AutoModelForSequenceClassification.from_pretrained(classifier).save_pretrained(resaved)
+    tokenizer.save_pretrained(resaved)
+    with pytest.raises(ModelError, match="has no fewshot_nlp_classes.safetensors"):
+        adapt(str(resaved), [("a new kind of text", "new")] * 2)
+
+
+# ---------------------------------------------------------------- 12. head inits
+@pytest.mark.parametrize("head", ["zero", "random"])
+def test_a_head_that_ignores_the_examples_needs_inner_steps(meta_model, head):
+    from fewshot_nlp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="would answer at chance"):
+        adapt(str(meta_model), FEW, adapt_head_init=head, inner_steps=0)
+    with pytest.raises(ConfigError, match="adapt_step_candidates include 0"):
+        adapt(str(meta_model), FEW, adapt_head_init=head, adapt_step_candidates=[0, 1])
+
+
+# ---------------------------------------------------------------- 13. growing keeps the rule
+def test_growing_keeps_a_threshold_chosen_on_out_of_scope_examples(tokenizer, tmp_path):
+    from fewshot_nlp.model_card import AdaptationRecord
+
+    outside = [f"something unrelated number {i} about the weather" for i in range(6)]
+    first = adapt(
+        tiny_model(), FEW, tokenizer=tokenizer, unknown_label="none", unknown_data=outside
+    )
+    rule = AdaptationRecord.of(first).rejection
+    assert rule["rule"] == "out-of-scope examples" and rule["unknown_examples"] == 6
+    out = export(first, tokenizer, tmp_path / "clf")
+    more = [(f"a text about cooking dinner number {i}", "cooking") for i in range(3)]
+    grown = AdaptationRecord.of(adapt(str(out), more)).rejection
+    assert grown["rule"] == "out-of-scope examples" and grown["unknown_examples"] == 6
+
+
+# ---------------------------------------------------------------- 14. one spelling rule
+def test_labels_equal_but_for_case_spaces_or_underscores(meta_model, classifier):
+    from fewshot_nlp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is the class 'topic_0' but for case"):
+        adapt(str(meta_model), FEW, unknown_label="Topic_0")
+    with pytest.warns(UserWarning, match="differ only by case, spaces or '_'"):
+        adapt(str(meta_model), None, labels=["card_arrival", "card arrival", "Card_Arrival"])
+    with pytest.warns(UserWarning, match="'topic_1' / 'Topic 1'"):
+        adapt(str(classifier), [("another text", "Topic 1")] * 2)

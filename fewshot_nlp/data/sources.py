@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from .labels import is_descriptive_label
+from .labels import is_descriptive_label, warn_alike_labels
 
 DATA_DIR_ENV = "FEWSHOT_NLP_DATA"
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -542,17 +542,7 @@ def check_label_hygiene(source: TaskSource) -> None:
             f"Source {source.name!r}: {rows} example(s) have a blank label ({blank!r}). Give "
             "them a label or drop them."
         )
-    groups: dict[str, list[str]] = {}
-    for label in source.label_names:
-        groups.setdefault(" ".join(label.split()).casefold(), []).append(label)
-    alike = [names for names in groups.values() if len(names) > 1]
-    if alike:
-        warnings.warn(
-            f"Source {source.name!r}: labels that differ only by case or spaces are separate "
-            f"classes: {'; '.join(' / '.join(repr(n) for n in names) for names in alike[:5])}. "
-            "Spell each label one way if they are one class.",
-            stacklevel=3,
-        )
+    warn_alike_labels(source.label_names, f"Source {source.name!r}")
     seen: dict[str, set[str]] = {}
     for text, label in zip(source.texts, source.labels):
         seen.setdefault(text, set()).add(label)
@@ -575,6 +565,7 @@ def label_set(source: TaskSource | None, labels) -> list[str]:
         raise DataError(f"labels repeats {_preview(repeated)}: give each class once.")
     if len(names) < 2:
         raise DataError(f"labels has {len(names)} class: a classifier needs at least 2.")
+    warn_alike_labels(names, "labels")
     have = set(source.label_index) if source is not None else set()
     unknown = sorted(have - set(names))
     if unknown:

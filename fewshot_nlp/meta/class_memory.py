@@ -41,6 +41,9 @@ class ClassMemory:
     label_name_weight: float
     encoder_fingerprint: str
     rejection: dict | None = field(default=None)
+    # out-of-scope examples the rejection was fitted with (``unknown_data``): a growth
+    # re-chooses the threshold by the same rule on them
+    unknown_features: torch.Tensor | None = field(default=None)
 
     def save(self, folder: str | Path) -> Path:
         from safetensors.torch import save_file
@@ -64,6 +67,8 @@ class ClassMemory:
             "weights": self.weights.float().contiguous(),
             "is_name": self.is_name.to(torch.uint8).contiguous(),
         }
+        if self.unknown_features is not None:
+            tensors["unknown_features"] = self.unknown_features.float().contiguous()
         save_file(tensors, str(path), metadata=metadata)
         return path
 
@@ -95,6 +100,7 @@ class ClassMemory:
                 label_name_weight=float(meta["label_name_weight"]),
                 encoder_fingerprint=meta["encoder_fingerprint"],
                 rejection=json.loads(meta.get("rejection", "null")),
+                unknown_features=tensors.get("unknown_features"),
             )
         except (KeyError, ValueError, OSError) as error:
             raise ModelError(
@@ -104,14 +110,21 @@ class ClassMemory:
 
 
 def is_exported_classifier(path: str | Path) -> bool:
-    """A classifier folder ``export`` wrote (it lists its own files, a model card among
-    them), not a meta-trained run or a checkpoint of one."""
-    from ..paths import WRITTEN_FILE, written_entries
+    """A classifier fewshot-nlp adapted (its config carries the adaptation record, or the
+    folder its class memory), not a meta-trained run or a checkpoint of one. Decided by the
+    model's own files, so a copy (``save_pretrained``, or files copied by hand) is one too."""
+    from ..model_card import CONFIG_KEY
 
     folder = Path(path)
-    if not (folder / WRITTEN_FILE).is_file() or (folder / "fewshot_nlp.json").exists():
+    if not folder.is_dir() or (folder / "fewshot_nlp.json").exists():
         return False
-    return {"config.json", "README.md"} <= written_entries(folder)
+    if (folder / CLASS_MEMORY_FILE).is_file():
+        return True
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and bool(config.get(CONFIG_KEY))
 
 
 def encoder_fingerprint(model: torch.nn.Module, head_name: str) -> str:
@@ -127,11 +140,12 @@ def encoder_fingerprint(model: torch.nn.Module, head_name: str) -> str:
 
 
 def class_memory_for(
-    reader, config, classifier, texts, pairs, label_ids, names, metrics, rejection
+    reader, config, classifier, texts, pairs, label_ids, names, metrics, rejection, unknown=None
 ) -> ClassMemory:
     """The memory of a fresh adaptation: every row as the exported ``classifier`` reads it.
     ``reader`` (a ``FewShotModel``) computes features as the export does; ``config`` is the
-    adaptation's ``MAMLConfig``, whose head rule a growth refits with."""
+    adaptation's ``MAMLConfig``, whose head rule a growth refits with; ``unknown``: the
+    out-of-scope texts the rejection was fitted with."""
     hidden = classifier.get_submodule(reader.maml.head_name).weight.shape[1]
     feats = reader.features(texts, pairs) if texts else torch.zeros(0, hidden)
     labels = torch.as_tensor(label_ids, dtype=torch.long)
@@ -151,6 +165,7 @@ def class_memory_for(
         label_name_weight=config.label_name_weight,
         encoder_fingerprint=encoder_fingerprint(classifier, reader.maml.head_name),
         rejection=rejection_settings(rejection),
+        unknown_features=reader.features(unknown).float() if unknown else None,
     )
     if names_used:
         add_name_rows(memory, reader, list(range(len(names))))

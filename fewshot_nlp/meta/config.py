@@ -155,6 +155,25 @@ class MAMLConfig:
     def adaptation_head_init(self) -> str:
         return self.adapt_head_init or self.head_init
 
+    def check_adaptation(self) -> None:
+        """A head that ignores the support (zero, random) classifies only after inner steps:
+        at 0 steps it would export a chance-level classifier."""
+        from ..modeling.head import STEPS_ONLY_HEAD_INITS
+
+        head = self.adaptation_head_init
+        steps = self.adapt_step_candidates or [self.inner_steps]
+        if head in STEPS_ONLY_HEAD_INITS and 0 in steps:
+            where = (
+                "adapt_step_candidates include 0"
+                if self.adapt_step_candidates
+                else ("inner_steps is 0")
+            )
+            raise ConfigError(
+                f"adapt_head_init {head!r} starts from a head that ignores the examples, and "
+                f"{where}: the classifier would answer at chance. Use a head fitted on the "
+                "examples (logreg, ridge, cosine, proto), or give inner steps >= 1."
+            )
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..data.labels import label_name_text
+from ..data.labels import label_name_text, warn_alike_labels
 from ..data.sources import labelled_source
 from ..errors import ConfigError, DataError, ModelError
 from ..model_card import AdaptationRecord
@@ -31,7 +31,7 @@ from .class_memory import (
 )
 from .inner_loop import stratified_folds
 from .model import FewShotModel
-from .rejection import REJECTION_FOLDS, fit_rejection
+from .rejection import REJECTION_FOLDS, check_rejection_support, fit_rejection
 
 
 def grow(
@@ -60,6 +60,12 @@ def grow(
         source = labelled_source(train_data, text_column, label_column, text_pair_column)
         given = source.label_names
     names = _label_plan(memory, given, remove, model)
+    if memory.rejection:  # its threshold is re-chosen on held-out rows of every class
+        stored = memory.labels[~memory.is_name].tolist()
+        have = {n: stored.count(memory.label_names.index(n)) for n in memory.label_names}
+        for name, rows in (source.label_index if source is not None else {}).items():
+            have[name] = have.get(name, 0) + len(rows)
+        check_rejection_support({n: have.get(n, 0) for n in names}, memory.rejection["label"])
     reader = FewShotModel.from_pretrained(
         model, max_length=memory.max_length, trust_remote_code=trust_remote_code
     )
@@ -125,6 +131,7 @@ def _label_plan(memory: ClassMemory, given: list[str], remove: list[str], where)
     if not given and not remove:
         raise ConfigError("Nothing to change: give train_data (labels to add) or remove_labels.")
     names = [n for n in old if n not in remove] + [n for n in dict.fromkeys(given) if n not in old]
+    warn_alike_labels(names, f"Growing {where}", stacklevel=4)
     if len(names) < 2:
         raise ConfigError(
             f"Removing {remove} would leave {len(names)} label(s): a classifier needs 2."
@@ -181,23 +188,24 @@ def _refit_rejection(head, memory: ClassMemory, n_way: int, weight, bias):
     real = ~memory.is_name
     labels = memory.labels[real]
     counts = torch.bincount(labels, minlength=n_way)
-    folds = min(REJECTION_FOLDS, int(counts.min()))
+    folds = min(REJECTION_FOLDS, int(counts.min()))  # >= 2: checked before the work
     loss = settings.get("max_in_scope_loss")
-    if folds < 2:
-        logits = memory.features[real] @ weight.T + bias
-        return fit_rejection(
-            None,
-            None,
-            label=settings["label"],
-            max_in_scope_loss=loss,
-            folds=0,
-            support_logits=logits,
-        )
     fold_of = torch.full((len(memory.labels),), -1, dtype=torch.long)
     fold_of[real] = stratified_folds(labels, n_way, folds)
     held = torch.full((len(labels), n_way), float("nan"))
+    outside = memory.unknown_features  # the export's out-of-scope examples, if it had some
+    unknown = [] if outside is not None else None
     for fold in range(folds):
         w, b = _fit_standard(head, memory, fold_of != fold, n_way)
         rows = fold_of[real] == fold
         held[rows] = (memory.features[real][rows] @ w.T + b).float()
-    return fit_rejection(held, labels, label=settings["label"], max_in_scope_loss=loss, folds=folds)
+        if outside is not None:
+            unknown.append((outside @ w.T + b).float())
+    return fit_rejection(
+        held,
+        labels,
+        label=settings["label"],
+        max_in_scope_loss=loss,
+        folds=folds,
+        unknown_logits=unknown,
+    )

@@ -414,6 +414,7 @@ class FewShotModel:
             inner_learning_rate=inner_learning_rate,
         )
         runner = self._runner(changes, max_length)
+        runner.config.check_adaptation()
         reject = (unknown_label, max_in_scope_loss, unknown) if unknown_label else None
         return runner._fit_classifier(source, names, nameless, merge_lora, reject)
 
@@ -456,7 +457,16 @@ class FewShotModel:
                 maml = MAML(classifier, plain_checkpoint_config(classifier))
                 reader = FewShotModel(maml, self.tokenizer, max_length=self.collator.max_length)
             classifier.fewshot_nlp_classes = class_memory_for(
-                reader, self.config, classifier, texts, pairs, label_ids, names, metrics, rejection
+                reader,
+                self.config,
+                classifier,
+                texts,
+                pairs,
+                label_ids,
+                names,
+                metrics,
+                rejection,
+                unknown=reject[2] if reject is not None else None,
             )
         return classifier
 
@@ -506,8 +516,6 @@ class FewShotModel:
             unknown=unknown,
             normalized=normalized,
         )
-        if fit.fallback:
-            warnings.warn(f"adapt: {fit.fallback}.", stacklevel=4)
         probe = self.encode((texts or [label_name_text(n) for n in names])[:16])
         probe.pop("token_type_ids", None)
         add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)

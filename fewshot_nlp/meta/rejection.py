@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.labels import label_name_text
+from ..data.labels import label_key
 from ..errors import ConfigError, DataError
 
 DEFAULT_MAX_IN_SCOPE_LOSS = 3.0  # points of held-out in-scope accuracy
@@ -49,7 +49,6 @@ class RejectionFit:
     unknown_recall: float | None = None
     calibration_error_before: float | None = None
     calibration_error_after: float | None = None
-    fallback: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,10 +72,16 @@ def check_rejection_options(
         return
     if not isinstance(unknown_label, str) or not unknown_label.strip():
         raise ConfigError(f"unknown_label must be a non-blank name, got {unknown_label!r}.")
-    if labels is not None and unknown_label in set(map(str, labels)):
+    same = [str(n) for n in labels or () if label_key(n) == label_key(unknown_label)]
+    if same:
+        how = (
+            "is already one of the classes"
+            if unknown_label in same
+            else (f"is the class {same[0]!r} but for case, spaces or '_'")
+        )
         raise ConfigError(
-            f"unknown_label {unknown_label!r} is already one of the classes: the rejection "
-            "label must be a new name (e.g. 'out_of_scope')."
+            f"unknown_label {unknown_label!r} {how}: the rejection label must be a new name "
+            "(e.g. 'out_of_scope')."
         )
     if max_in_scope_loss is not None and not (
         math.isfinite(max_in_scope_loss) and 0 <= max_in_scope_loss < 100
@@ -86,11 +91,29 @@ def check_rejection_options(
         )
 
 
+def check_rejection_support(label_counts: dict[str, int], unknown_label: str) -> None:
+    """The rejection threshold is read off held-out examples (k-fold over the shots), so
+    every class needs 2. With 1 (or 0) there is nothing to hold out, and a threshold set on
+    the examples themselves rejected almost every valid text: refused, before any work."""
+    short = sorted(name for name, count in label_counts.items() if count < 2)
+    if short:
+        shown = ", ".join(short[:5]) + (f" and {len(short) - 5} more" if len(short) > 5 else "")
+        raise ConfigError(
+            f"unknown_label {unknown_label!r} needs at least 2 examples of every class, to "
+            f"choose its threshold on held-out examples; {shown} "
+            f"{'has' if len(short) == 1 else 'have'} fewer. Give 2 or more examples per "
+            "class, or adapt without unknown_label (CLI: drop --unknown_label)."
+        )
+
+
 def rejection_examples(
     unknown_label, max_in_scope_loss, unknown_data, names, source, text_column, label_column
 ) -> list[str] | None:
     """The request checked against the classes; the out-of-scope texts, if any."""
     check_rejection_options(unknown_label, max_in_scope_loss, names)
+    if unknown_label is not None:
+        have = source.label_index if source is not None else {}
+        check_rejection_support({n: len(have.get(n, ())) for n in names}, unknown_label)
     if unknown_label is not None and source is not None and source.text_pairs is not None:
         raise ConfigError(
             "unknown_label rejects texts that fit no class; it is not offered for text pairs "
@@ -228,36 +251,17 @@ def choose_threshold(
 
 
 def fit_rejection(
-    held_logits: torch.Tensor | None,
-    labels: torch.Tensor | None,
+    held_logits: torch.Tensor,
+    labels: torch.Tensor,
     *,
     label: str,
     max_in_scope_loss: float | None,
     folds: int,
     unknown_logits: list[torch.Tensor] | None = None,
-    support_logits: torch.Tensor | None = None,
 ) -> RejectionFit:
     """Temperature and threshold from the held-out support logits (and, when given, the
-    out-of-scope examples' logits under every fold's head).
-
-    Without cross-validation (``held_logits`` None: a class with one example) the
-    temperature stays 1 and the threshold is the lowest score of a support example under
-    the final head, which rejects only texts less like the classes than all examples were.
-    """
-    if held_logits is None:
-        scores = support_logits.float().max(-1).values
-        return RejectionFit(
-            label=label,
-            threshold=float(scores.min()),
-            temperature=1.0,
-            rule="fallback",
-            max_in_scope_loss=max_in_scope_loss,
-            folds=0,
-            fallback=(
-                "cross-validation needs at least 2 examples per class: no temperature was "
-                "fitted, and the threshold is the lowest score of a training example"
-            ),
-        )
+    out-of-scope examples' logits under every fold's head). Every class has >= 2 examples
+    (``check_rejection_support``), so there are always held-out logits."""
     keep = held_logits.isfinite().all(-1)
     z, y = held_logits[keep].double(), labels.cpu()[keep]
     temperature = fit_temperature(z, y)
@@ -305,26 +309,12 @@ def fit_on_support(
     """``fit_rejection`` for ``model`` (a ``FewShotModel``) exported as ``classifier``:
     held-out logits of a k-fold run at the chosen step count (normalised when the export
     reads normalised features), out-of-scope texts under every fold's weights; without
-    folds, the classifier's own logits of its examples (or label names)."""
-    from ..modeling.scoring import text_logits
+    folds, nothing: ``check_rejection_support`` refused the request before the work."""
     from .inner_loop import cross_validated_logits, cv_folds
 
     n_way = len(names)
     labels = torch.as_tensor(label_ids, dtype=torch.long, device=model.device)
     folds = cv_folds(model.config, labels, n_way, REJECTION_FOLDS)
-    if folds < 2:
-        probe = texts or [label_name_text(n) for n in names]
-        logits = text_logits(
-            classifier, model.tokenizer, probe, max_length=model.collator.max_length
-        )
-        return fit_rejection(
-            None,
-            None,
-            label=label,
-            max_in_scope_loss=max_in_scope_loss,
-            folds=0,
-            support_logits=logits,
-        )
     steps = metrics["inner_steps"]
     name_inputs = None
     if model.config.label_names != "never":

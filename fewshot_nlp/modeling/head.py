@@ -93,16 +93,21 @@ def class_prototypes(
 HeadInitFn = Callable[..., "tuple[torch.Tensor, torch.Tensor]"]
 HEAD_INIT_REGISTRY: dict[str, HeadInitFn] = {}
 NORMALIZED_HEAD_INITS: list[str] = []  # read L2-normalised features (cosine geometry)
+# Start from nothing the support says (zero, random): only inner steps make them classify.
+STEPS_ONLY_HEAD_INITS: list[str] = []
 
 
-def register_head_init(name: str, *, normalized: bool = False):
+def register_head_init(name: str, *, normalized: bool = False, steps_only: bool = False):
     """Function decorator: ``fn(features, labels, n_way, weights=, logit_scale=,
-    regularization=, generator=) -> (weight, bias)`` becomes ``head_init=name``."""
+    regularization=, generator=) -> (weight, bias)`` becomes ``head_init=name``.
+    ``steps_only``: the head ignores the support, so it classifies only after inner steps."""
 
     def register(fn: HeadInitFn) -> HeadInitFn:
         HEAD_INIT_REGISTRY[name] = fn
         if normalized:
             NORMALIZED_HEAD_INITS.append(name)
+        if steps_only:
+            STEPS_ONLY_HEAD_INITS.append(name)
         return fn
 
     return register
@@ -175,12 +180,12 @@ def _logreg_head(features, labels, n_way, *, weights, regularization, **_):
     return fit_logistic_regression(features, labels, n_way, c=regularization, weights=weights)
 
 
-@register_head_init("zero")
+@register_head_init("zero", steps_only=True)
 def _zero_head(features, labels, n_way, **_):
     return features.new_zeros(n_way, features.shape[-1]), features.new_zeros(n_way)
 
 
-@register_head_init("random")
+@register_head_init("random", steps_only=True)
 def _random_head(features, labels, n_way, *, generator, **_):
     weight = torch.randn(n_way, features.shape[-1], generator=generator, dtype=torch.float32)
     weight = weight * 0.02
