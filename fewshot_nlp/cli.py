@@ -279,8 +279,17 @@ def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
     check_remote_code(model, args.trust_remote_code)
     _refuse_meta_model(model)
     texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
-    if not texts:
+    if not any(text.strip() for text in texts):
         raise ConfigError(f"--input_file {args.input_file} holds no texts to classify.")
+    blank = [i + 1 for i, text in enumerate(texts) if not text.strip()]
+    if blank:
+        shown = ", ".join(map(str, blank[:10])) + (" ..." if len(blank) > 10 else "")
+        warnings.warn(
+            f"{len(blank)} of {len(texts)} texts are blank (numbers {shown}, counting from "
+            "1): they are classified too, so that output rows match input rows, but their "
+            "labels say nothing.",
+            stacklevel=2,
+        )
     return model, texts
 
 
@@ -337,11 +346,13 @@ def evaluate_command(argv: list[str]) -> int:
         "against the baselines a user would try (logreg, prototype, finetune, setfit), paired.",
     )
     from .data.episodes import check_counts, parse_n_way
+    from .evaluation import check_methods
     from .paths import check_model_path, check_output_file, check_remote_code
 
     shots = args.k_shot
     check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
     check_counts((("k_shot", k) for k in shots), prefix="--", minimum=0)
+    check_methods(args.method, [] if args.train_file or args.test_file else shots)
     _check_out_of_scope_flags(args, rejection)
     methods, caps = args.method, _episode_caps(args.max_episodes)
     model_path = resolve_model_path(args.model)
@@ -510,7 +521,7 @@ def _evaluate_out_of_scope(model, train, test, path, methods, baseline, rejectio
         model,
         train,
         test,
-        read_texts(path),
+        [text for text in read_texts(path) if text.strip()],
         methods=kept,
         baseline_model=baseline,
         unknown_label=rejection.unknown_label or "out_of_scope",

@@ -148,6 +148,9 @@ def _writer_of(folder: Path) -> int | None:
 def _reserve_folder(path: Path, flag: str) -> None:
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
+    if _writer_of(path) is None:  # left by a writer that is gone: no one holds it
+        with contextlib.suppress(FileNotFoundError):
+            (path / RESERVED_FILE).unlink()
     try:
         made = _create_exclusively(path / RESERVED_FILE, str(os.getpid()))
     except FileExistsError:

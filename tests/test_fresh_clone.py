@@ -410,3 +410,156 @@ def test_labels_equal_but_for_case_spaces_or_underscores(meta_model, classifier)
         adapt(str(meta_model), None, labels=["card_arrival", "card arrival", "Card_Arrival"])
     with pytest.warns(UserWarning, match="'topic_1' / 'Topic 1'"):
         adapt(str(classifier), [("another text", "Topic 1")] * 2)
+
+
+# ---------------------------------------------------------------- 15. two writers
+def _cli(*argv) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fewshot_nlp.cli", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_second_writer_to_the_same_output_is_refused(
+    classifier, meta_model, train_file, tokenizer, tmp_path
+):
+    """Two predicts (or two grows) to one path both reported success; the later replaced
+    the other's result. This process plays the first writer, mid-work."""
+    from fewshot_nlp.paths import (
+        RESERVED_FILE,
+        check_output_dir,
+        check_output_file,
+        release_reservations,
+    )
+
+    out_file = tmp_path / "predictions.jsonl"
+    check_output_file(out_file, flag="--output_file", reserve=True)
+    second = _cli(
+        "predict", "--model", classifier, "--input_file", train_file, "--output_file", out_file
+    )
+    assert second.returncode == 2 and "already exists" in second.stderr
+    release_reservations([out_file])
+    assert not out_file.exists()  # a claim never filled is given back
+
+    out_dir = tmp_path / "clf"
+    check_output_dir(out_dir, overwrite=False, reserve=True)
+    for extra in ([], ["--overwrite"]):
+        second = _cli(
+            "adapt",
+            "--model",
+            meta_model,
+            "--train_file",
+            train_file,
+            "--output_dir",
+            out_dir,
+            *extra,
+        )
+        assert second.returncode == 2
+        assert f"being written by another fewshot-nlp process (pid {os.getpid()})" in (
+            second.stderr
+        )
+    export(adapt(str(meta_model), FEW), tokenizer, out_dir)  # the first writer finishes
+    assert (out_dir / "config.json").is_file() and not (out_dir / RESERVED_FILE).exists()
+
+
+def test_a_reservation_left_by_a_killed_writer_is_ours_to_replace(meta_model, train_file, tmp_path):
+    from fewshot_nlp.paths import RESERVED_FILE
+
+    out_dir = tmp_path / "clf"
+    out_dir.mkdir()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (out_dir / RESERVED_FILE).write_text(gone)
+    argv = ["adapt", "--model", str(meta_model), "--train_file", str(train_file)]
+    assert cli_main([*argv, "--output_dir", str(out_dir)]) == 2  # not empty
+    assert cli_main([*argv, "--output_dir", str(out_dir), "--overwrite"]) == 0
+    assert not (out_dir / RESERVED_FILE).exists()
+
+
+# ---------------------------------------------------------------- 17. smaller ones
+def test_evaluate_refuses_methods_it_cannot_run_before_loading(capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "setfit" else real(name, *a)
+    )
+    argv = ["evaluate", "--model", "no/such-model-anywhere", "--dataset", "banking77"]
+    assert cli_main([*argv, "--method", "setfit"]) == 2
+    assert "needs the `setfit` package" in capsys.readouterr().err  # not "no such folder"
+    assert cli_main([*argv, "--k_shot", "0", "--method", "logreg"]) == 2
+    assert "k_shot 0 classifies by label names alone" in capsys.readouterr().err
+
+
+def test_blank_lines_keep_their_rows_and_are_named(classifier, tmp_path, capsys):
+    texts = tmp_path / "in.txt"
+    texts.write_text("first text\n\nthird text\n   \nfifth text\n")
+    out = tmp_path / "out.jsonl"
+    argv = ["predict", "--model", str(classifier), "--input_file", str(texts)]
+    assert cli_main([*argv, "--output_file", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["first text", "", "third text", "   ", "fifth text"]
+    assert "2 of 5 texts are blank (numbers 2, 4" in capsys.readouterr().err
+
+
+def test_label_values_follow_one_rule(tmp_path):
+    from fewshot_nlp.data.sources import TaskSource
+
+    def labels_of(rows):
+        path = tmp_path / "rows.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return sorted(TaskSource.from_files(path).label_index)
+
+    assert labels_of([{"text": "a", "label": 1}, {"text": "b", "label": 1.0}]) == ["1"]
+    assert labels_of([{"text": "a", "label": True}, {"text": "b", "label": "true"}]) == ["true"]
+    with pytest.raises(DataError, match="holds lists or objects at rows"):
+        labels_of([{"text": "a", "label": ["x", "y"]}, {"text": "b", "label": ["y"]}])
+
+
+def test_label_names_the_tokenizer_cannot_read_are_named(meta_model):
+    with pytest.warns(UserWarning, match="mostly as its unknown token"):
+        adapt(str(meta_model), FEW[:6], labels=["topic_0", "topic_1", "ⰀⰁⰂ"])
+
+
+def test_growing_with_an_exports_own_examples_does_not_count_them_twice(classifier):
+    from fewshot_nlp.meta.class_memory import ClassMemory
+
+    before = int((~ClassMemory.load(classifier).is_name).sum())
+    with pytest.warns(UserWarning, match="3 of 4 examples are already in the classifier"):
+        grown = adapt(str(classifier), [*FEW[:3], ("a new text about topic zero", "topic_0")])
+    assert int((~grown.fewshot_nlp_classes.is_name).sum()) == before + 1
+
+
+def test_the_rejection_label_can_be_removed(tokenizer, tmp_path):
+    first = adapt(tiny_model(), FEW, tokenizer=tokenizer, unknown_label="none_of_these")
+    out = export(first, tokenizer, tmp_path / "clf")
+    plain = adapt(str(out), None, remove_labels=["none_of_these"])
+    assert list(plain.config.id2label.values()) == ["topic_0", "topic_1", "topic_2"]
+    from fewshot_nlp.model_card import AdaptationRecord
+
+    record = AdaptationRecord.of(plain)
+    assert record.rejection is None and record.removed_labels == ["none_of_these"]
+
+
+def test_a_head_the_rejection_cannot_read_is_refused_before_the_work(tokenizer):
+    from fewshot_nlp.errors import ConfigError
+
+    model = tiny_model("bert-mean")
+    tok = mean_pooling_tokenizer(tokenizer)
+    with pytest.raises(ConfigError, match="needs a head fitted on normalised features"):
+        adapt(model, FEW, tokenizer=tok, adapt_head_init="proto", unknown_label="none")
+
+
+def mean_pooling_tokenizer(tokenizer):
+    """The mean-pooling class takes no token_type_ids."""
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.model_input_names = ["input_ids", "attention_mask"]
+    return tok

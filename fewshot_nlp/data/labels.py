@@ -45,3 +45,14 @@ def warn_alike_labels(names: Iterable[str], where: str, stacklevel: int = 3) -> 
             f"{shown}. Spell each label one way if they are one class.",
             stacklevel=stacklevel + 1,
         )
+
+
+def label_text(value) -> str:
+    """A label value as the class's name: the one rule for values that are not strings.
+    ``true``/``false`` are lower case (JSON's spelling), a whole number is written without
+    ``.0`` (``1`` and ``1.0`` are one class, as ``true`` and ``"true"`` are)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from .labels import is_descriptive_label, warn_alike_labels
+from .labels import is_descriptive_label, label_text, warn_alike_labels
 
 DATA_DIR_ENV = "FEWSHOT_NLP_DATA"
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -76,7 +76,7 @@ class TaskSource:
             )
         if not self.texts:
             raise DataError(f"Source {self.name!r} has no examples.")
-        self.labels = [str(label) for label in self.labels]
+        self.labels = [label_text(label) for label in self.labels]
         index: dict[str, list[int]] = {}
         for i, label in enumerate(self.labels):
             index.setdefault(label, []).append(i)
@@ -181,8 +181,15 @@ class TaskSource:
         if isinstance(feature, datasets.ClassLabel):
             label_names = [feature.int2str(int(x)) for x in raw_labels]
         else:
+            nested = [i for i, label in enumerate(raw_labels) if isinstance(label, (list, dict))]
+            if nested:
+                raise DataError(
+                    f"Source {name!r}: column {label_column!r} holds lists or objects at rows "
+                    f"{nested[:5]} (e.g. {raw_labels[nested[0]]!r}); a label is one name (a "
+                    "string or a number). Give each row one label."
+                )
             warn_unnamed_labels(raw_labels, f"Source {name!r}, column {label_column!r}")
-            label_names = [str(x) for x in raw_labels]
+            label_names = [label_text(x) for x in raw_labels]
         texts = dataset[text_column]
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
@@ -311,8 +318,8 @@ def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
     # in the JSON strings predict writes.
     lines = [line.removesuffix("\r") for line in content.split("\n")]
     suffix = path.suffix.lower()
-    if suffix == ".txt":
-        return [line for line in lines if line.strip()]
+    if suffix == ".txt":  # one text per line, blank ones too: output row i is line i
+        return lines[:-1] if lines and lines[-1] == "" else lines
     if suffix == ".csv":
         # The csv module reads the whole file: a quoted field may span lines.
         reader = csv.DictReader(io.StringIO(content, newline=""))

@@ -14,6 +14,7 @@ _LAZY = {
             "FewShotMethod",
             "FinetuneConfig",
             "Task",
+            "check_methods",
             "get_method",
             "register_method",
         ),

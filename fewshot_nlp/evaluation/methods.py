@@ -11,6 +11,7 @@ at 0 shots, ``label-cosine`` (each text to its nearest label name).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import tempfile
 from collections.abc import Sequence
@@ -67,10 +68,27 @@ METHOD_REGISTRY: dict[str, FewShotMethod] = {}
 
 
 def get_method(name: str) -> FewShotMethod:
-    """The registered method called ``name``, or an error listing those there are."""
+    """The registered method called ``name``, or an error listing those there are; a method
+    whose package is not installed fails here too, before any model is loaded."""
     if name not in METHOD_REGISTRY:
         raise ConfigError(f"Unknown method {name!r}; choose from {tuple(METHOD_REGISTRY)}.")
-    return METHOD_REGISTRY[name]
+    method = METHOD_REGISTRY[name]
+    requires = getattr(method, "requires", None)  # (module, extra, pip package)
+    if requires and importlib.util.find_spec(requires[0]) is None:
+        _require(requires[0], name, requires[1], requires[2])
+    return method
+
+
+def check_methods(methods: Sequence[str], k_shots: Sequence[int] = ()) -> None:
+    """Every method known and installed, and a row at every shot count, before any model
+    loads (at 0 shots only the methods that read label names have one)."""
+    kinds = [get_method(m) for m in methods]
+    if 0 in k_shots and not any(kind.zero_shot for kind in kinds):
+        names = [m for m in METHOD_REGISTRY if METHOD_REGISTRY[m].zero_shot]
+        raise ConfigError(
+            f"k_shot 0 classifies by label names alone, and none of {list(methods)} does: "
+            f"add one of {names} to the methods, or drop 0 from k_shot."
+        )
 
 
 def register_method(cls):
@@ -135,6 +153,7 @@ class LogReg:
     """What a user writes in ten lines: scikit-learn on the frozen sentence embeddings."""
 
     name, adaptation, zero_shot = "logreg", False, False
+    requires = ("sklearn", "baselines", "scikit-learn")
 
     def fit(self, runner: Runner, features: torch.Tensor, labels):
         """The fitted scikit-learn classifier on (normalised) support features."""
@@ -183,6 +202,7 @@ class Finetune:
 @register_method
 class SetFit:
     name, adaptation, zero_shot = "setfit", False, False
+    requires = ("setfit", "setfit", "setfit")  # checked by get_method
 
     def fit(self, runner: Runner, texts, labels, pairs):
         """A SetFit model trained on the support, from the base encoder's folder."""

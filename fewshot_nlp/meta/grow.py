@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -55,11 +56,16 @@ def grow(
             "the training examples; that export can then grow."
         )
     remove = list(dict.fromkeys(remove_labels or []))
+    rejection_label = (memory.rejection or {}).get("label")
+    drop_rejection = rejection_label is not None and rejection_label in remove
+    if drop_rejection:  # the export without its "none of these" label
+        remove.remove(rejection_label)
+        memory.rejection, memory.unknown_features = None, None
     source, given = None, []
     if train_data is not None:  # one label is enough here: the others are in the memory
         source = labelled_source(train_data, text_column, label_column, text_pair_column)
         given = source.label_names
-    names = _label_plan(memory, given, remove, model)
+    names = _label_plan(memory, given, remove, model, dropping_rejection=drop_rejection)
     if memory.rejection:  # its threshold is re-chosen on held-out rows of every class
         stored = memory.labels[~memory.is_name].tolist()
         have = {n: stored.count(memory.label_names.index(n)) for n in memory.label_names}
@@ -79,14 +85,17 @@ def grow(
     if source is not None:
         ids = {name: i for i, name in enumerate(names)}
         feats = reader.features(source.texts, source.text_pairs).float()
-        append_rows(grown, feats, torch.as_tensor([ids[y] for y in source.labels]), 1.0, False)
+        labels = torch.as_tensor([ids[y] for y in source.labels])
+        feats, labels = _without_stored_examples(grown, feats, labels)
+        append_rows(grown, feats, labels, 1.0, False)
     added = [n for n in names if n not in memory.label_names]
     if memory.names_used and added:
         add_name_rows(grown, reader, [names.index(n) for n in added])
     classifier, rejection = _refit(reader, grown)
     grown.encoder_fingerprint = encoder_fingerprint(classifier, reader.maml.head_name)
     classifier.fewshot_nlp_classes = grown
-    record = _growth_record(model, memory, grown, given, remove)
+    removed = remove + ([rejection_label] if drop_rejection else [])
+    record = _growth_record(model, memory, grown, given, removed)
     if rejection is not None:
         record.rejection = rejection.to_dict()
     record.attach(classifier)
@@ -109,7 +118,28 @@ def _growth_record(
     )
 
 
-def _label_plan(memory: ClassMemory, given: list[str], remove: list[str], where) -> list[str]:
+def _without_stored_examples(memory: ClassMemory, feats, labels):
+    """New rows minus those the memory already holds under the same label (an export's own
+    examples given again would count twice): left out, with a warning."""
+    real = ~memory.is_name
+    stored, stored_labels = memory.features[real], memory.labels[real]
+    if not len(stored) or not len(feats):
+        return feats, labels
+    tolerance = 1e-4 * float(stored.norm(dim=-1).max())
+    same = (torch.cdist(feats, stored) <= tolerance) & (labels[:, None] == stored_labels[None])
+    again = same.any(1)
+    if again.any():
+        warnings.warn(
+            f"{int(again.sum())} of {len(labels)} examples are already in the classifier "
+            "under the same label: left out, so that they do not count twice.",
+            stacklevel=4,
+        )
+    return feats[~again], labels[~again]
+
+
+def _label_plan(
+    memory: ClassMemory, given: list[str], remove: list[str], where, dropping_rejection=False
+) -> list[str]:
     """The classes after the change: the old ones in order minus the removed, then the new."""
     old = memory.label_names
     unknown = [n for n in remove if n not in old]
@@ -128,7 +158,7 @@ def _label_plan(memory: ClassMemory, given: list[str], remove: list[str], where)
             f"{rejection!r} is this classifier's rejection label: examples of it cannot be "
             "added as a class."
         )
-    if not given and not remove:
+    if not given and not remove and not dropping_rejection:
         raise ConfigError("Nothing to change: give train_data (labels to add) or remove_labels.")
     names = [n for n in old if n not in remove] + [n for n in dict.fromkeys(given) if n not in old]
     warn_alike_labels(names, f"Growing {where}", stacklevel=4)

@@ -23,7 +23,7 @@ from ..data.labels import label_name_text
 from ..data.sources import training_source
 from ..errors import ConfigError, DataError, TrainingError
 from ..model_card import AdaptationRecord
-from ..modeling.head import set_head
+from ..modeling.head import NORMALIZED_HEAD_INITS, set_head
 from ..modeling.lora import is_peft
 from ..modeling.normalized_pooling import normalize_pooled_features
 from ..modeling.pooling import is_mean_pooling
@@ -405,6 +405,7 @@ class FewShotModel:
         if self.tokenizer is None:
             raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
         nameless, label_names = self._nameless_classes(names, source, label_names)
+        _warn_unreadable_names(self.tokenizer, names)
         changes = _adaptation_changes(
             support_batch_size=support_batch_size,
             inner_steps=inner_steps,
@@ -415,6 +416,14 @@ class FewShotModel:
         )
         runner = self._runner(changes, max_length)
         runner.config.check_adaptation()
+        head = runner.config.adaptation_head_init
+        if unknown_label and is_mean_pooling(self.model) and head not in NORMALIZED_HEAD_INITS:
+            raise ConfigError(
+                f"unknown_label on a mean-pooling model needs a head fitted on normalised "
+                f"features ({', '.join(NORMALIZED_HEAD_INITS)}), so that its threshold reads "
+                f"the same whatever the padding; adapt_head_init {head!r} is not one. Choose "
+                "one of those heads, or drop unknown_label."
+            )
         reject = (unknown_label, max_in_scope_loss, unknown) if unknown_label else None
         return runner._fit_classifier(source, names, nameless, merge_lora, reject)
 
@@ -625,4 +634,25 @@ def _warn_truncation(collator: EpisodeCollator, texts, pairs) -> None:
             f"{over} of {len(texts)} texts are longer than max_length={collator.max_length} "
             "tokens and were truncated.",
             stacklevel=3,
+        )
+
+
+def _warn_unreadable_names(tokenizer, names: Sequence[str]) -> None:
+    """Label names the tokenizer reads mostly as its unknown token say nothing to the
+    encoder: where names take part (0-shot classes, label_names), say so."""
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if unknown is None:
+        return
+    unreadable = []
+    for name in names:
+        ids = tokenizer(label_name_text(name), add_special_tokens=False)["input_ids"]
+        if ids and sum(i == unknown for i in ids) / len(ids) > 0.5:
+            unreadable.append(name)
+    if unreadable:
+        shown = ", ".join(repr(n) for n in unreadable[:5])
+        warnings.warn(
+            f"adapt: the tokenizer reads the label name(s) {shown} mostly as its unknown "
+            f"token ({tokenizer.unk_token}): these names tell the encoder nothing. Give "
+            "those classes examples, or name them in words of the model's language.",
+            stacklevel=4,
         )
