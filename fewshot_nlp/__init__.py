@@ -1,6 +1,7 @@
 """fewshot-nlp: few-shot text classification by meta-learning, for Hugging Face models."""
 
 from .errors import ConfigError, DataError, FewShotError, ModelError, TrainingError
+from .lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -30,13 +31,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module 'fewshot_nlp' has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
     "MAML",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import interrupts
 from .errors import ConfigError, DataError, FewShotError, TrainingError
+from .lazy import lazy_attributes
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +27,7 @@ _REEXPORTED = {
 }
 
 
-def __getattr__(name: str):
-    if name in _REEXPORTED:
-        import importlib
-
-        return getattr(importlib.import_module(_REEXPORTED[name], __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__package__, _REEXPORTED)
 
 
 def resolve_model_path(name: str) -> str:

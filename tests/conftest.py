@@ -113,3 +113,46 @@ def tiny_meta_args(output_dir, **overrides):
         use_cpu=True,
     )
     return MetaTrainingArguments(**{**values, **overrides})
+
+
+# Two examples of three topics: what the tests that adapt, export and predict share.
+FEW = [(f"example {i} of topic {c} words", f"topic_{c}") for c in range(3) for i in range(2)]
+
+
+@pytest.fixture(scope="module")
+def meta_model(tmp_path_factory, tokenizer):
+    """A saved (not meta-trained further) fewshot-nlp run: what `adapt` reads."""
+    from fewshot_nlp.meta.maml import MAML
+    from fewshot_nlp.meta.model import FewShotModel
+
+    folder = tmp_path_factory.mktemp("meta") / "meta"
+    FewShotModel(MAML(tiny_model()), tokenizer, max_length=16).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    """``FEW`` as a JSON-lines training file."""
+    import json
+
+    path = tmp_path_factory.mktemp("data") / "few.jsonl"
+    path.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in FEW) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, tokenizer):
+    """A tiny classifier adapted to ``FEW`` and exported."""
+    from fewshot_nlp.adapt import adapt
+    from fewshot_nlp.export import export
+
+    out = tmp_path_factory.mktemp("clf") / "clf"
+    return export(adapt(tiny_model(), FEW, tokenizer=tokenizer), tokenizer, out)
+
+
+def tiny_meta_train_argv(base, data_dir, output_dir, max_steps: int = 2) -> list[str]:
+    """`fewshot-nlp meta-train` of a tiny saved model on trec: 3-way 1-shot, short texts."""
+    argv = ["meta-train", "--model_name_or_path", str(base), "--data_dir", str(data_dir)]
+    argv += ["--train_datasets", "trec", "--output_dir", str(output_dir)]
+    argv += ["--max_steps", str(max_steps), "--n_way", "3", "--k_shot", "1", "--q_query", "1"]
+    return argv + ["--max_length", "16", "--use_cpu", "true"]

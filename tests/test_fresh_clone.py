@@ -16,36 +16,16 @@ from fewshot_nlp.adapt import adapt
 from fewshot_nlp.cli import main as cli_main
 from fewshot_nlp.errors import DataError
 from fewshot_nlp.export import export
-from fewshot_nlp.meta.maml import MAML
 from fewshot_nlp.meta.model import FewShotModel
 
-from .conftest import tiny_model
+from .conftest import FEW, tiny_meta_train_argv, tiny_model
 
-FEW = [
+# Texts longer than a few tokens, so that max_length changes what the encoder reads.
+LONG = [
     (f"example number {i} of the topic {c} with several more words after it", f"topic_{c}")
     for c in range(3)
     for i in range(3)
 ]
-
-
-@pytest.fixture(scope="module")
-def meta_model(tmp_path_factory, tokenizer):
-    folder = tmp_path_factory.mktemp("meta") / "meta"
-    FewShotModel(MAML(tiny_model()), tokenizer, max_length=16).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "few.jsonl"
-    path.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in FEW) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory, tokenizer):
-    out = tmp_path_factory.mktemp("clf") / "clf"
-    return export(adapt(tiny_model(), FEW, tokenizer=tokenizer), tokenizer, out)
 
 
 def head_of(model) -> torch.Tensor:
@@ -165,16 +145,16 @@ def test_adapt_max_length_applies_to_its_own_call_only(meta_model):
     """``adapt(max_length=N)`` set the new length on the loaded model instead of on the
     call's copy: the call used the old length, and the next call the new one."""
     alone = {
-        n: head_of(FewShotModel.from_pretrained(meta_model).adapt(FEW, max_length=n))
+        n: head_of(FewShotModel.from_pretrained(meta_model).adapt(LONG, max_length=n))
         for n in (4, 64)
     }
     assert not torch.allclose(alone[4], alone[64])  # the length matters for these texts
     run = FewShotModel.from_pretrained(meta_model)
     own = run.collator.max_length
-    assert torch.allclose(head_of(run.adapt(FEW, max_length=4)), alone[4])
-    assert torch.allclose(head_of(run.adapt(FEW, max_length=64)), alone[64])
+    assert torch.allclose(head_of(run.adapt(LONG, max_length=4)), alone[4])
+    assert torch.allclose(head_of(run.adapt(LONG, max_length=64)), alone[64])
     assert run.collator.max_length == own  # the loaded run keeps its own
-    assert torch.allclose(head_of(run.adapt(FEW)), head_of(run.adapt(FEW, max_length=own)))
+    assert torch.allclose(head_of(run.adapt(LONG)), head_of(run.adapt(LONG, max_length=own)))
 
 
 # ---------------------------------------------------------------- 3. no local paths published
@@ -235,10 +215,7 @@ def test_resume_from_damaged_checkpoints_is_a_clear_error(data_dir, tmp_path, ca
 
     AutoTokenizer.from_pretrained(tokenizer_files).save_pretrained(base)
     out = tmp_path / "run"
-    argv = ["meta-train", "--model_name_or_path", str(base), "--data_dir", str(data_dir)]
-    argv += ["--train_datasets", "trec", "--output_dir", str(out), "--max_steps", "2"]
-    argv += ["--n_way", "3", "--k_shot", "1", "--q_query", "1", "--max_length", "16"]
-    argv += ["--save_steps", "1", "--use_cpu", "true"]
+    argv = [*tiny_meta_train_argv(base, data_dir, out), "--save_steps", "1"]
     assert cli_main(argv) == 0
     for weights in out.glob("checkpoint-*/model.safetensors"):
         weights.write_bytes(b"torn")
@@ -524,7 +501,7 @@ def test_label_values_follow_one_rule(tmp_path):
 
 def test_label_names_the_tokenizer_cannot_read_are_named(meta_model):
     with pytest.warns(UserWarning, match="mostly as its unknown token"):
-        adapt(str(meta_model), FEW[:6], labels=["topic_0", "topic_1", "ⰀⰁⰂ"])
+        adapt(str(meta_model), FEW[:4], labels=["topic_0", "topic_1", "ⰀⰁⰂ"])
 
 
 def test_growing_with_an_exports_own_examples_does_not_count_them_twice(classifier):

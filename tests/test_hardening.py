@@ -19,7 +19,7 @@ from fewshot_nlp.evaluation import write_results
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.trainer import MetaTrainer
 
-from .conftest import tiny_meta_args, tiny_model
+from .conftest import tiny_meta_args, tiny_meta_train_argv, tiny_model
 
 FEW = [(f"example {i} of topic {c} words", f"topic_{c}") for c in range(3) for i in range(2)]
 
@@ -199,10 +199,7 @@ def test_interrupted_meta_train_says_so_and_exits_130(tmp_path, tokenizer, data_
 
     monkeypatch.setattr(MetaTrainer, "_loop", interrupted_loop)
     out = tmp_path / "run"
-    argv = ["meta-train", "--model_name_or_path", str(base), "--data_dir", str(data_dir)]
-    argv += ["--train_datasets", "trec", "--output_dir", str(out), "--max_steps", "5"]
-    argv += ["--n_way", "3", "--k_shot", "1", "--q_query", "1", "--max_length", "16"]
-    argv += ["--save_steps", "0", "--use_cpu", "true"]
+    argv = [*tiny_meta_train_argv(base, data_dir, out, max_steps=5), "--save_steps", "0"]
     assert cli_main(argv) == 130
 
 

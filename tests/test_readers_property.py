@@ -74,11 +74,12 @@ def test_read_texts_from_any_file_is_a_result_or_a_data_error(tmp_path, parts, s
 
 @pytest.mark.parametrize("label", [None, 1.5, True])
 def test_odd_label_values(tmp_path, label):
-    """Missing labels are an error; other scalars become their text (with ints, a warning)."""
+    """Missing labels are an error; other scalars become their text (JSON's spelling for
+    true/false; with ints, a warning)."""
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"text": "a", "label": label}) + "\n")
     if label is None:
         with pytest.raises(DataError, match="missing labels"):
             TaskSource.from_files(path)
     else:
-        assert TaskSource.from_files(path).label_names == [str(label)]
+        assert TaskSource.from_files(path).label_names == [{True: "true"}.get(label, str(label))]

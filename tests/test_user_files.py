@@ -6,7 +6,6 @@ that says what to do.
 """
 
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -27,9 +26,7 @@ from fewshot_nlp.meta.maml import MAML
 from fewshot_nlp.meta.model import FewShotModel
 from fewshot_nlp.paths import WRITTEN_FILE, atomic_file
 
-from .conftest import tiny_model
-
-FEW = [(f"example {i} of topic {c} words", f"topic_{c}") for c in range(3) for i in range(2)]
+from .conftest import FEW, tiny_model
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -39,27 +36,6 @@ def snapshot(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
-
-
-@pytest.fixture(scope="module")
-def meta_model(tmp_path_factory, tokenizer):
-    """A saved (not meta-trained further) fewshot-nlp run: what `adapt` reads."""
-    folder = tmp_path_factory.mktemp("meta") / "meta"
-    FewShotModel(MAML(tiny_model()), tokenizer, max_length=16).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def train_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "few.jsonl"
-    path.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in FEW) + "\n")
-    return path
-
-
-@pytest.fixture(scope="module")
-def classifier(tmp_path_factory, tokenizer):
-    out = tmp_path_factory.mktemp("clf") / "clf"
-    return export(adapt(tiny_model(), FEW, tokenizer=tokenizer), tokenizer, out)
 
 
 # ---------------------------------------------------------------- 1. meta-train output_dir

@@ -318,8 +318,10 @@ def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
     # in the JSON strings predict writes.
     lines = [line.removesuffix("\r") for line in content.split("\n")]
     suffix = path.suffix.lower()
-    if suffix == ".txt":  # one text per line, blank ones too: output row i is line i
-        return lines[:-1] if lines and lines[-1] == "" else lines
+    if suffix == ".txt":  # one text per line, blank ones too (row i is line i); blank
+        while lines and not lines[-1].strip():  # lines at the end are the file's end
+            lines.pop()
+        return lines
     if suffix == ".csv":
         # The csv module reads the whole file: a quoted field may span lines.
         reader = csv.DictReader(io.StringIO(content, newline=""))

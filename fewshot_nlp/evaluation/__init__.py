@@ -5,6 +5,8 @@
 Names are imported on first use, so that the CLI's argument classes can read the method
 registry without loading the runner and the protocols (and what they import)."""
 
+from ..lazy import lazy_attributes
+
 _LAZY = {
     **dict.fromkeys(
         (
@@ -26,12 +28,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module 'fewshot_nlp.evaluation' has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)

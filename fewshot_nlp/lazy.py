@@ -1,0 +1,18 @@
+"""Names a package exports but imports on first use, so that ``import fewshot_nlp`` (and the
+command line, which installs its signal handlers first) loads no torch."""
+
+from __future__ import annotations
+
+import importlib
+
+
+def lazy_attributes(package: str, where: dict[str, str]):
+    """A module ``__getattr__`` that imports ``name`` from ``where[name]`` (a module relative
+    to ``package``) when it is first asked for."""
+
+    def __getattr__(name: str):
+        if name in where:
+            return getattr(importlib.import_module(where[name], package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
