@@ -540,3 +540,17 @@ def mean_pooling_tokenizer(tokenizer):
     tok = copy.deepcopy(tokenizer)
     tok.model_input_names = ["input_ids", "attention_mask"]
     return tok
+
+
+# ---------------------------------------------------------------- 9. the label-name rule
+def test_a_plain_checkpoint_adapts_with_its_label_names(tokenizer):
+    """``auto`` dropped names where they help most (1 shot; BENCHMARKS "Label-name rule"):
+    a plain checkpoint now always adds them, and says so in its record."""
+    from fewshot_nlp.meta.config import MAMLConfig, plain_checkpoint_config
+    from fewshot_nlp.model_card import AdaptationRecord
+
+    assert MAMLConfig().label_names == "always"
+    assert plain_checkpoint_config(tiny_model()).label_names == "always"
+    one_shot = [FEW[0], FEW[2], FEW[4]]
+    record = AdaptationRecord.of(adapt(tiny_model(), one_shot, tokenizer=tokenizer))
+    assert record.label_names_used

@@ -58,11 +58,13 @@ class MAMLConfig:
         metadata={"help": "C of the 'logreg' head (as in scikit-learn); 1/lambda of 'ridge'."},
     )
     label_names: LabelNames = field(
-        default="auto",
+        default="always",
         metadata={
             "help": "Use each label's name (card_arrival -> 'card arrival') as one more support "
-            "example of its class: 'always', 'never', or 'auto' (meta-training: always; adapt: "
-            "only when the names alone classify the support examples clearly above chance)."
+            "example of its class: 'always' (the default, best on held-out sets at 1 and 5 "
+            "shots: BENCHMARKS.md, 'Label-name rule'), 'never', or 'auto' (at adapt time only "
+            "when the names alone classify the support examples clearly above chance; "
+            "meta-training always uses them)."
         },
     )
     label_name_weight: float = field(

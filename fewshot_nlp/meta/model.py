@@ -495,7 +495,7 @@ class FewShotModel:
             raise ConfigError(
                 f"{len(nameless)} class(es) have no examples ({', '.join(nameless[:3])}), so "
                 "their names are all there is: label_names='never' cannot classify them. Give "
-                "them examples, or use label_names 'auto'."
+                "them examples, or use label_names 'always'."
             )
         if nameless and self.config.label_names == "never":
             label_names = "auto"  # the run never used names, but these classes have nothing else

@@ -21,7 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import bench_parser  # noqa: E402
+from common import bench_parser, publish  # noqa: E402
+
+START, END = "<!-- label-names:start -->", "<!-- label-names:end -->"
 
 RULES = ("auto", "always", "never")
 # (name in the table, dataset, split, fold, part): held-out data, never a test file.
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--k_shot", type=int, nargs="+", default=[0, 1, 5])
     parser.add_argument("--pooling", nargs="+", default=list(POOLINGS), choices=POOLINGS)
     parser.add_argument("--targets", nargs="+", default=None, help="Row names to run.")
+    parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
     args = parser.parse_args()
 
     from fewshot_nlp.data.sources import TaskSource
@@ -106,13 +109,16 @@ def main() -> None:
                     with out.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(row) + "\n")
                     print(json.dumps(row), flush=True)
-    print(table(out))
+    publish(START + "\n" + table(out) + "\n" + END, args.benchmarks_file, START, END)
 
 
 def table(path: Path) -> str:
     """Accuracy of each rule, paired episodes; 0-shot once (names are all it has)."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     lines = [
+        "Accuracy (%) of the plain MiniLM's adaptation, mean ± 95 % CI over the episodes "
+        "(paired: the same episodes for every rule).",
+        "",
         "| pooling | target | way | shots | auto | always | never |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -132,10 +138,11 @@ def table(path: Path) -> str:
             cells.append(f"{100 * hit[0]['accuracy']:.2f} ± {100 * hit[0]['ci95']:.2f}")
             means.setdefault((pooling, k, rule), []).append(hit[0]["accuracy"])
         lines.append(f"| {pooling} | {target} | {way} | {k} | " + " | ".join(cells) + " |")
+    lines.append("")
     for (pooling, k, rule), values in sorted(means.items()):
         if k:
             lines.append(
-                f"mean {pooling} {k}-shot {rule}: {100 * sum(values) / len(values):.2f} "
+                f"- mean {pooling} {k}-shot {rule}: {100 * sum(values) / len(values):.2f} "
                 f"over {len(values)} targets"
             )
     return "\n".join(lines)
