@@ -21,7 +21,9 @@ _LAZY = {
     "find_head": ".modeling",
     "MetaTrainer": ".meta.trainer",
     "MetaTrainingArguments": ".meta.arguments",
-    "adapt": ".adapt",
+    "adapt": ".classifier",
+    "grow": ".classifier",
+    "AdaptationArguments": ".classifier",
     "export": ".export",
     "FewShotModel": ".meta.model",
     "MethodRunner": ".evaluation",
@@ -34,12 +36,14 @@ _LAZY = {
 __getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = [
+    "AdaptationArguments",
     "MAML",
     "FewShotModel",
     "MethodRunner",
     "MetaTrainer",
     "MetaTrainingArguments",
     "adapt",
+    "grow",
     "evaluate_episodes",
     "evaluate_fixed",
     "export",

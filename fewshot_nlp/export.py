@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+from .classifier.record import AdaptationRecord
 from .errors import ConfigError, FewShotError
 from .hub import check_push_to_hub, push_folder_to_hub
 from .model_card import model_card
@@ -47,7 +48,11 @@ def export(
     reads = [source] if source and Path(source).is_dir() else []
     memory = None if keep_adapter else getattr(model, "fewshot_nlp_classes", None)
     card = model_card(
-        model, eval_results=eval_results, keep_adapter=keep_adapter, class_memory=memory
+        model,
+        record=AdaptationRecord.of(model),
+        eval_results=eval_results,
+        keep_adapter=keep_adapter,
+        class_memory=memory,
     )
     reserved_here = not is_reserved(output_dir)
     output_dir = check_output_dir(

@@ -1,86 +1,14 @@
-"""Model cards as data: what an adaptation (or growth) did, as a record that travels in the
-classifier's config, and the card data rendered through one template (as setfit does)."""
+"""Model cards as data (as setfit does): the card's data filled from what happened (a run's
+``fewshot_nlp.json``, a classifier's adaptation record) and rendered through one template."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 TEMPLATE = Path(__file__).with_name("model_card_template.md")
-CONFIG_KEY = "fewshot_nlp_adaptation"  # in config.json, so the record survives export/load
-
-
-@dataclass
-class AdaptationRecord:
-    """What made a classifier: its adaptation (or its growth from an export), the meta-model
-    it came from, and its rejection label. Saved in ``config.json`` (``fewshot_nlp_adaptation``)."""
-
-    classes: int
-    examples: int
-    adapt_head_init: str
-    label_names_used: bool = False
-    inner_steps: int | None = None
-    inner_learning_rate: float | None = None
-    adapt_scope: str | None = None
-    adapt_step_candidates: list[int] | None = None
-    cv_accuracy: dict[int, float] | None = None
-    cv_fallback: str | None = None
-    label_name_accuracy: float | None = None
-    support_loss_before: float | None = None
-    zero_shot_classes: list[str] = field(default_factory=list)
-    zero_shot_note: str | None = None
-    meta_trained: bool = False
-    meta_training: dict | None = None
-    base_model: str | None = None
-    base_encoder: str | None = None
-    rejection: dict | None = None
-    grown_from: str | None = None
-    added_labels: list[str] = field(default_factory=list)
-    removed_labels: list[str] = field(default_factory=list)
-    more_examples: list[str] = field(default_factory=list)
-
-    def attach(self, model) -> None:
-        """Store the record in ``model.config`` (written with it, ignored by transformers).
-        Local paths are recorded as a Hub id or a folder name: the config is published."""
-        setattr(model.config, CONFIG_KEY, public_paths(dataclasses.asdict(self)))
-
-    @classmethod
-    def of(cls, model) -> AdaptationRecord | None:
-        """The record a classifier carries (also after export and reload), or None."""
-        values = getattr(getattr(model, "config", None), CONFIG_KEY, None)
-        if not values:
-            return None
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        if values.get("cv_accuracy"):  # JSON keys are strings
-            values["cv_accuracy"] = {int(k): v for k, v in values["cv_accuracy"].items()}
-        return cls(**values)
-
-
-def public_paths(value):
-    """``value`` with every local path in it (as a string) replaced by what may be
-    published: the Hub id of the packaged MiniLM, else the folder's own name."""
-    from .hub import hub_model_id
-
-    if isinstance(value, dict):
-        return {k: public_paths(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [public_paths(v) for v in value]
-    if isinstance(value, str) and _is_local_path(value):
-        return hub_model_id(value) or Path(value).name
-    return value
-
-
-def _is_local_path(text: str) -> bool:
-    if "\n" in text or len(text) > 4096:
-        return False
-    path = Path(text).expanduser()
-    return (
-        path.is_absolute() or text.startswith(("./", "../", "~")) or ("/" in text and path.exists())
-    )
 
 
 class FewShotModelCardData(ModelCardData):
@@ -93,7 +21,7 @@ class FewShotModelCardData(ModelCardData):
         self,
         *,
         kind: str,
-        record: AdaptationRecord | None = None,
+        record=None,
         labels: list[str] | None = None,
         memory: dict | None = None,
         keep_adapter: bool = False,
@@ -121,15 +49,16 @@ class FewShotModelCardData(ModelCardData):
 def model_card(
     model,
     *,
+    record=None,
     eval_results: dict | None = None,
     datasets: list[str] | None = None,
     keep_adapter: bool = False,
     class_memory=None,
 ) -> str:
-    """README.md of an adapted classifier, from the record it carries."""
+    """README.md of an adapted classifier, from the record it carries
+    (``classifier.AdaptationRecord``; None for a classifier fewshot-nlp did not adapt)."""
     from .hub import hub_model_id
 
-    record = AdaptationRecord.of(model)
     meta_training = (record.meta_training if record else None) or {}
     base = hub_model_id(record and (record.base_encoder or record.base_model))
     sources = [s["name"] for s in meta_training.get("sources", [])]

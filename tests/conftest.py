@@ -143,7 +143,7 @@ def train_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def classifier(tmp_path_factory, tokenizer):
     """A tiny classifier adapted to ``FEW`` and exported."""
-    from fewshot_nlp.adapt import adapt
+    from fewshot_nlp.classifier import adapt
     from fewshot_nlp.export import export
 
     out = tmp_path_factory.mktemp("clf") / "clf"

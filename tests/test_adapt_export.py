@@ -8,10 +8,10 @@ import torch
 import yaml
 
 from fewshot_nlp import ConfigError, DataError, TaskSource
-from fewshot_nlp.adapt import adapt
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.classifier.record import AdaptationRecord
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.trainer import MetaTrainer
-from fewshot_nlp.model_card import AdaptationRecord
 
 from .conftest import tiny_meta_args, tiny_model
 
@@ -102,7 +102,9 @@ def test_adaptation_record_survives_export_and_reload(meta_run, tokenizer, tmp_p
     out = export(model, tokenizer, tmp_path / "clf")
     loaded = AutoModelForSequenceClassification.from_pretrained(out)
     assert AdaptationRecord.of(loaded) == record
-    card = model_card(loaded, class_memory=model.fewshot_nlp_classes)
+    card = model_card(
+        loaded, record=AdaptationRecord.of(loaded), class_memory=model.fewshot_nlp_classes
+    )
     assert card == (out / "README.md").read_text()
     assert AdaptationRecord.of(AutoModelForSequenceClassification.from_pretrained(meta_run)) is None
 
@@ -168,7 +170,7 @@ def test_push_without_token_reports_failure(meta_run, tokenizer, tmp_path, monke
 
 
 def test_cli_adapt_and_predict(meta_run, tmp_path, capsys):
-    from fewshot_nlp.cli import main
+    from fewshot_nlp.commands import main
 
     data = tmp_path / "few.jsonl"
     data.write_text("\n".join(json.dumps({"utterance": t, "intent": y}) for t, y in few_shot(3)))
@@ -388,7 +390,7 @@ def test_keep_adapter_is_unmerged_and_matches_the_merged_export(lora_meta_run, t
 
 
 def test_keep_adapter_bad_inputs(meta_run, lora_meta_run, tokenizer, tmp_path):
-    from fewshot_nlp.cli import main
+    from fewshot_nlp.commands import main
 
     with pytest.raises(ConfigError, match="needs an unmerged LoRA model"):
         export(adapt(str(meta_run), few_shot(2)), tokenizer, tmp_path / "a", keep_adapter=True)
@@ -402,7 +404,7 @@ def test_keep_adapter_bad_inputs(meta_run, lora_meta_run, tokenizer, tmp_path):
 
 
 def test_cli_keep_adapter_then_predict(lora_meta_run, tmp_path, capsys):
-    from fewshot_nlp.cli import main
+    from fewshot_nlp.commands import main
 
     data = tmp_path / "few.jsonl"
     data.write_text("\n".join(json.dumps({"text": t, "label": y}) for t, y in few_shot(3)))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fewshot_nlp import ConfigError, TaskSource
-from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.commands import main as cli_main
 from fewshot_nlp.evaluation import (
     METHOD_REGISTRY,
     MethodRunner,
@@ -335,7 +335,7 @@ def test_baselines_default_to_the_base_encoder(tmp_path, tokenizer, toy_source, 
     model = tiny_model()
     model.save_pretrained(base)
     tokenizer.save_pretrained(base)
-    from fewshot_nlp.cli import load_classifier
+    from fewshot_nlp.modeling.pretrained import load_classifier
 
     start, _ = load_classifier(str(base), "eager")
     sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
@@ -402,7 +402,9 @@ def test_fewshot_model_load_options_and_unchanged_run(tiny_run, toy_source):
     assert run.meta_trained and run.path == tiny_run
     before = {n: p.clone() for n, p in run.model.state_dict().items()}
     pairs = list(zip(toy_source.texts, toy_source.labels))
-    first, second = run.adapt(pairs), run.adapt(pairs)  # adapting twice: the same classifier
+    from fewshot_nlp import adapt
+
+    first, second = adapt(run, pairs), adapt(run, pairs)  # adapting twice: the same classifier
     for name, value in first.state_dict().items():
         assert torch.equal(value, second.state_dict()[name]), name
     for name, value in run.model.state_dict().items():
@@ -434,7 +436,7 @@ def test_maml_base_is_the_runs_adaptation_on_its_starting_encoder(tmp_path, toke
     from dataclasses import replace
 
     from fewshot_nlp import FewShotModel
-    from fewshot_nlp.cli import load_classifier
+    from fewshot_nlp.modeling.pretrained import load_classifier
 
     start = tmp_path / "start"
     tiny_model().save_pretrained(start)
@@ -530,7 +532,8 @@ def test_methods_head_inits_and_scopes_come_from_registries(tiny_run, toy_source
     registered by a user runs in the paired protocol like the built-in ones."""
     from dataclasses import fields
 
-    from fewshot_nlp.cli_arguments import AdaptationArguments, EvaluateArguments
+    from fewshot_nlp.classifier.arguments import AdaptationArguments
+    from fewshot_nlp.commands.arguments import EvaluateArguments
     from fewshot_nlp.evaluation import register_method
     from fewshot_nlp.meta.config import MAMLConfig
     from fewshot_nlp.modeling.head import HEAD_INIT_REGISTRY

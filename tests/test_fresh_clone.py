@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from fewshot_nlp import interrupts
-from fewshot_nlp.adapt import adapt
-from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.commands import main as cli_main
 from fewshot_nlp.errors import DataError
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.model import FewShotModel
@@ -26,6 +26,12 @@ LONG = [
     for c in range(3)
     for i in range(3)
 ]
+
+
+def length(n: int):
+    from fewshot_nlp import AdaptationArguments
+
+    return AdaptationArguments(max_length=n)
 
 
 def head_of(model) -> torch.Tensor:
@@ -91,7 +97,7 @@ def test_an_interrupt_turned_into_another_error_is_reported_as_an_interrupt(
 ):
     """Libraries that catch broad exceptions while reading turned Ctrl-C into "Could not
     read ...: maximum recursion depth exceeded"; the command must say it was interrupted."""
-    import fewshot_nlp.adapt as adapt_module
+    import fewshot_nlp.classifier.adaptation as adapt_module
 
     def reading_interrupted(*args, **kwargs):
         try:
@@ -111,10 +117,10 @@ def test_an_interrupt_turned_into_another_error_is_reported_as_an_interrupt(
 
 def test_the_command_line_installs_its_handlers_before_loading_torch():
     """Ctrl-C in the first moments was swallowed while torch loaded: ``import
-    fewshot_nlp.cli`` (what the console script runs first) must load none of the heavy
+    fewshot_nlp.commands`` (what the console script runs first) must load none of the heavy
     libraries, so that ``main`` installs the handlers at once."""
     code = (
-        "import sys, fewshot_nlp.cli; "
+        "import sys, fewshot_nlp.commands; "
         "print(sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -124,7 +130,7 @@ def test_the_command_line_installs_its_handlers_before_loading_torch():
 @pytest.mark.parametrize("delay", [0.15, 0.4, 1.0])
 def test_ctrl_c_while_loading_ends_as_interrupted(meta_model, train_file, tmp_path, delay):
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "fewshot_nlp.cli", "adapt", "--model", str(meta_model)]
+    command = [sys.executable, "-m", "fewshot_nlp.commands", "adapt", "--model", str(meta_model)]
     command += ["--train_file", str(train_file), "--output_dir", str(out)]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -145,16 +151,16 @@ def test_adapt_max_length_applies_to_its_own_call_only(meta_model):
     """``adapt(max_length=N)`` set the new length on the loaded model instead of on the
     call's copy: the call used the old length, and the next call the new one."""
     alone = {
-        n: head_of(FewShotModel.from_pretrained(meta_model).adapt(LONG, max_length=n))
+        n: head_of(adapt(FewShotModel.from_pretrained(meta_model), LONG, length(n)))
         for n in (4, 64)
     }
     assert not torch.allclose(alone[4], alone[64])  # the length matters for these texts
     run = FewShotModel.from_pretrained(meta_model)
     own = run.collator.max_length
-    assert torch.allclose(head_of(run.adapt(LONG, max_length=4)), alone[4])
-    assert torch.allclose(head_of(run.adapt(LONG, max_length=64)), alone[64])
+    assert torch.allclose(head_of(adapt(run, LONG, length(4))), alone[4])
+    assert torch.allclose(head_of(adapt(run, LONG, length(64))), alone[64])
     assert run.collator.max_length == own  # the loaded run keeps its own
-    assert torch.allclose(head_of(run.adapt(LONG)), head_of(run.adapt(LONG, max_length=own)))
+    assert torch.allclose(head_of(adapt(run, LONG)), head_of(adapt(run, LONG, length(own))))
 
 
 # ---------------------------------------------------------------- 3. no local paths published
@@ -316,7 +322,7 @@ def test_commands_print_no_third_party_progress_or_load_reports(meta_model, trai
     runs[1] += ["--output_file", str(tmp_path / "p.jsonl")]
     for argv in runs:
         done = subprocess.run(
-            [sys.executable, "-m", "fewshot_nlp.cli", *argv],
+            [sys.executable, "-m", "fewshot_nlp.commands", *argv],
             capture_output=True,
             text=True,
             env=env,
@@ -363,7 +369,7 @@ def test_a_head_that_ignores_the_examples_needs_inner_steps(meta_model, head):
 
 # ---------------------------------------------------------------- 13. growing keeps the rule
 def test_growing_keeps_a_threshold_chosen_on_out_of_scope_examples(tokenizer, tmp_path):
-    from fewshot_nlp.model_card import AdaptationRecord
+    from fewshot_nlp.classifier.record import AdaptationRecord
 
     outside = [f"something unrelated number {i} about the weather" for i in range(6)]
     first = adapt(
@@ -392,7 +398,7 @@ def test_labels_equal_but_for_case_spaces_or_underscores(meta_model, classifier)
 # ---------------------------------------------------------------- 15. two writers
 def _cli(*argv) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fewshot_nlp.cli", *map(str, argv)],
+        [sys.executable, "-m", "fewshot_nlp.commands", *map(str, argv)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -505,7 +511,7 @@ def test_label_names_the_tokenizer_cannot_read_are_named(meta_model):
 
 
 def test_growing_with_an_exports_own_examples_does_not_count_them_twice(classifier):
-    from fewshot_nlp.meta.class_memory import ClassMemory
+    from fewshot_nlp.classifier.class_memory import ClassMemory
 
     before = int((~ClassMemory.load(classifier).is_name).sum())
     with pytest.warns(UserWarning, match="3 of 4 examples are already in the classifier"):
@@ -518,7 +524,7 @@ def test_the_rejection_label_can_be_removed(tokenizer, tmp_path):
     out = export(first, tokenizer, tmp_path / "clf")
     plain = adapt(str(out), None, remove_labels=["none_of_these"])
     assert list(plain.config.id2label.values()) == ["topic_0", "topic_1", "topic_2"]
-    from fewshot_nlp.model_card import AdaptationRecord
+    from fewshot_nlp.classifier.record import AdaptationRecord
 
     record = AdaptationRecord.of(plain)
     assert record.rejection is None and record.removed_labels == ["none_of_these"]
@@ -546,8 +552,8 @@ def mean_pooling_tokenizer(tokenizer):
 def test_a_plain_checkpoint_adapts_with_its_label_names(tokenizer):
     """``auto`` dropped names where they help most (1 shot; BENCHMARKS "Label-name rule"):
     a plain checkpoint now always adds them, and says so in its record."""
+    from fewshot_nlp.classifier.record import AdaptationRecord
     from fewshot_nlp.meta.config import MAMLConfig, plain_checkpoint_config
-    from fewshot_nlp.model_card import AdaptationRecord
 
     assert MAMLConfig().label_names == "always"
     assert plain_checkpoint_config(tiny_model()).label_names == "always"

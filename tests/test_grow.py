@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from fewshot_nlp import ConfigError
-from fewshot_nlp.adapt import adapt
-from fewshot_nlp.cli import main
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.classifier.class_memory import CLASS_MEMORY_FILE, ClassMemory
+from fewshot_nlp.classifier.record import AdaptationRecord
+from fewshot_nlp.commands import main
 from fewshot_nlp.errors import DataError, ModelError
 from fewshot_nlp.export import export
-from fewshot_nlp.meta.class_memory import CLASS_MEMORY_FILE, ClassMemory
-from fewshot_nlp.model_card import AdaptationRecord
 from fewshot_nlp.modeling.pooling import mean_pooling_classifier
 
 from .conftest import tiny_model
@@ -112,7 +112,7 @@ def test_rejection_label_is_refitted_and_stays_last(tokenizer, tmp_path):
         (lambda p: adapt(p, NEW, remove_labels=["travel"]), ConfigError, "no such label"),
         (lambda p: adapt(p), ConfigError, "Nothing to change"),
         (lambda p: adapt(p, NEW, inner_steps=2), ConfigError, "exported classifier"),
-        (lambda p: adapt(p, labels=["travel"]), ConfigError, "without examples cannot"),
+        (lambda p: adapt(p, labels=["travel"]), ConfigError, "a label list without examples"),
     ],
 )
 def test_bad_changes_are_refused_and_nothing_changes(tokenizer, tmp_path, call, error, match):

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from fewshot_nlp import ConfigError, DataError, TaskSource
-from fewshot_nlp.adapt import adapt
-from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.commands import main as cli_main
 from fewshot_nlp.data.episodes import EpisodeSampler
 from fewshot_nlp.errors import TrainingError
 from fewshot_nlp.evaluation import write_results

@@ -5,14 +5,13 @@ import json
 import pytest
 import torch
 
-from fewshot_nlp import ConfigError, TaskSource
-from fewshot_nlp.adapt import adapt
+from fewshot_nlp import TaskSource
+from fewshot_nlp.classifier import adapt
 from fewshot_nlp.errors import ModelError
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.maml import MAML
 from fewshot_nlp.meta.trainer import MetaTrainer
-from fewshot_nlp.meta.warmup import mean_pooled
-from fewshot_nlp.modeling.pooling import mean_pooling_classifier
+from fewshot_nlp.modeling.pooling import mean_pooled, mean_pooling_classifier
 
 from .conftest import tiny_meta_args, tiny_model
 
@@ -132,10 +131,3 @@ def test_mean_pooling_run_adapts_and_exports_for_pipeline(mean_lora_run, tmp_pat
         got = torch.tensor([scores[model.config.id2label[i]] for i in range(3)])
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
     assert torch.equal(padded.argmax(-1), ours.argmax(-1))
-
-
-def test_feature_warmup_on_a_mean_pooling_model_is_refused(tokenizer, data_dir, tmp_path):
-    args = tiny_meta_args(tmp_path / "run", feature_warmup_steps=2)
-    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
-    with pytest.raises(ConfigError, match="already reads the mean"):
-        MetaTrainer(tiny_model("bert-mean"), args, sources, tokenizer=tokenizer)

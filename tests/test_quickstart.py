@@ -2,7 +2,7 @@
 
 import json
 
-from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.commands import main as cli_main
 
 from .conftest import tiny_model
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fewshot_nlp import DataError
-from fewshot_nlp.adapt import adapt
+from fewshot_nlp.classifier import adapt
 from fewshot_nlp.data.sources import read_texts
 
 from .conftest import tiny_model
@@ -76,7 +76,7 @@ def test_predict_batches_by_length_with_the_scores_of_one_at_a_time(tokenizer, t
     each text the score it gets alone, and the file keeps the input order."""
     from transformers import pipeline
 
-    from fewshot_nlp.cli import main as cli_main
+    from fewshot_nlp.commands import main as cli_main
     from fewshot_nlp.export import export
     from fewshot_nlp.predict import classify_texts
 
@@ -105,7 +105,7 @@ def test_predict_batches_by_length_with_the_scores_of_one_at_a_time(tokenizer, t
 
 def test_remote_code_is_refused_before_anything_runs(tmp_path, tokenizer, capsys):
     """A folder whose config maps classes to its own files: no prompt, no code run, a flag."""
-    from fewshot_nlp.cli import main as cli_main
+    from fewshot_nlp.commands import main as cli_main
     from fewshot_nlp.export import export
 
     few = [(f"example {i} of topic {c} words", f"topic_{c}") for c in range(2) for i in range(2)]
@@ -128,7 +128,7 @@ def test_remote_code_is_refused_before_anything_runs(tmp_path, tokenizer, capsys
 
 
 def _help_text(capsys, command: str) -> str:
-    from fewshot_nlp.cli import main as cli_main
+    from fewshot_nlp.commands import main as cli_main
 
     with pytest.raises(SystemExit):
         cli_main([command, "--help"])

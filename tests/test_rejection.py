@@ -9,23 +9,24 @@ import pytest
 import torch
 
 from fewshot_nlp import ConfigError
-from fewshot_nlp.adapt import adapt, as_task_source
-from fewshot_nlp.cli import main
-from fewshot_nlp.errors import DataError
-from fewshot_nlp.export import export
-from fewshot_nlp.meta.config import plain_checkpoint_config
-from fewshot_nlp.meta.maml import MAML
-from fewshot_nlp.meta.model import FewShotModel
-from fewshot_nlp.meta.rejection import (
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.classifier.record import AdaptationRecord
+from fewshot_nlp.classifier.rejection import (
     choose_threshold,
     expected_calibration_error,
     fit_temperature,
 )
+from fewshot_nlp.commands import main
+from fewshot_nlp.data.sources import as_task_source
+from fewshot_nlp.errors import DataError
+from fewshot_nlp.evaluation.out_of_scope import evaluate_out_of_scope
+from fewshot_nlp.export import export
+from fewshot_nlp.meta.config import plain_checkpoint_config
+from fewshot_nlp.meta.maml import MAML
+from fewshot_nlp.meta.model import FewShotModel
 from fewshot_nlp.metrics import auroc, out_of_scope_metric
-from fewshot_nlp.model_card import AdaptationRecord
 from fewshot_nlp.modeling.pooling import mean_pooling_classifier
 from fewshot_nlp.modeling.rejection import add_rejection_output
-from fewshot_nlp.out_of_scope import evaluate_out_of_scope
 
 from .conftest import tiny_model
 
@@ -235,7 +236,7 @@ def test_cli_refuses_bad_rejection_flags_before_writing(tmp_path, minilm_path, c
         str(out),
     ]
     for extra, match in (
-        (["--unknown_file", str(train)], "needs --unknown_label"),
+        (["--unknown_file", str(train)], "give unknown_label too"),
         (["--unknown_label", "none", "--unknown_file", str(tmp_path / "nope.txt")], "no such"),
         (["--unknown_label", "none", "--max_in_scope_loss", "-1"], "0 <= x < 100"),
         (["--unknown_label", "music", "--labels", "music", "weather"], "already one"),

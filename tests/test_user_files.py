@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fewshot_nlp import ConfigError
-from fewshot_nlp.adapt import adapt
-from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.commands import main as cli_main
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.maml import MAML
 from fewshot_nlp.meta.model import FewShotModel
@@ -208,7 +208,7 @@ def test_sigterm_during_predict_leaves_no_file_behind(classifier, tmp_path):
     texts = tmp_path / "in.txt"
     texts.write_text("\n".join(f"text number {i} about something" for i in range(40_000)))
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "fewshot_nlp.cli", "predict", "--model", str(classifier)]
+    command = [sys.executable, "-m", "fewshot_nlp.commands", "predict", "--model", str(classifier)]
     command += ["--input_file", str(texts), "--output_file", str(out), "--batch_size", "8"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -258,12 +258,13 @@ def test_adapt_refuses_bad_settings_before_loading(
 def test_non_finite_adapted_weights_are_never_exported(tokenizer):
     import torch
 
+    from fewshot_nlp.classifier.adaptation import adapted_copy
     from fewshot_nlp.errors import TrainingError
 
     run = FewShotModel(MAML(tiny_model()), tokenizer)
     fast = {"head.weight": torch.full((2, 16), float("nan")), "head.bias": torch.zeros(2)}
     with pytest.raises(TrainingError, match="non-finite weights"):
-        run.classifier(fast, ["a", "b"])
+        adapted_copy(run, fast, ["a", "b"])
 
 
 # ---------------------------------------------------------------- 6-10. checked first
@@ -312,7 +313,7 @@ def test_push_problems_are_found_before_adapting(
 ):
     import huggingface_hub.constants
 
-    import fewshot_nlp.adapt as adapt_module
+    import fewshot_nlp.classifier.adaptation as adapt_module
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(adapt_module, "training_source", lambda *a, **k: pytest.fail("adapted"))

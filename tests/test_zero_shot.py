@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from fewshot_nlp import ConfigError, DataError, TaskSource
-from fewshot_nlp.adapt import adapt
-from fewshot_nlp.cli import main as cli_main
+from fewshot_nlp.classifier import adapt
+from fewshot_nlp.classifier.record import AdaptationRecord
+from fewshot_nlp.commands import main as cli_main
 from fewshot_nlp.data.episodes import EpisodeSampler
 from fewshot_nlp.evaluation import evaluate_episodes
 from fewshot_nlp.export import export
-from fewshot_nlp.model_card import AdaptationRecord
 
 from .conftest import tiny_model
 
@@ -57,7 +57,7 @@ def test_a_class_without_examples_joins_by_its_name(minilm_mean):
     model, tokenizer = minilm_mean
     run = FewShotModel(MAML(model, plain_checkpoint_config(model)), tokenizer)
     few = [(t, y) for y in LABELS[:2] for t in TEXTS[y]]
-    clf = run.adapt(few, labels=LABELS)
+    clf = adapt(run, few, labels=LABELS)
     assert list(clf.config.id2label.values()) == LABELS
     record = AdaptationRecord.of(clf)
     assert record.zero_shot_classes == ["cooking recipe"] and record.examples == 4

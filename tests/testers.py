@@ -8,7 +8,15 @@ import copy
 import pytest
 import torch
 
-from fewshot_nlp import MAML, FewShotModel, MAMLConfig, apply_lora, default_lora_config
+from fewshot_nlp import (
+    MAML,
+    AdaptationArguments,
+    FewShotModel,
+    MAMLConfig,
+    adapt,
+    apply_lora,
+    default_lora_config,
+)
 from fewshot_nlp.export import export
 from fewshot_nlp.meta.maml import HEAD_BIAS, HEAD_WEIGHT
 
@@ -111,7 +119,7 @@ class FewShotCommonTester:
         if inner_steps == 0:  # the encoder is unchanged: the queries read its frozen features
             assert set(fast) == {HEAD_WEIGHT, HEAD_BIAS}
         expected = run.episode_logits(texts, labels, 3, QUERIES, label_names=None)
-        classifier = run.adapt(FEW_SHOT, label_names="never")
+        classifier = adapt(run, FEW_SHOT, AdaptationArguments(label_names="never"))
         folder = export(classifier, tokenizer, tmp_path / "clf")
         loaded = AutoModelForSequenceClassification.from_pretrained(folder).double().eval()
         assert loaded.config.id2label == {0: "travel", 1: "money", 2: "music"}

@@ -91,6 +91,21 @@ def check_methods(methods: Sequence[str], k_shots: Sequence[int] = ()) -> None:
         )
 
 
+def parse_episode_caps(max_episodes: Sequence[str] | None) -> dict[str, int]:
+    """``METHOD=N`` pairs (``--max_episodes finetune=100``) as caps, checked against the
+    methods there are."""
+    caps = {}
+    for item in max_episodes or []:
+        name, _, value = item.partition("=")
+        if name.strip() not in METHOD_REGISTRY or not value.strip().isdigit():
+            raise ConfigError(
+                f"--max_episodes {item!r}: give METHOD=N pairs, e.g. finetune=100 (methods: "
+                f"{', '.join(METHOD_REGISTRY)})."
+            )
+        caps[name.strip()] = int(value)
+    return caps
+
+
 def register_method(cls):
     """Class decorator: one instance per name, in the order registered."""
     method = cls()

@@ -96,18 +96,6 @@ class MetaTrainingArguments(MAMLConfig):
         "adapt() then adapts only the head of the merged model.",
         default=False,
     )
-    feature_warmup_steps: int = help_field(
-        "Before meta-training, fit the pooler and distil the encoder's mean-pooled embedding "
-        "into the head's input for this many steps (0: off). See fewshot_nlp.meta.warmup.",
-        default=0,
-    )
-    feature_warmup_learning_rate: float = help_field("Feature warm-up learning rate.", default=2e-5)
-    anchor_weight: float = help_field(
-        "Keep the encoder near where it started: add this weight times the mean squared "
-        "distance between the query texts' L2-normalised features and those of the starting "
-        "encoder to the outer loss (0: off). Guards the domains meta-training does not see.",
-        default=0.0,
-    )
     weight_interpolation: float = help_field(
         "The saved meta-model is start + this * (trained - start), tensor by tensor (WiSE-FT; "
         "LoRA: the adapters' update scaled): 1 keeps all of meta-training, 0 the encoder it "
@@ -150,8 +138,6 @@ class MetaTrainingArguments(MAMLConfig):
         if isinstance(self.report_to, str):
             self.report_to = [self.report_to]
         self.parsed_n_way()
-        if not self.anchor_weight >= 0:
-            raise ConfigError(f"anchor_weight must be >= 0, got {self.anchor_weight}.")
         if not 0.0 <= self.weight_interpolation <= 1.0:
             raise ConfigError(
                 f"weight_interpolation must be in [0, 1], got {self.weight_interpolation}."

@@ -50,7 +50,6 @@ class EpisodeOutput:
     loss: torch.Tensor
     metrics: dict[str, float] = field(default_factory=dict)
     fast_weights: dict[str, torch.Tensor] | None = None
-    query_features: torch.Tensor | None = None  # what the outer loss read (for an anchor)
 
 
 class MAML(nn.Module):
@@ -286,7 +285,7 @@ class MAML(nn.Module):
         )
         if detailed_metrics:
             metrics.update(self._detailed_metrics(batch, fast))
-        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast, query_features=q_feats)
+        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
 
     def can_batch(self, batches: list[EpisodeBatch]) -> bool:
         """Whether ``forward_tasks`` can run these episodes together: one shape, an encoder
@@ -343,7 +342,7 @@ class MAML(nn.Module):
                 for t, b in enumerate(batches)
             ]
             metrics.update({k: sum(m[k] for m in each) / tasks for k in each[0]})
-        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast, query_features=q_feats)
+        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
 
     @torch.no_grad()
     def _detailed_metrics(self, batch: EpisodeBatch, fast: dict) -> dict[str, float]:

@@ -8,21 +8,16 @@ import torch
 
 from ..errors import TrainingError
 from .maml import MAML
-from .run_start import anchor_loss
 
 
-def group_loss(maml: MAML, anchor: MAML | None, args, group, together: bool, detailed: bool):
-    """The query loss of a group of episodes (``together``: in one batched forward), plus the
-    anchor penalty; its metrics. A non-finite loss raises ``TrainingError``."""
+def group_loss(maml: MAML, group, together: bool, detailed: bool):
+    """The query loss of a group of episodes (``together``: in one batched forward) and its
+    metrics. A non-finite loss raises ``TrainingError``."""
     if together:
         out = maml.forward_tasks(group, detailed_metrics=detailed)
     else:
         out = maml(group[0], detailed_metrics=detailed)
     loss = out.loss
-    if anchor is not None:
-        distance = anchor_loss(anchor, group, out)
-        out.metrics["anchor_distance"] = distance.item()
-        loss = loss + args.anchor_weight * distance
     if not torch.isfinite(loss):
         raise TrainingError(f"Non-finite query loss on {group[0].source!r}.")
     return loss, out.metrics

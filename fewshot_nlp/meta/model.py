@@ -1,16 +1,16 @@
-"""`FewShotModel`: a meta-trained run as one object: load, save, adapt, classify.
+"""`FewShotModel`: a meta-trained run as one object: load, save, interpolate, features,
+adapted weights and episode scores.
 
 Shaped like peft's ``PeftModel``: ``from_pretrained(folder)`` / ``save_pretrained(folder)``.
-``adapt``, the trainer's evaluation, ``evaluate`` and the CLI all go through it, so a run is
-loaded, adapted and scored one way everywhere.
+The trainer's evaluation, ``evaluate`` and ``classifier.adapt`` all go through it, so a run
+is loaded, adapted and scored one way everywhere. Turning adapted weights into a classifier
+(labels, rejection, class memory, record) is the ``classifier`` wing's job, not this one's.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from pathlib import Path
@@ -20,19 +20,12 @@ import torch
 
 from ..data.collate import EpisodeCollator
 from ..data.labels import label_name_text
-from ..data.sources import training_source
-from ..errors import ConfigError, DataError, TrainingError
-from ..model_card import AdaptationRecord
-from ..modeling.head import NORMALIZED_HEAD_INITS, set_head
+from ..errors import ConfigError
 from ..modeling.lora import is_peft
-from ..modeling.normalized_pooling import normalize_pooled_features
-from ..modeling.pooling import is_mean_pooling
-from ..modeling.rejection import add_rejection_output
-from .class_memory import class_memory_for
+from ..modeling.pooling import mean_pooled
 from .config import MAMLConfig, plain_checkpoint_config
 from .inner_loop import StartFeatures
 from .maml import HEAD_BIAS, HEAD_WEIGHT, MAML
-from .rejection import RejectionFit, check_rejection_options, fit_on_support, rejection_examples
 from .saving import (
     BASE_MODEL_DIR,
     load_inner_lrs,
@@ -43,7 +36,6 @@ from .saving import (
 DEFAULT_SUPPORT_BATCH = 64
 DEFAULT_MAX_LENGTH = 128
 QUERY_BATCH = 128
-MIN_MAX_LENGTH = 3
 
 
 class FewShotModel:
@@ -81,10 +73,12 @@ class FewShotModel:
         cache_features: bool = False,
         trust_remote_code: bool = False,
         torch_dtype=None,
+        tokenizer=None,
         **config_changes,
     ) -> FewShotModel:
         """Load a run; keyword arguments named like ``MAMLConfig`` fields override its
-        recorded adaptation (as ``from_pretrained(path, num_labels=...)`` does a config)."""
+        recorded adaptation (as ``from_pretrained(path, num_labels=...)`` does a config).
+        ``tokenizer``: use this one instead of the folder's."""
         known = {f.name for f in fields(MAMLConfig)}
         unknown = sorted(set(config_changes) - known)
         if unknown:
@@ -92,7 +86,7 @@ class FewShotModel:
                 f"FewShotModel.from_pretrained got unknown settings {unknown}; the adaptation "
                 f"settings are the MAMLConfig fields: {sorted(known)}."
             )
-        model, tokenizer, config, info = load_meta_model(
+        model, saved_tokenizer, config, info = load_meta_model(
             path, trust_remote_code=trust_remote_code, torch_dtype=torch_dtype
         )
         config = config or plain_checkpoint_config(model)
@@ -104,7 +98,7 @@ class FewShotModel:
         load_inner_lrs(maml, path)
         return cls(
             maml,
-            tokenizer,
+            tokenizer if tokenizer is not None else saved_tokenizer,
             max_length=max_length or info.get("max_length") or DEFAULT_MAX_LENGTH,
             info=info,
             cache_features=cache_features,
@@ -144,6 +138,17 @@ class FewShotModel:
         if same_reading and self._cache is not None:
             view._cache = self._cache
         return view
+
+    def with_max_length(self, max_length: int) -> FewShotModel:
+        """The same run reading texts up to ``max_length`` tokens (a new object)."""
+        return self._view(self.maml, max_length=max_length)
+
+    @classmethod
+    def reading(cls, model, like: FewShotModel) -> FewShotModel:
+        """``model`` (an exported classifier, say) read as ``like`` reads texts: its head
+        inputs are the features an export computes."""
+        maml = MAML(model, plain_checkpoint_config(model))
+        return cls(maml, like.tokenizer, max_length=like.collator.max_length)
 
     def without_meta_training(self) -> FewShotModel:
         """This run's own adaptation on the encoder it started from (its step 0): what
@@ -337,322 +342,8 @@ class FewShotModel:
     def _mean_pooled(self, inputs) -> torch.Tensor:
         model = self.model
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        hidden = base.base_model(**inputs).last_hidden_state
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return mean_pooled(base.base_model, inputs)
 
     def predict(self, *args, **kwargs) -> np.ndarray:
         """Predicted class ids of the query texts (arguments as ``episode_logits``)."""
         return self.episode_logits(*args, **kwargs).argmax(-1).cpu().numpy()
-
-    # ---------------------------------------------------------------- a classifier
-    def adapt(
-        self,
-        train_data=None,
-        *,
-        labels: Sequence[str] | None = None,
-        text_column: str = "text",
-        label_column: str = "label",
-        text_pair_column: str | None = None,
-        inner_steps: int | None = None,
-        inner_learning_rate: float | None = None,
-        max_length: int | None = None,
-        support_batch_size: int | None = None,
-        merge_lora: bool = True,
-        adapt_head_init: str | None = None,
-        adapt_step_candidates: list[int] | None = None,
-        label_names: str | None = None,
-        unknown_label: str | None = None,
-        unknown_data=None,
-        max_in_scope_loss: float | None = None,
-    ):
-        """Adapt to ``train_data``'s classes; returns a ``PreTrainedModel`` with their names.
-
-        ``train_data``: a Dataset, file path(s) or (text, label) pairs; ``labels``: the classes
-        in order, those without examples classified by their names alone (0-shot).
-        ``adapt_head_init``, ``adapt_step_candidates`` (``[0, 1, 3]``: inner steps by k-fold
-        on the support; ``inner_steps`` fixes them), ``inner_learning_rate``,
-        ``support_batch_size`` and ``label_names`` ('auto', 'always', 'never') override the
-        recorded adaptation; they are spelled as in ``MAMLConfig``. ``unknown_label``: one
-        more label, predicted when no class fits (threshold and temperature by k-fold on the
-        support, rejecting at most ``max_in_scope_loss`` points of held-out accuracy,
-        default 3; or separating ``unknown_data``, texts of no class, from the held-out
-        support).
-        """
-        check_adapt_options(
-            inner_steps=inner_steps,
-            inner_learning_rate=inner_learning_rate,
-            max_length=max_length,
-            support_batch_size=support_batch_size,
-        )
-        check_rejection_options(unknown_label, max_in_scope_loss, unknown_data=unknown_data)
-        source, names = training_source(
-            train_data,
-            text_column=text_column,
-            label_column=label_column,
-            text_pair_column=text_pair_column,
-            labels=labels,
-        )
-        unknown = rejection_examples(
-            unknown_label,
-            max_in_scope_loss,
-            unknown_data,
-            names,
-            source,
-            text_column,
-            label_column,
-        )
-        if self.tokenizer is None:
-            raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
-        nameless, label_names = self._nameless_classes(names, source, label_names)
-        _warn_unreadable_names(self.tokenizer, names)
-        changes = _adaptation_changes(
-            support_batch_size=support_batch_size,
-            inner_steps=inner_steps,
-            adapt_step_candidates=adapt_step_candidates,
-            adapt_head_init=adapt_head_init,
-            label_names=label_names,
-            inner_learning_rate=inner_learning_rate,
-        )
-        runner = self._runner(changes, max_length)
-        runner.config.check_adaptation()
-        head = runner.config.adaptation_head_init
-        if unknown_label and is_mean_pooling(self.model) and head not in NORMALIZED_HEAD_INITS:
-            raise ConfigError(
-                f"unknown_label on a mean-pooling model needs a head fitted on normalised "
-                f"features ({', '.join(NORMALIZED_HEAD_INITS)}), so that its threshold reads "
-                f"the same whatever the padding; adapt_head_init {head!r} is not one. Choose "
-                "one of those heads, or drop unknown_label."
-            )
-        reject = (unknown_label, max_in_scope_loss, unknown) if unknown_label else None
-        return runner._fit_classifier(source, names, nameless, merge_lora, reject)
-
-    def _fit_classifier(self, source, names, nameless, merge_lora: bool, reject):
-        """Adapt on ``source`` (or the names alone), then package the classifier: rejection
-        label (``reject``: label, loss budget, out-of-scope texts), record, class memory."""
-        texts = source.texts if source is not None else []
-        pairs = source.text_pairs if source is not None else None
-        if texts:
-            _warn_truncation(self.collator, texts, pairs)
-        ids = {name: i for i, name in enumerate(names)}
-        label_ids = [ids[y] for y in (source.labels if source is not None else [])]
-        fast, metrics = self.adapt_weights(
-            texts,
-            label_ids,
-            len(names),
-            pairs=pairs,
-            label_names=names,
-            source="train_data",
-        )
-        if metrics.get("cv_fallback"):
-            warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=3)
-        note = self._names_note(nameless)
-        if note:
-            warnings.warn(f"adapt: {note}", stacklevel=3)
-        classifier = self.classifier(fast, names, merge_lora=merge_lora)
-        record = self._adaptation_record(
-            metrics, classes=len(names), examples=len(texts), nameless=nameless, note=note
-        )
-        rejection = None
-        if reject is not None:
-            rejection = self._reject(classifier, metrics, texts, label_ids, names, *reject)
-            record.rejection = rejection.to_dict()
-        record.attach(classifier)
-        if not is_peft(classifier):  # an unmerged adapter's export cannot grow
-            # a head-only adaptation without a rejection layer reads as this model does
-            same_encoder = set(fast) <= {HEAD_WEIGHT, HEAD_BIAS} and rejection is None
-            reader = self
-            if not same_encoder:
-                maml = MAML(classifier, plain_checkpoint_config(classifier))
-                reader = FewShotModel(maml, self.tokenizer, max_length=self.collator.max_length)
-            classifier.fewshot_nlp_classes = class_memory_for(
-                reader,
-                self.config,
-                classifier,
-                texts,
-                pairs,
-                label_ids,
-                names,
-                metrics,
-                rejection,
-                unknown=reject[2] if reject is not None else None,
-            )
-        return classifier
-
-    def _runner(self, changes: dict, max_length: int | None) -> FewShotModel:
-        """This model under one call's settings: a new object, never ``self`` changed."""
-        runner = self.with_config(**changes) if changes else self
-        if max_length is not None and max_length != runner.collator.max_length:
-            runner = runner._view(runner.maml, max_length=max_length)
-        return runner
-
-    def _nameless_classes(self, names, source, label_names):
-        """The classes without examples (classified by their names alone) and the
-        ``label_names`` setting that can classify them."""
-        have = set(source.label_index) if source is not None else set()
-        nameless = [n for n in names if n not in have]
-        if nameless and label_names == "never":
-            raise ConfigError(
-                f"{len(nameless)} class(es) have no examples ({', '.join(nameless[:3])}), so "
-                "their names are all there is: label_names='never' cannot classify them. Give "
-                "them examples, or use label_names 'always'."
-            )
-        if nameless and self.config.label_names == "never":
-            label_names = "auto"  # the run never used names, but these classes have nothing else
-        return nameless, label_names
-
-    def _reject(
-        self, classifier, metrics, texts, label_ids, names, label, loss, unknown
-    ) -> RejectionFit:
-        """Give ``classifier`` its rejection label. A mean-pooling export with a normalised
-        head is first made to read the normalised embedding (``normalized_pooling``), so the
-        threshold reads what the head was fitted on, not the feature's norm."""
-        head = self.maml.episode_head(self.config.adaptation_head_init)
-        normalized = is_mean_pooling(classifier) and head.normalized and not is_peft(classifier)
-        if normalized:
-            weight = classifier.get_submodule(self.maml.head_name).weight.detach()
-            features = self.features(texts or [label_name_text(n) for n in names])
-            normalize_pooled_features(classifier, weight * metrics["feature_norm"], features)
-        fit = fit_on_support(
-            self,
-            classifier,
-            metrics,
-            texts,
-            label_ids,
-            names,
-            label=label,
-            max_in_scope_loss=loss,
-            unknown=unknown,
-            normalized=normalized,
-        )
-        probe = self.encode((texts or [label_name_text(n) for n in names])[:16])
-        probe.pop("token_type_ids", None)
-        add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)
-        return fit
-
-    def _names_note(self, nameless: list[str]) -> str | None:
-        """What a 0-shot class is scored by, when the names were never meta-trained."""
-        trained_names = self.meta_trained and self.config.label_names != "never"
-        if not nameless or trained_names:
-            return None
-        return (
-            f"{len(nameless)} class(es) have no examples and this model's label names were "
-            "never meta-trained: they are classified by the base encoder's similarity to "
-            "their names (label-name cosine)."
-        )
-
-    def _adaptation_record(self, metrics: dict, **what) -> AdaptationRecord:
-        """What the adaptation did, for the model card."""
-        config, info = self.config, self.info
-        return AdaptationRecord(
-            classes=what["classes"],
-            examples=what["examples"],
-            zero_shot_classes=what["nameless"],
-            zero_shot_note=what["note"],
-            inner_steps=metrics["inner_steps"],
-            inner_learning_rate=config.inner_learning_rate,
-            adapt_scope=config.adapt_scope,
-            adapt_head_init=config.adaptation_head_init,
-            adapt_step_candidates=config.adapt_step_candidates,
-            cv_accuracy=metrics.get("cv_accuracy"),
-            cv_fallback=metrics.get("cv_fallback"),
-            label_names_used=bool(metrics.get("label_names_used")),
-            label_name_accuracy=metrics.get("label_name_accuracy"),
-            support_loss_before=metrics.get("support_loss_before"),
-            meta_trained=self.meta_trained,
-            meta_training=info.get("meta_training"),
-            base_model=info.get("base_model"),
-            base_encoder=self.base_encoder or self.path,
-        )
-
-    def classifier(
-        self, fast: dict[str, torch.Tensor], label_names: Sequence[str], *, merge_lora=True
-    ):
-        """A copy of the model holding the adapted weights and a head named by the labels."""
-        bad = [name for name, value in fast.items() if not torch.isfinite(value).all()]
-        if bad:
-            raise TrainingError(
-                f"Adaptation produced non-finite weights ({', '.join(bad[:3])}): nothing was "
-                "exported. Lower the inner learning rate or the steps, or check the examples."
-            )
-        classifier = copy.deepcopy(self.model)
-        params = dict(classifier.named_parameters())
-        with torch.no_grad():
-            for name in self.maml.fast_names:
-                if name in fast:  # after 0 steps only the head is adapted
-                    params[name].copy_(fast[name])
-        if hasattr(classifier, "peft_config") and merge_lora:
-            classifier = classifier.merge_and_unload()
-        set_head(
-            classifier, self.maml.head_name, fast[HEAD_WEIGHT], fast[HEAD_BIAS], list(label_names)
-        )
-        return classifier.eval()
-
-
-def _adaptation_changes(**given) -> dict:
-    """``adapt``'s settings (``MAMLConfig``'s names) as changes of the recorded config. A
-    fixed ``inner_steps`` ends the step choice by cross-validation, and a fixed
-    ``inner_learning_rate`` any learned per-tensor rates."""
-    changes = {k: v for k, v in given.items() if v is not None}
-    if "adapt_step_candidates" in changes:
-        changes["adapt_step_candidates"] = list(changes["adapt_step_candidates"])
-    elif "inner_steps" in changes:
-        changes["adapt_step_candidates"] = None
-    if "inner_learning_rate" in changes:
-        changes["learn_inner_lr"] = "none"
-    return changes
-
-
-def check_adapt_options(
-    *,
-    inner_steps: int | None = None,
-    inner_learning_rate: float | None = None,
-    max_length: int | None = None,
-    support_batch_size: int | None = None,
-) -> None:
-    """Adaptation settings checked before anything is loaded (a NaN learning rate would
-    otherwise export a head of NaNs)."""
-    if inner_steps is not None and inner_steps < 0:
-        raise ConfigError(f"inner_steps must be >= 0, got {inner_steps}.")
-    rate = inner_learning_rate
-    if rate is not None and not (math.isfinite(rate) and rate > 0):
-        raise ConfigError(f"inner_learning_rate must be a finite number > 0, got {rate}.")
-    if max_length is not None and max_length < MIN_MAX_LENGTH:
-        raise ConfigError(
-            f"max_length must be >= {MIN_MAX_LENGTH} (the special tokens plus at least one "
-            f"word), got {max_length}."
-        )
-    if support_batch_size is not None and support_batch_size < 1:
-        raise ConfigError(f"support_batch_size must be >= 1, got {support_batch_size}.")
-
-
-def _warn_truncation(collator: EpisodeCollator, texts, pairs) -> None:
-    lengths = collator.tokenizer(texts, pairs, truncation=False)["input_ids"]
-    over = sum(len(ids) > collator.max_length for ids in lengths)
-    if over:
-        warnings.warn(
-            f"{over} of {len(texts)} texts are longer than max_length={collator.max_length} "
-            "tokens and were truncated.",
-            stacklevel=3,
-        )
-
-
-def _warn_unreadable_names(tokenizer, names: Sequence[str]) -> None:
-    """Label names the tokenizer reads mostly as its unknown token say nothing to the
-    encoder: where names take part (0-shot classes, label_names), say so."""
-    unknown = getattr(tokenizer, "unk_token_id", None)
-    if unknown is None:
-        return
-    unreadable = []
-    for name in names:
-        ids = tokenizer(label_name_text(name), add_special_tokens=False)["input_ids"]
-        if ids and sum(i == unknown for i in ids) / len(ids) > 0.5:
-            unreadable.append(name)
-    if unreadable:
-        shown = ", ".join(repr(n) for n in unreadable[:5])
-        warnings.warn(
-            f"adapt: the tokenizer reads the label name(s) {shown} mostly as its unknown "
-            f"token ({tokenizer.unk_token}): these names tell the encoder nothing. Give "
-            "those classes examples, or name them in words of the model's language.",
-            stacklevel=4,
-        )

@@ -18,7 +18,6 @@ META_FILE = "fewshot_nlp.json"
 INNER_LRS_FILE = "inner_lrs.safetensors"
 FORMAT_VERSION = 1
 BASE_MODEL_DIR = "base_model"  # a LoRA run's starting encoder, when no name can load it
-WARMED_BASE_DIR = "warmed_base"  # a LoRA run's encoder after the feature warm-up
 
 
 def save_meta_model(
@@ -140,7 +139,7 @@ def load_meta_model(path: str | Path, *, trust_remote_code: bool = False, torch_
 
 
 def _resolve_base(path: Path, recorded: str) -> str:
-    """The adapter's base; a warmed-up base is found beside the run even if it moved."""
+    """The adapter's base; a base kept in the run is found beside it even if it moved."""
     if not recorded:
         raise ModelError(
             f"The LoRA adapter in {path} records no base model (base_model_name_or_path is "

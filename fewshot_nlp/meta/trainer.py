@@ -39,10 +39,9 @@ from .run_start import (
     check_interpolation_start,
     check_sources,
     flat_config,
-    frozen_anchor,
     keep_start,
     make_accelerator,
-    warm_up_run,
+    start_folder,
 )
 from .saving import load_inner_lrs, load_model_weights
 from .validation import run_info, validation_stats
@@ -84,10 +83,10 @@ class MetaTrainer:
             start_over=args.overwrite_output_dir and not args.resume_from_checkpoint,
         )
         self._writing = self.run_folder.writing
-        self.warmup_metrics = warm_up_run(args, self.accelerator, model, tokenizer, train_sources)
-        base_dir = keep_start(args, self.accelerator, model, tokenizer, self._writing)
-        check_interpolation_start(args, base_dir or self.base_encoder)
-        self.anchor = frozen_anchor(args, model, self.accelerator.device)
+        # Where the run keeps its starting encoder (written by train(), not here).
+        self._start_dir = base_dir = start_folder(args, model)
+        if base_dir is None:  # else the run keeps its start itself
+            check_interpolation_start(args, self.base_encoder)
         if args.adapt_scope == "lora":
             model = apply_lora(model, lora_config)
             if base_dir is not None:
@@ -157,6 +156,8 @@ class MetaTrainer:
     # ------------------------------------------------------------------ training
     def train(self) -> TrainerState:
         args = self.args
+        if self._start_dir is not None and not args.resume_from_checkpoint:
+            keep_start(self._start_dir, self.model, self.tokenizer, self.accelerator, self._writing)
         if args.resume_from_checkpoint:
             self._resume_from(args.resume_from_checkpoint)
         if self.accelerator.trackers == [] and any(r != "none" for r in args.report_to):
@@ -260,9 +261,7 @@ class MetaTrainer:
                 share = len(group) / (local * args.gradient_accumulation_steps)
                 try:
                     with acc.autocast():
-                        loss, metrics = group_loss(
-                            self.maml, self.anchor, args, group, together, detailed
-                        )
+                        loss, metrics = group_loss(self.maml, group, together, detailed)
                     (loss * share).backward()
                 except TrainingError as error:
                     failed = str(error)

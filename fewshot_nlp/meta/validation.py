@@ -106,5 +106,4 @@ def run_info(trainer) -> dict:
         "validation": validation_record(
             trainer.args, trainer.eval_sources, trainer.state.log_history
         ),
-        "feature_warmup": trainer.warmup_metrics,
     }

@@ -20,6 +20,7 @@ The result is saved, loaded and served by plain transformers (``pipeline`` inclu
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..errors import ModelError
@@ -149,3 +150,11 @@ def _without_token_types(tokenizer):
         tokenizer.model_input_names = list(MODEL_INPUT_NAMES)
         tokenizer.init_kwargs["model_input_names"] = list(MODEL_INPUT_NAMES)
     return tokenizer
+
+
+def mean_pooled(encoder, inputs: dict) -> torch.Tensor:
+    """The mean of ``encoder``'s last hidden states over the real tokens: the sentence
+    embedding (all-MiniLM-L6-v2's) that ``pooling="mean"`` puts the head on."""
+    hidden = encoder(**inputs).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

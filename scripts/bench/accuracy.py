@@ -292,8 +292,8 @@ def time_adapt(target: str, data_dir: str, run: Path, results: Results) -> None:
     key = f"{target}/adapt_seconds"
     if key in results or target == "reuters":
         return
-    from fewshot_nlp.adapt import adapt
-    from fewshot_nlp.model_card import AdaptationRecord
+    from fewshot_nlp.classifier import adapt
+    from fewshot_nlp.classifier.record import AdaptationRecord
 
     train, _ = fixed_split(target, 5, data_dir)
     start = time.perf_counter()

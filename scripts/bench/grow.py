@@ -40,7 +40,7 @@ def run_dataset(name: str, args, work: Path) -> dict:
     from transformers import AutoTokenizer
 
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.adapt import adapt
+    from fewshot_nlp.classifier import adapt
     from fewshot_nlp.export import export
 
     root = Path(args.data_dir) / name
@@ -90,7 +90,7 @@ def add_ten_seconds(args, work: Path) -> dict:
     from transformers import AutoTokenizer
 
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.adapt import adapt
+    from fewshot_nlp.classifier import adapt
     from fewshot_nlp.export import export
 
     root = Path(args.data_dir) / "clinc150"

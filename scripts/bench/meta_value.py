@@ -119,10 +119,6 @@ RECIPES = {
         load_best_model_at_end=True,
         save_total_limit=1,
     ),
-    # names0-full, kept near the starting encoder (anchor): does it spare reuters?
-    "names0-anchor": dict(
-        NAMES, adapt_scope="full", learning_rate=1e-5, k_shot=0, max_steps=400, anchor_weight=10.0
-    ),
     # 1-shot episodes whose outer loss goes through a differentiable ridge head fitted on the
     # support and the label names (a convex head, as adapt's logistic regression is)
     "names-ridge": dict(

@@ -32,7 +32,7 @@ def texts_for(data_dir: str, count: int) -> list[str]:
 
 
 def make_classifier(data_dir: str, folder: Path) -> None:
-    from fewshot_nlp.adapt import adapt
+    from fewshot_nlp.classifier import adapt
     from fewshot_nlp.export import export
     from fewshot_nlp.modeling.pretrained import load_classifier
 

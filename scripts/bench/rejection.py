@@ -29,7 +29,7 @@ def run(args) -> list[dict]:
     from fewshot_nlp import TaskSource
     from fewshot_nlp.data.sources import read_texts
     from fewshot_nlp.evaluation import MethodRunner
-    from fewshot_nlp.out_of_scope import evaluate_out_of_scope
+    from fewshot_nlp.evaluation.out_of_scope import evaluate_out_of_scope
 
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)

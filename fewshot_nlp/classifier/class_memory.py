@@ -113,7 +113,7 @@ def is_exported_classifier(path: str | Path) -> bool:
     """A classifier fewshot-nlp adapted (its config carries the adaptation record, or the
     folder its class memory), not a meta-trained run or a checkpoint of one. Decided by the
     model's own files, so a copy (``save_pretrained``, or files copied by hand) is one too."""
-    from ..model_card import CONFIG_KEY
+    from .record import CONFIG_KEY
 
     folder = Path(path)
     if not folder.is_dir() or (folder / "fewshot_nlp.json").exists():

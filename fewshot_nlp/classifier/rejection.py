@@ -18,10 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.labels import label_key
+from ..data.labels import label_key, label_name_text
 from ..errors import ConfigError, DataError
+from ..modeling.lora import is_peft
+from ..modeling.normalized_pooling import normalize_pooled_features
+from ..modeling.pooling import is_mean_pooling
+from ..modeling.rejection import add_rejection_output
+from .arguments import DEFAULT_MAX_IN_SCOPE_LOSS
 
-DEFAULT_MAX_IN_SCOPE_LOSS = 3.0  # points of held-out in-scope accuracy
 CALIBRATION_BINS = 15
 # Held-out scores come from heads fitted on (folds - 1) / folds of the shots, so they run
 # lower than the final head's: more folds, less of that bias (5 shots: leave one out).
@@ -54,40 +58,19 @@ class RejectionFit:
         return asdict(self)
 
 
-def check_rejection_options(
-    unknown_label: str | None, max_in_scope_loss: float | None, labels=None, unknown_data=None
-) -> None:
-    """Bad settings fail before anything is loaded."""
-    if unknown_data is not None and unknown_label is None:
-        raise ConfigError(
-            "unknown_data are examples of the rejection label: give unknown_label too "
-            "(CLI: --unknown_label NAME with --unknown_file)."
-        )
-    if unknown_label is None:
-        if max_in_scope_loss is not None:
-            raise ConfigError(
-                "max_in_scope_loss sets the rejection threshold: it needs unknown_label "
-                "(CLI: --unknown_label NAME)."
-            )
-        return
-    if not isinstance(unknown_label, str) or not unknown_label.strip():
-        raise ConfigError(f"unknown_label must be a non-blank name, got {unknown_label!r}.")
+def check_rejection_label(unknown_label: str, labels) -> None:
+    """The rejection label must be a new name: not a class, nor a class but for case,
+    spaces or '_' (``label_key``)."""
     same = [str(n) for n in labels or () if label_key(n) == label_key(unknown_label)]
     if same:
         how = (
             "is already one of the classes"
             if unknown_label in same
-            else (f"is the class {same[0]!r} but for case, spaces or '_'")
+            else f"is the class {same[0]!r} but for case, spaces or '_'"
         )
         raise ConfigError(
             f"unknown_label {unknown_label!r} {how}: the rejection label must be a new name "
             "(e.g. 'out_of_scope')."
-        )
-    if max_in_scope_loss is not None and not (
-        math.isfinite(max_in_scope_loss) and 0 <= max_in_scope_loss < 100
-    ):
-        raise ConfigError(
-            f"max_in_scope_loss is in accuracy points, 0 <= x < 100; got {max_in_scope_loss}."
         )
 
 
@@ -106,22 +89,22 @@ def check_rejection_support(label_counts: dict[str, int], unknown_label: str) ->
         )
 
 
-def rejection_examples(
-    unknown_label, max_in_scope_loss, unknown_data, names, source, text_column, label_column
-) -> list[str] | None:
-    """The request checked against the classes; the out-of-scope texts, if any."""
-    check_rejection_options(unknown_label, max_in_scope_loss, names)
-    if unknown_label is not None:
-        have = source.label_index if source is not None else {}
-        check_rejection_support({n: len(have.get(n, ())) for n in names}, unknown_label)
-    if unknown_label is not None and source is not None and source.text_pairs is not None:
+def rejection_examples(args, names, source, text_column, label_column) -> list[str] | None:
+    """The rejection request (``args``: ``AdaptationArguments``) checked against the classes
+    and the examples, before any work; the out-of-scope texts, if any."""
+    if args.unknown_label is None:
+        return None
+    check_rejection_label(args.unknown_label, names)
+    have = source.label_index if source is not None else {}
+    check_rejection_support({n: len(have.get(n, ())) for n in names}, args.unknown_label)
+    if source is not None and source.text_pairs is not None:
         raise ConfigError(
             "unknown_label rejects texts that fit no class; it is not offered for text pairs "
             "(each pair always has one of the labels)."
         )
-    if unknown_data is None:
+    if args.unknown_data is None:
         return None
-    return unknown_texts(unknown_data, names, text_column, label_column)
+    return unknown_texts(args.unknown_data, names, text_column, label_column)
 
 
 def unknown_texts(data, label_names, text_column: str = "text", label_column: str = "label"):
@@ -310,7 +293,7 @@ def fit_on_support(
     held-out logits of a k-fold run at the chosen step count (normalised when the export
     reads normalised features), out-of-scope texts under every fold's weights; without
     folds, nothing: ``check_rejection_support`` refused the request before the work."""
-    from .inner_loop import cross_validated_logits, cv_folds
+    from ..meta.inner_loop import cross_validated_logits, cv_folds
 
     n_way = len(names)
     labels = torch.as_tensor(label_ids, dtype=torch.long, device=model.device)
@@ -339,3 +322,33 @@ def fit_on_support(
         folds=folds,
         unknown_logits=others_at[steps],
     )
+
+
+def attach_rejection(run, classifier, metrics, texts, label_ids, names, args, unknown):
+    """Give ``classifier`` (adapted from ``run``, a ``FewShotModel``) its rejection label.
+    A mean-pooling export with a normalised head is first made to read the normalised
+    embedding (``normalized_pooling``), so the threshold reads what the head was fitted on,
+    not the feature's norm."""
+    head = run.maml.episode_head(run.config.adaptation_head_init)
+    normalized = is_mean_pooling(classifier) and head.normalized and not is_peft(classifier)
+    probe_texts = texts or [label_name_text(n) for n in names]
+    if normalized:
+        weight = classifier.get_submodule(run.maml.head_name).weight.detach()
+        features = run.features(probe_texts)
+        normalize_pooled_features(classifier, weight * metrics["feature_norm"], features)
+    fit = fit_on_support(
+        run,
+        classifier,
+        metrics,
+        texts,
+        label_ids,
+        names,
+        label=args.unknown_label,
+        max_in_scope_loss=args.max_in_scope_loss,
+        unknown=unknown,
+        normalized=normalized,
+    )
+    probe = run.encode(probe_texts[:16])
+    probe.pop("token_type_ids", None)
+    add_rejection_output(classifier, fit.label, fit.threshold, fit.temperature, probe)
+    return fit

@@ -17,22 +17,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.sources import TaskSource
-from .errors import ConfigError
-from .evaluation import MethodRunner, get_method, method_runners
-from .meta.inner_loop import cv_folds, stratified_folds
-from .meta.rejection import (
-    DEFAULT_MAX_IN_SCOPE_LOSS,
+from ..classifier.adaptation import adapt
+from ..classifier.arguments import DEFAULT_MAX_IN_SCOPE_LOSS, AdaptationArguments
+from ..classifier.record import AdaptationRecord
+from ..classifier.rejection import (
     REJECTION_FOLDS,
     check_rejection_support,
     choose_threshold,
     expected_calibration_error,
     unknown_texts,
 )
-from .metrics import out_of_scope_metric
-from .model_card import AdaptationRecord
-from .modeling.head import class_prototypes
-from .modeling.scoring import text_logits
+from ..data.sources import TaskSource
+from ..errors import ConfigError
+from ..meta.inner_loop import cv_folds, stratified_folds
+from ..metrics import out_of_scope_metric
+from ..modeling.head import class_prototypes
+from ..modeling.scoring import text_logits
+from .methods import get_method
+from .runner import MethodRunner, method_runners
 
 OUT_OF_SCOPE_METHODS = ("maml", "maml-base", "logreg", "prototype")
 DEFAULT_OUT_OF_SCOPE_METHODS = ("maml", "logreg", "prototype")
@@ -127,9 +129,10 @@ class Scored:
 def _adapted(runner: MethodRunner, train, texts, label, max_in_scope_loss, unknown) -> Scored:
     """The exported classifier's own outputs (the rejection label is its last one)."""
     model = runner.model
-    classifier = model.adapt(
-        train, unknown_label=label, max_in_scope_loss=max_in_scope_loss, unknown_data=unknown
+    args = AdaptationArguments(
+        unknown_label=label, max_in_scope_loss=max_in_scope_loss, unknown_data=unknown
     )
+    classifier = adapt(model, train, args)
     logits = text_logits(classifier, model.tokenizer, texts, max_length=model.collator.max_length)
     classes = logits[:, :-1]
     predictions = logits.argmax(-1).numpy()
@@ -208,7 +211,7 @@ def _fit(runner: MethodRunner, method: str, features, labels, n_way: int):
     return lambda x: (x @ means.T).double()
 
 
-def format_out_of_scope_table(rows: list[dict]) -> str:
+def format_table(rows: list[dict]) -> str:
     """One line per method: in-scope accuracy (with / without rejection), out-of-scope
     recall and precision, AUROC, FPR at 95 % TPR, calibration error."""
     lines = [

@@ -1,59 +1,14 @@
-"""The arguments of `adapt` and `evaluate`: dataclass fields, so each is a flag (``--x_y`` and
-``--x-y``) and a key of ``--config YAML``, declared once (as `MetaTrainingArguments` are)."""
+"""The commands' own arguments (what to read and where to write): dataclass fields, so each
+is a flag (``--x_y`` and ``--x-y``) and a key of ``--config YAML``, declared once. How the
+classes are fitted is ``classifier.AdaptationArguments``, shared with the Python API."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
-from .argument_parsing import help_field
-from .evaluation.methods import DEFAULT_METHODS, METHODS
-from .meta.config import LabelNames
-from .modeling.head import HEAD_INITS
-
-
-@dataclass
-class AdaptationArguments:
-    """How the new classes are fitted; overrides of what the run recorded."""
-
-    adapt_head_init: str | None = help_field(
-        "Head fitted on the support features (default: the run's adapt_head_init).",
-        default=None,
-        metadata={"choices": HEAD_INITS},
-    )
-    adapt_step_candidates: list[int] | None = help_field(
-        "Choose the inner steps among these by cross-validation on the support examples, "
-        "e.g. 0 1 3.",
-        default=None,
-    )
-    label_names: LabelNames | None = help_field(
-        "Use the label names as examples (default: the run's setting).", default=None
-    )
-
-    def overrides(self) -> dict:
-        """The ``MAMLConfig`` changes given (what ``FewShotModel.from_pretrained`` takes)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass
-class RejectionArguments:
-    """The "none of these" label (adapt and evaluate spell it alike)."""
-
-    unknown_label: str | None = help_field(
-        "Add this label, predicted when no class fits (e.g. out_of_scope). Its threshold and "
-        "a temperature for the scores are fitted by cross-validation on the examples.",
-        default=None,
-    )
-    unknown_file: str | None = help_field(
-        "Texts that belong to no class (.txt/.jsonl/.csv): the threshold then best separates "
-        "them from the held-out examples. Needs --unknown_label.",
-        default=None,
-    )
-    max_in_scope_loss: float | None = help_field(
-        "Points of held-out in-scope accuracy the rejection may cost (default 3; with "
-        "--unknown_file, none unless given).",
-        default=None,
-    )
+from ..argument_parsing import help_field
+from ..evaluation.methods import DEFAULT_METHODS, METHODS
 
 
 @dataclass
@@ -77,13 +32,6 @@ class AdaptArguments:
     text_column: str = help_field("Column with the text.", default="text")
     label_column: str = help_field("Column with the label name.", default="label")
     text_pair_column: str | None = help_field("Second text for pair tasks.", default=None)
-    inner_steps: int | None = help_field(
-        "Inner steps (default: the meta-trained number).", default=None
-    )
-    inner_learning_rate: float | None = help_field(
-        "Inner learning rate (default: the meta-trained one).", default=None
-    )
-    max_length: int | None = help_field("Tokenizer max length.", default=None)
     overwrite: bool = help_field("Replace an existing output_dir.", default=False)
     keep_adapter: bool = help_field(
         "LoRA runs: write a PEFT adapter folder (AutoPeftModelForSequenceClassification loads "

@@ -19,7 +19,8 @@ import torch
 from ..data.labels import label_name_text, warn_alike_labels
 from ..data.sources import labelled_source
 from ..errors import ConfigError, DataError, ModelError
-from ..model_card import AdaptationRecord
+from ..meta.inner_loop import stratified_folds
+from ..meta.model import FewShotModel
 from ..modeling.head import EpisodeHead, set_head
 from ..modeling.rejection import add_rejection_output
 from .class_memory import (
@@ -30,8 +31,7 @@ from .class_memory import (
     encoder_fingerprint,
     rejection_settings,
 )
-from .inner_loop import stratified_folds
-from .model import FewShotModel
+from .record import AdaptationRecord
 from .rejection import REJECTION_FOLDS, check_rejection_support, fit_rejection
 
 

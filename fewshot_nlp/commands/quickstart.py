@@ -12,7 +12,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-RECIPE = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
 # The held-out rows: the label names alone, one example and five (as the adapt demo) per class
 QUICKSTART_SHOTS = (0, 1, 5)
 
@@ -20,8 +20,8 @@ QUICKSTART_SHOTS = (0, 1, 5)
 def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
-    from .adapt import adapt
-    from .export import export
+    from ..classifier import adapt
+    from ..export import export
 
     hf_logging.disable_progress_bar()  # per-file load/save bars: the stages are what we print
     t0 = time.perf_counter()
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _arguments(argv):
     """The recipe's arguments, flags overriding; the run goes to OUTPUT_DIR/meta."""
-    from .errors import ConfigError
-    from .meta.arguments import parse_meta_train_args
+    from ..errors import ConfigError
+    from ..meta.arguments import parse_meta_train_args
 
     argv = list(argv or [])
     if "--output_dir" not in argv and "--output-dir" not in argv:
@@ -71,15 +71,12 @@ def _arguments(argv):
 
 def _meta_train(model_args, args):
     """Stage 1: meta-train; the held-out sources and the tokenizer."""
-    from .data.sources import TaskSource
-    from .meta.trainer import MetaTrainer
+    from ..data.sources import TaskSource
+    from ..meta.trainer import MetaTrainer
 
     order = "first" if args.first_order else "second"
-    warmup = f"{args.feature_warmup_steps} feature warm-up steps, then " * bool(
-        args.feature_warmup_steps
-    )
     print(
-        f"1/4 {warmup}{args.max_steps} steps of {order}-order {args.adapt_scope}-MAML "
+        f"1/4 {args.max_steps} steps of {order}-order {args.adapt_scope}-MAML "
         f"({args.n_way}-way {args.k_shot}-shot episodes, {args.inner_steps} inner steps, "
         f"{model_args.pooling} pooling, {args.head_init} head, label names "
         f"{args.label_names}) of {model_args.model_name_or_path} on "
@@ -97,7 +94,7 @@ def _meta_train(model_args, args):
 def _held_out_scores(model_args, args, held) -> dict:
     """Stage 2: paired episodes on the held-out classes, ours against the cheap baselines
     and against our own adaptation without meta-training."""
-    from .evaluation import MethodRunner, evaluate_episodes
+    from ..evaluation import MethodRunner, evaluate_episodes
 
     ours = MethodRunner(args.output_dir, cache_features=True)
     base = MethodRunner(ours.model.base_encoder, max_length=args.max_length, cache_features=True)
@@ -139,7 +136,7 @@ def _pipeline_demo(export_dir, name: str, data_dir, classes) -> None:
     """Stage 4: plain pipeline() on the export, test-set texts of the adapted classes."""
     from transformers import pipeline
 
-    from .data.sources import TaskSource
+    from ..data.sources import TaskSource
 
     test = TaskSource.from_data_dir(name, data_dir, split="test").restrict_to(classes)
     classifier = pipeline("text-classification", model=str(export_dir))

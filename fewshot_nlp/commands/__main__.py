@@ -1,0 +1,7 @@
+"""``python -m fewshot_nlp.commands``: the ``fewshot-nlp`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,137 @@
+"""`fewshot-nlp adapt`: adapt a run (or grow an export) and export the classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import check_push, model_folder, resolve_model_path
+
+DESCRIPTION = (
+    "Adapt a (meta-trained) model to a few labelled examples and export it; with --model an "
+    "exported classifier, add labels (--train_file) or drop them (--remove_labels)."
+)
+
+
+def main(argv: list[str]) -> int:
+    from ..argument_parsing import parse_dataclasses
+    from ..classifier.arguments import AdaptationArguments
+    from .arguments import AdaptArguments
+
+    args, adaptation = parse_dataclasses(
+        (AdaptArguments, AdaptationArguments),
+        argv,
+        prog="fewshot-nlp adapt",
+        description=DESCRIPTION,
+    )
+    path, grows = _check_request(args, adaptation)
+
+    from transformers import AutoTokenizer
+
+    from ..classifier import adapt, grow
+    from ..classifier.record import AdaptationRecord
+    from ..export import export
+
+    # the tokenizer here, the model once, by adapt or grow
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
+    if grows:
+        adapted = grow(
+            path,
+            args.train_file or None,
+            remove_labels=args.remove_labels,
+            trust_remote_code=args.trust_remote_code,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            text_pair_column=args.text_pair_column,
+        )
+    else:
+        adapted = adapt(
+            path,
+            args.train_file or None,
+            adaptation,
+            labels=args.labels,
+            tokenizer=tokenizer,
+            merge_lora=not args.keep_adapter,
+            trust_remote_code=args.trust_remote_code,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            text_pair_column=args.text_pair_column,
+        )
+    out = export(
+        adapted,
+        tokenizer,
+        args.output_dir,
+        overwrite=args.overwrite,
+        keep_adapter=args.keep_adapter,
+        push_to_hub=args.push_to_hub,
+        hub_model_id=args.hub_model_id,
+        private=args.private,
+    )
+    labels = list(adapted.config.id2label.values())
+    record = AdaptationRecord.of(adapted).rejection
+    if record:
+        print(rejection_summary(record))
+        labels = labels[:-1]
+    print(f"Adapted to {len(labels)} classes; exported to {out}")
+    return 0
+
+
+def _check_request(args, adaptation) -> tuple[str, bool]:
+    """Every flag and path checked before anything loads: the model folder, and whether it
+    is an export that grows."""
+    from ..classifier.class_memory import is_exported_classifier
+    from ..meta.saving import read_meta_info
+    from ..paths import check_output_dir
+
+    path = resolve_model_path(args.model)
+    check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path], reserve=True)
+    path = model_folder(path, args.trust_remote_code)
+    if adaptation.unknown_label and args.labels:
+        from ..classifier.rejection import check_rejection_label
+
+        check_rejection_label(adaptation.unknown_label, args.labels)
+    if adaptation.unknown_data and not Path(adaptation.unknown_data).is_file():
+        raise ConfigError(f"--unknown_file {adaptation.unknown_data}: no such file.")
+    if args.push_to_hub:
+        check_push(args.hub_model_id)
+    grows = is_exported_classifier(path)
+    if grows:
+        given = (
+            [f"--{k}" for k, v in vars(adaptation).items() if v is not None]
+            + ["--labels"] * (args.labels is not None)
+            + ["--keep-adapter"] * args.keep_adapter
+        )
+        if given:
+            raise ConfigError(
+                f"{path} is an exported classifier: adapting it adds --train_file's labels (and "
+                f"drops --remove_labels) on its stored features, with the settings it was "
+                f"fitted with; {sorted(set(given))} apply to adapting a meta-trained model."
+            )
+    elif args.remove_labels:
+        raise ConfigError(
+            "--remove_labels drops labels of an exported classifier; --model is not one. Adapt "
+            "the meta-trained model to exactly the labels you want instead."
+        )
+    if args.keep_adapter and not (read_meta_info(path) or {}).get("lora"):
+        raise ConfigError(
+            f"--keep-adapter needs a LoRA meta-trained run (adapt_scope: lora, saved without "
+            f"merge_lora_on_save); {path} holds no adapter. Drop --keep-adapter to export "
+            "full weights."
+        )
+    return path, grows
+
+
+def rejection_summary(record: dict) -> str:
+    """One line on how the rejection label was set."""
+    line = (
+        f"Rejection label {record['label']!r}: threshold {record['threshold']:.3f} "
+        f"({record['rule']}), temperature {record['temperature']:.3f}"
+    )
+    if record.get("in_scope_accuracy") is not None:
+        line += (
+            f"; held-out in-scope accuracy {100 * record['in_scope_accuracy']:.1f} -> "
+            f"{100 * record['in_scope_accuracy_with_rejection']:.1f} with rejection"
+        )
+    if record.get("unknown_recall") is not None:
+        line += f", out-of-scope recall {100 * record['unknown_recall']:.1f}"
+    return line + "."

@@ -1,0 +1,150 @@
+"""`fewshot-nlp evaluate`: the episodic, fixed-shot and out-of-scope protocols on the
+command line, every method paired on the same tasks."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict
+
+from ..errors import ConfigError
+from .common import model_folder, resolve_model_path
+
+DESCRIPTION = (
+    "Episodic or fixed-shot evaluation of the meta-learned adaptation (maml) against the "
+    "baselines a user would try (logreg, prototype, finetune, setfit), paired."
+)
+
+
+def main(argv: list[str]) -> int:
+    from ..argument_parsing import parse_dataclasses
+    from ..classifier.arguments import AdaptationArguments
+    from .arguments import EvaluateArguments
+
+    args, adaptation = parse_dataclasses(
+        (EvaluateArguments, AdaptationArguments),
+        argv,
+        prog="fewshot-nlp evaluate",
+        description=DESCRIPTION,
+    )
+    caps, model_path, baseline_path = _check_request(args, adaptation)
+
+    from ..data.episodes import parse_n_way
+    from ..data.sources import TaskSource
+    from ..evaluation import evaluate_episodes, evaluate_files, format_table
+
+    model, baseline = _method_runners(args, adaptation, model_path, baseline_path)
+    if args.train_file or args.test_file:
+        results, table = evaluate_files(
+            model,
+            args.train_file,
+            args.test_file,
+            methods=args.method,
+            baseline_model=baseline,
+            data_dir=args.data_dir,
+            out_of_scope_file=args.out_of_scope_file,
+            rejection=adaptation,
+        )
+    else:
+        source = TaskSource.from_data_dir(
+            args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
+        )
+        results = evaluate_episodes(
+            model,
+            [source],
+            n_way=parse_n_way(args.n_way),
+            k_shots=args.k_shot,
+            q_query=args.q_query,
+            episodes=args.episodes,
+            seed=args.seed,
+            methods=args.method,
+            baseline_model=baseline,
+            method_episodes=caps,
+        )
+        table = format_table(results)
+    print(table)
+    _write(results, {**asdict(args), **asdict(adaptation)}, argv, args.output_file, args.plot)
+    return 0
+
+
+def _check_request(args, adaptation) -> tuple[dict[str, int], str, str | None]:
+    """Every flag, file and method checked before any model loads; the episode caps, the
+    model folder and the baseline's."""
+    from ..data.episodes import check_counts
+    from ..evaluation import check_methods, parse_episode_caps
+    from ..paths import check_output_file
+
+    check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
+    check_counts((("k_shot", k) for k in args.k_shot), prefix="--", minimum=0)
+    files = bool(args.train_file or args.test_file)
+    if not files and not args.dataset:
+        raise ConfigError("Give --dataset (episodic) or --train_file/--test_file (fixed-shot).")
+    check_methods(args.method, [] if files else args.k_shot)
+    _check_out_of_scope_flags(args, adaptation)
+    caps = parse_episode_caps(args.max_episodes)
+    model_path = resolve_model_path(args.model)
+    for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
+        if value:
+            check_output_file(
+                value, flag=flag, overwrite=args.overwrite, reads=[model_path], reserve=True
+            )
+    model_path = model_folder(model_path, args.trust_remote_code)
+    baseline_path = None
+    if args.baseline_model:
+        baseline_path = model_folder(
+            resolve_model_path(args.baseline_model), args.trust_remote_code, "--baseline_model"
+        )
+    return caps, model_path, baseline_path
+
+
+def _check_out_of_scope_flags(args, adaptation) -> None:
+    if args.out_of_scope_file and not (args.train_file and args.test_file):
+        raise ConfigError(
+            "--out_of_scope_file belongs to the fixed-shot protocol: give --train_file and "
+            "--test_file too."
+        )
+    if args.out_of_scope_file and args.plot:
+        raise ConfigError("--plot draws accuracy against shots; the out-of-scope table has none.")
+    if (adaptation.unknown_label or adaptation.unknown_data) and not args.out_of_scope_file:
+        raise ConfigError(
+            "--unknown_label / --unknown_file set the rejection of the out-of-scope protocol: "
+            "give --out_of_scope_file (texts of no class to score) too."
+        )
+
+
+def _method_runners(args, adaptation, model_path: str, baseline_path: str | None):
+    """The evaluated model (under the adaptation flags) and the baseline model, if named."""
+    from ..evaluation import FinetuneConfig, MethodRunner
+
+    finetune = FinetuneConfig(
+        epochs=args.finetune_epochs,
+        batch_size=args.finetune_batch_size,
+        learning_rate=args.finetune_learning_rate,
+    )
+
+    def load(path, **extra):
+        return MethodRunner(
+            path,
+            finetune=finetune,
+            prototype_pooling=args.prototype_pooling,
+            prototype_distance=args.prototype_distance,
+            logreg_c=args.logreg_c,
+            trust_remote_code=args.trust_remote_code,
+            **extra,
+        )
+
+    model = load(model_path, max_length=adaptation.max_length, **adaptation.config_changes())
+    return model, load(baseline_path) if baseline_path else None
+
+
+def _write(results, values: dict, argv, output_file, plot) -> None:
+    """The result file says how to reproduce itself: every flag and the command line."""
+    from ..evaluation import plot_accuracy, write_results
+
+    settings = {k: v for k, v in values.items() if v is not None}
+    command = shlex.join(["fewshot-nlp", "evaluate", *argv])
+    for row in results:
+        row["settings"], row["command"] = settings, command
+    if output_file:
+        print(f"results: {write_results(results, output_file)}")
+    if plot:
+        print(f"plot: {plot_accuracy(results, plot)}")

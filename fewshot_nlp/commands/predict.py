@@ -1,0 +1,114 @@
+"""`fewshot-nlp predict`: classify texts with an exported classifier (plain transformers
+``pipeline`` underneath), to the console or to a JSON-lines file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import model_folder, resolve_model_path
+
+
+def main(argv: list[str]) -> int:
+    from ..argument_parsing import parse_dataclasses
+    from .arguments import PredictArguments
+
+    args, texts = parse_dataclasses(
+        (PredictArguments,),
+        argv,
+        prog="fewshot-nlp predict",
+        description="Top labels of texts given on the command line or in a file (with "
+        "--input_file the predictions go to --output_file as JSON lines, or to stdout).",
+        positional="Texts to classify.",
+    )
+
+    from ..paths import atomic_file
+
+    model, texts = _predict_request(args, texts)
+
+    from transformers import pipeline
+
+    from ..predict import classify_texts, token_limit
+
+    classifier = pipeline(
+        "text-classification",
+        model=model,
+        top_k=args.top_k,
+        trust_remote_code=args.trust_remote_code,
+    )
+    out = Path(args.output_file) if args.output_file else None
+    with atomic_file(out) if out else contextlib.nullcontext() as sink:
+        progress = out is not None
+        predictions, too_long = classify_texts(
+            classifier, texts, args.batch_size, progress=progress
+        )
+        for text, top in zip(texts, predictions):
+            if sink is None:
+                shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in top)
+                print(f"{text!r}: {shown}")
+            else:
+                record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
+                sink.write(json.dumps({**record, "top_k": top}, ensure_ascii=False) + "\n")
+    if out is not None:  # renamed into place only now: a finished file or none
+        print(f"{len(texts)} predictions written to {out}")
+    if too_long:
+        print(
+            f"note: {too_long} of {len(texts)} texts are longer than the model's "
+            f"{token_limit(classifier)} "
+            "tokens; they were truncated to their first tokens.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
+    """The model folder and the texts, every flag and path checked before anything loads."""
+    from ..data.sources import read_texts
+    from ..paths import check_output_file
+
+    if bool(texts) == bool(args.input_file):
+        raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
+    for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be >= 1, got {value}.")
+    model = resolve_model_path(args.model)
+    if args.output_file:
+        check_output_file(
+            args.output_file,
+            flag="--output_file",
+            overwrite=args.overwrite,
+            reads=[model],
+            reserve=True,
+        )
+    model = model_folder(model, args.trust_remote_code)
+    _refuse_meta_model(model)
+    texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
+    if not any(text.strip() for text in texts):
+        raise ConfigError(f"--input_file {args.input_file} holds no texts to classify.")
+    blank = [i + 1 for i, text in enumerate(texts) if not text.strip()]
+    if blank:
+        shown = ", ".join(map(str, blank[:10])) + (" ..." if len(blank) > 10 else "")
+        warnings.warn(
+            f"{len(blank)} of {len(texts)} texts are blank (numbers {shown}, counting from "
+            "1): they are classified too, so that output rows match input rows, but their "
+            "labels say nothing.",
+            stacklevel=2,
+        )
+    return model, texts
+
+
+def _refuse_meta_model(path: str) -> None:
+    """A meta-model's head is a placeholder: its labels mean nothing until it is adapted."""
+    from ..meta.saving import read_meta_info
+
+    if Path(path).is_dir() and read_meta_info(path) is not None:
+        raise ConfigError(
+            f"--model {path} is a meta-trained run, not a classifier: its labels are "
+            "placeholders. Adapt it to your classes first: fewshot-nlp adapt --model "
+            f"{path} --train_file few.jsonl --output_dir my-classifier, then predict with "
+            "--model my-classifier."
+        )
