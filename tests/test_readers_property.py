@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fewshot_nlp import DataError, TaskSource
-from fewshot_nlp.data.sources import read_texts
+from fewshot_nlp.data.files import read_texts
 
 label_values = st.one_of(
     st.text(max_size=8), st.integers(-3, 3), st.floats(allow_nan=True), st.booleans(), st.none()

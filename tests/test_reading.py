@@ -6,7 +6,7 @@ import pytest
 
 from fewshot_nlp import DataError
 from fewshot_nlp.classifier import adapt
-from fewshot_nlp.data.sources import read_texts
+from fewshot_nlp.data.files import read_texts
 
 from .conftest import tiny_model
 

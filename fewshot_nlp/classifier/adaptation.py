@@ -55,48 +55,49 @@ def adapt(
     """
     given = args is not None or any(k != "remove_labels" for k in settings)
     args = _with_deprecated_settings(args, settings)
+    reading = dict(text_column=text_column, label_column=label_column)
+    reading.update(text_pair_column=text_pair_column)
     if isinstance(model, (str, os.PathLike)) and is_exported_classifier(model):
-        from .growth import grow
-
-        if labels is not None or given:
-            raise ConfigError(
-                f"{model} is an exported classifier: it grows by train_data's labels (and "
-                "drops remove_labels) on its stored features, with the settings it was fitted "
-                "with. Adaptation settings and a label list without examples apply to adapting "
-                "a meta-trained model (to classify by label names alone, adapt that with "
-                "labels=[...])."
-            )
-        warnings.warn(
-            "adapt() on an exported classifier grows it; call grow(export, train_data, "
-            "remove_labels=...) instead (adapt() will stop doing so in the next release).",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return grow(
-            model,
-            train_data,
-            remove_labels=settings.get("remove_labels"),
-            trust_remote_code=trust_remote_code,
-            text_column=text_column,
-            label_column=label_column,
-            text_pair_column=text_pair_column,
-        )
+        refused = labels is not None or given
+        remove = settings.get("remove_labels")
+        return _grow_instead(model, train_data, remove, refused, trust_remote_code, reading)
     if settings.get("remove_labels"):
         raise ConfigError(
             "remove_labels drops labels of an exported classifier; this model is not one. "
             "Adapt the meta-trained model to exactly the labels you want instead."
         )
     # The data are read before anything is loaded: a bad file fails at once.
-    source, names = training_source(
-        train_data,
-        text_column=text_column,
-        label_column=label_column,
-        text_pair_column=text_pair_column,
-        labels=labels,
-    )
+    source, names = training_source(train_data, labels=labels, **reading)
     unknown = rejection_examples(args, names, source, text_column, label_column)
     run = _few_shot_model(model, tokenizer, trust_remote_code)
     return fit_classifier(run, source, names, args, merge_lora=merge_lora, unknown=unknown)
+
+
+def _grow_instead(model, train_data, remove_labels, refused, trust_remote_code, reading):
+    """The API of earlier releases: ``adapt`` on an exported classifier grows it (with the
+    settings it was fitted with: ``refused`` when others are given)."""
+    from .growth import grow
+
+    if refused:
+        raise ConfigError(
+            f"{model} is an exported classifier: it grows by train_data's labels (and drops "
+            "remove_labels) on its stored features, with the settings it was fitted with. "
+            "Adaptation settings and a label list without examples apply to adapting a "
+            "meta-trained model (to classify by label names alone, adapt that with labels=[...])."
+        )
+    warnings.warn(
+        "adapt() on an exported classifier grows it; call grow(export, train_data, "
+        "remove_labels=...) instead (adapt() will stop doing so in the next release).",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return grow(
+        model,
+        train_data,
+        remove_labels=remove_labels,
+        trust_remote_code=trust_remote_code,
+        **reading,
+    )
 
 
 def _with_deprecated_settings(args, settings: dict) -> AdaptationArguments:
@@ -185,7 +186,7 @@ def fit_classifier(
     if not is_peft(classifier):  # an unmerged adapter's export cannot grow
         # a head-only adaptation without a rejection layer reads as the run does
         same_encoder = set(fast) <= {HEAD_WEIGHT, HEAD_BIAS} and rejection is None
-        reader = run if same_encoder else FewShotModel.reading(classifier, run)
+        reader = run if same_encoder else _reader_of(classifier, run)
         classifier.fewshot_nlp_classes = class_memory_for(
             reader,
             run.config,
@@ -199,6 +200,13 @@ def fit_classifier(
             unknown=unknown,
         )
     return classifier
+
+
+def _reader_of(classifier, run: FewShotModel) -> FewShotModel:
+    """The exported ``classifier`` read as ``run`` reads texts: its head inputs are the
+    features the export computes (what a later growth reads new texts with)."""
+    maml = MAML(classifier, plain_checkpoint_config(classifier))
+    return FewShotModel(maml, run.tokenizer, max_length=run.collator.max_length)
 
 
 def _run_for(run: FewShotModel, args: AdaptationArguments) -> FewShotModel:

@@ -19,7 +19,7 @@ import torch
 from ..data.labels import label_name_text, warn_alike_labels
 from ..data.sources import labelled_source
 from ..errors import ConfigError, DataError, ModelError
-from ..meta.inner_loop import stratified_folds
+from ..meta.cross_validation import stratified_folds
 from ..meta.model import FewShotModel
 from ..modeling.head import EpisodeHead, set_head
 from ..modeling.rejection import add_rejection_output
@@ -66,12 +66,7 @@ def grow(
         source = labelled_source(train_data, text_column, label_column, text_pair_column)
         given = source.label_names
     names = _label_plan(memory, given, remove, model, dropping_rejection=drop_rejection)
-    if memory.rejection:  # its threshold is re-chosen on held-out rows of every class
-        stored = memory.labels[~memory.is_name].tolist()
-        have = {n: stored.count(memory.label_names.index(n)) for n in memory.label_names}
-        for name, rows in (source.label_index if source is not None else {}).items():
-            have[name] = have.get(name, 0) + len(rows)
-        check_rejection_support({n: have.get(n, 0) for n in names}, memory.rejection["label"])
+    _check_rejection_rows(memory, source, names)
     reader = FewShotModel.from_pretrained(
         model, max_length=memory.max_length, trust_remote_code=trust_remote_code
     )
@@ -100,6 +95,18 @@ def grow(
         record.rejection = rejection.to_dict()
     record.attach(classifier)
     return classifier
+
+
+def _check_rejection_rows(memory: ClassMemory, source, names: list[str]) -> None:
+    """A rejection threshold is re-chosen on held-out rows: every class needs 2 (stored ones
+    plus new ones), checked before any work."""
+    if not memory.rejection:
+        return
+    stored = memory.labels[~memory.is_name].tolist()
+    have = {n: stored.count(memory.label_names.index(n)) for n in memory.label_names}
+    for name, rows in (source.label_index if source is not None else {}).items():
+        have[name] = have.get(name, 0) + len(rows)
+    check_rejection_support({n: have.get(n, 0) for n in names}, memory.rejection["label"])
 
 
 def _growth_record(

@@ -112,7 +112,7 @@ def unknown_texts(data, label_names, text_column: str = "text", label_column: st
     classes is refused: out-of-scope examples must not carry an in-scope label."""
     from pathlib import Path
 
-    from ..data.sources import read_texts
+    from ..data.files import read_texts
 
     if isinstance(data, (str, Path)):
         path = Path(data)
@@ -135,7 +135,7 @@ def unknown_texts(data, label_names, text_column: str = "text", label_column: st
 
 def _optional_column(path, column: str) -> list[str]:
     """The values of ``column`` when the file's rows have it (none in a .txt file)."""
-    from ..data.sources import read_texts
+    from ..data.files import read_texts
 
     if path.suffix.lower() == ".txt":
         return []
@@ -293,7 +293,7 @@ def fit_on_support(
     held-out logits of a k-fold run at the chosen step count (normalised when the export
     reads normalised features), out-of-scope texts under every fold's weights; without
     folds, nothing: ``check_rejection_support`` refused the request before the work."""
-    from ..meta.inner_loop import cross_validated_logits, cv_folds
+    from ..meta.cross_validation import cross_validated_logits, cv_folds
 
     n_way = len(names)
     labels = torch.as_tensor(label_ids, dtype=torch.long, device=model.device)

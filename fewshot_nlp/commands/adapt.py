@@ -28,35 +28,12 @@ def main(argv: list[str]) -> int:
 
     from transformers import AutoTokenizer
 
-    from ..classifier import adapt, grow
     from ..classifier.record import AdaptationRecord
     from ..export import export
 
     # the tokenizer here, the model once, by adapt or grow
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-    if grows:
-        adapted = grow(
-            path,
-            args.train_file or None,
-            remove_labels=args.remove_labels,
-            trust_remote_code=args.trust_remote_code,
-            text_column=args.text_column,
-            label_column=args.label_column,
-            text_pair_column=args.text_pair_column,
-        )
-    else:
-        adapted = adapt(
-            path,
-            args.train_file or None,
-            adaptation,
-            labels=args.labels,
-            tokenizer=tokenizer,
-            merge_lora=not args.keep_adapter,
-            trust_remote_code=args.trust_remote_code,
-            text_column=args.text_column,
-            label_column=args.label_column,
-            text_pair_column=args.text_pair_column,
-        )
+    adapted = _classifier(args, adaptation, path, tokenizer, grows)
     out = export(
         adapted,
         tokenizer,
@@ -74,6 +51,32 @@ def main(argv: list[str]) -> int:
         labels = labels[:-1]
     print(f"Adapted to {len(labels)} classes; exported to {out}")
     return 0
+
+
+def _classifier(args, adaptation, path: str, tokenizer, grows: bool):
+    """The export grown, or the model adapted, as the command asked."""
+    from ..classifier import adapt, grow
+
+    reading = dict(text_column=args.text_column, label_column=args.label_column)
+    reading.update(text_pair_column=args.text_pair_column)
+    if grows:
+        return grow(
+            path,
+            args.train_file or None,
+            remove_labels=args.remove_labels,
+            trust_remote_code=args.trust_remote_code,
+            **reading,
+        )
+    return adapt(
+        path,
+        args.train_file or None,
+        adaptation,
+        labels=args.labels,
+        tokenizer=tokenizer,
+        merge_lora=not args.keep_adapter,
+        trust_remote_code=args.trust_remote_code,
+        **reading,
+    )
 
 
 def _check_request(args, adaptation) -> tuple[str, bool]:

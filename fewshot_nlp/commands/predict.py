@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
 
 def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
     """The model folder and the texts, every flag and path checked before anything loads."""
-    from ..data.sources import read_texts
+    from ..data.files import read_texts
     from ..paths import check_output_file
 
     if bool(texts) == bool(args.input_file):

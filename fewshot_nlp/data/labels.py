@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from ..errors import DataError
+
+
+class LabelledTexts(Protocol):
+    """What the label checks read of a ``sources.TaskSource``."""
+
+    name: str
+    texts: list[str]
+    labels: list[str]
+    label_names: list[str]
+    label_index: dict[str, list[int]]
 
 
 def label_name_text(name: str) -> str:
@@ -56,3 +69,60 @@ def label_text(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def preview(items: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(repr(x) for x in items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def check_label_hygiene(source: LabelledTexts) -> None:
+    """Labels that look like typos of each other become separate classes silently: refuse
+    blank labels, warn about labels equal but for case or spaces, and about a text given
+    several labels."""
+    blank = [label for label in source.label_names if not label.strip()]
+    if blank:
+        rows = sum(len(source.label_index[label]) for label in blank)
+        raise DataError(
+            f"Source {source.name!r}: {rows} example(s) have a blank label ({blank!r}). Give "
+            "them a label or drop them."
+        )
+    warn_alike_labels(source.label_names, f"Source {source.name!r}")
+    seen: dict[str, set[str]] = {}
+    for text, label in zip(source.texts, source.labels):
+        seen.setdefault(text, set()).add(label)
+    clashes = {text: labels for text, labels in seen.items() if len(labels) > 1}
+    if clashes:
+        text, labels = next(iter(clashes.items()))
+        warnings.warn(
+            f"Source {source.name!r}: {len(clashes)} text(s) carry more than one label, e.g. "
+            f"{text[:60]!r} under {sorted(labels)}. A classifier gives each text one label.",
+            stacklevel=3,
+        )
+
+
+def label_set(source: LabelledTexts | None, labels) -> list[str]:
+    """``labels`` as the classes of an adaptation: unique, at least 2, covering every label of
+    ``source``; a class without examples needs a descriptive name (it is all there is)."""
+    names = [str(label) for label in labels]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"labels repeats {preview(repeated)}: give each class once.")
+    if len(names) < 2:
+        raise DataError(f"labels has {len(names)} class: a classifier needs at least 2.")
+    warn_alike_labels(names, "labels")
+    have = set(source.label_index) if source is not None else set()
+    unknown = sorted(have - set(names))
+    if unknown:
+        raise DataError(
+            f"train_data has labels that are not in labels: {preview(unknown)}. Add them to "
+            "labels, or leave labels out to take the classes from the examples."
+        )
+    unreadable = [n for n in names if n not in have and not is_descriptive_label(n)]
+    if unreadable:
+        raise DataError(
+            f"Labels {preview(unreadable)} have neither examples nor a name that says what "
+            "they mean, so nothing can classify them: give them examples, or name them in "
+            "words (e.g. 'card_arrival' instead of '3' or 'LABEL_3')."
+        )
+    return names

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import warnings
@@ -12,7 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataError
-from .labels import is_descriptive_label, label_text, warn_alike_labels
+from .files import (
+    check_readable,
+    first_record_has,
+    quiet_datasets,
+    raise_on_bad_json_line,
+)
+from .labels import check_label_hygiene, label_set, label_text, preview
 
 DATA_DIR_ENV = "FEWSHOT_NLP_DATA"
 _FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -30,24 +34,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if not path.is_dir():
         raise DataError(f"Data directory {path} does not exist or is not a folder.")
     return path
-
-
-@contextlib.contextmanager
-def quiet_datasets():
-    """Reading a local file is our work, not a download: ``datasets``' "Generating train
-    split" bars and info logs are left out of every command's output."""
-    import datasets
-
-    bars = datasets.is_progress_bar_enabled()
-    verbosity = datasets.utils.logging.get_verbosity()
-    datasets.disable_progress_bars()
-    datasets.utils.logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        datasets.utils.logging.set_verbosity(verbosity)
-        if bars:
-            datasets.enable_progress_bars()
 
 
 @dataclass
@@ -101,8 +87,8 @@ class TaskSource:
         if missing:
             raise DataError(
                 f"Source {self.name!r}{where}: {len(missing)} requested label(s) have no examples "
-                f"here: {_preview(missing)}. The data has {len(self.label_index)} labels: "
-                f"{_preview(self.label_names)}. Pick the split or file that holds those labels."
+                f"here: {preview(missing)}. The data has {len(self.label_index)} labels: "
+                f"{preview(self.label_names)}. Pick the split or file that holds those labels."
             )
         return self._subset(sorted(i for label in wanted for i in self.label_index[label]))
 
@@ -224,7 +210,7 @@ class TaskSource:
             raise DataError("No files given.")
         builders = set()
         for path in paths:
-            _check_readable(path)
+            check_readable(path)
             if path.suffix.lower() not in _FILE_BUILDERS:
                 raise DataError(
                     f"{path}: unsupported file type {path.suffix!r}; use .jsonl, .json or .csv."
@@ -241,7 +227,7 @@ class TaskSource:
         except Exception as error:  # find the offending line to say where the file is broken
             if builder == "json":
                 for path in paths:
-                    _raise_on_bad_json_line(path)
+                    raise_on_bad_json_line(path)
             raise DataError(f"Could not read {[str(p) for p in paths]}: {error}") from error
         return cls.from_dataset(
             dataset,
@@ -291,7 +277,7 @@ class TaskSource:
             splits = sorted(p.stem for p in folder.glob("*.jsonl"))
             raise DataError(f"{path} does not exist; {name} has splits {splits}.")
         if text_pair_column == "auto":
-            text_pair_column = "text_pair" if _first_record_has(path, "text_pair") else None
+            text_pair_column = "text_pair" if first_record_has(path, "text_pair") else None
         wanted = class_split_labels(folder, fold=fold, part=part) if part is not None else None
         source = cls.from_files(
             path,
@@ -306,67 +292,6 @@ class TaskSource:
             f" ({split}.jsonl, fold {fold}, part {part})" if fold else f" ({split}.jsonl, {part})"
         )
         return source.restrict_to(wanted, where=where)
-
-
-def read_texts(path: str | os.PathLike, text_column: str = "text") -> list[str]:
-    """Texts to classify from ``.txt`` (one per line), ``.jsonl`` or ``.csv`` (a column)."""
-    import csv
-
-    path = Path(path)
-    content = _check_readable(path, needs="at least one text to classify")
-    # Lines end at \n (or \r\n) only: U+2028, \x85 or \f inside a text are part of it, as
-    # in the JSON strings predict writes.
-    lines = [line.removesuffix("\r") for line in content.split("\n")]
-    suffix = path.suffix.lower()
-    if suffix == ".txt":  # one text per line, blank ones too (row i is line i); blank
-        while lines and not lines[-1].strip():  # lines at the end are the file's end
-            lines.pop()
-        return lines
-    if suffix == ".csv":
-        # The csv module reads the whole file: a quoted field may span lines.
-        reader = csv.DictReader(io.StringIO(content, newline=""))
-        if text_column not in (reader.fieldnames or []):
-            raise DataError(
-                f"{path}: no column {text_column!r} (columns: {reader.fieldnames or []}). "
-                "Pass --text_column."
-            )
-        texts = []
-        for row in reader:
-            if row[text_column] is None:  # a short row: the field is missing, not empty
-                raise DataError(
-                    f"{path}, line {reader.line_num}: the row has no {text_column!r} field "
-                    f"(fewer fields than the header's {len(reader.fieldnames)})."
-                )
-            texts.append(row[text_column])
-        return texts
-    if suffix != ".jsonl":
-        raise DataError(f"{path}: unsupported file type {suffix!r}; use .txt, .jsonl or .csv.")
-    texts = []
-    for lineno, record in _jsonl_records(path, lines):
-        if not isinstance(record.get(text_column), str):
-            raise DataError(
-                f"{path}, line {lineno}: expected a text field {text_column!r} "
-                "(pass --text_column to name another field)."
-            )
-        texts.append(record[text_column])
-    return texts
-
-
-def _jsonl_records(path: Path, lines: Iterable[str]):
-    """``(line number, object)`` per non-blank line; a clear error on the first bad one."""
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{path}, line {lineno}: not valid JSON ({error.msg}): {line.strip()[:80]!r}. "
-                "Each line must be one JSON object."
-            ) from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}, line {lineno}: expected a JSON object, got {line!r}.")
-        yield lineno, record
 
 
 def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str]:
@@ -395,35 +320,6 @@ def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str
     return [str(label) for label in spec[part]]
 
 
-def _check_readable(path: Path, needs: str = "at least one labelled example") -> str:
-    """The file's text, once it is known to be non-empty UTF-8 without a byte-order mark."""
-    if not path.is_file():
-        raise DataError(f"File {path} does not exist.")
-    try:
-        data = path.read_bytes()
-    except PermissionError:
-        raise DataError(
-            f"File {path} cannot be read: permission denied. Check its permissions "
-            f"(e.g. `chmod u+r {path}`) or run as a user who can read it."
-        ) from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}, line {line}: not UTF-8 (byte 0x{data[error.start]:02x}). Convert the file, "
-            f"e.g. `iconv -f latin1 -t utf-8 {path} > {path.stem}.utf8{path.suffix}`."
-        ) from None
-    if text.startswith("\ufeff"):
-        raise DataError(
-            f"{path} starts with a byte-order mark (UTF-8 with BOM): save it as plain UTF-8, "
-            f"e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`."
-        )
-    if not text.strip():
-        raise DataError(f"File {path} is empty: it needs {needs}.")
-    return text
-
-
 def warn_unnamed_labels(labels: Sequence, where: str) -> None:
     """Integer labels become the names "0", "1", ...: say so, the export's id2label shows them."""
     if any(isinstance(label, int) and not isinstance(label, bool) for label in labels):
@@ -433,36 +329,6 @@ def warn_unnamed_labels(labels: Sequence, where: str) -> None:
             "as names (strings) or a datasets ClassLabel feature to name the classes.",
             stacklevel=3,
         )
-
-
-def _raise_on_bad_json_line(path: Path) -> None:
-    if path.suffix.lower() != ".jsonl":
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{path}, line {error.lineno}: not valid JSON ({error.msg}). Fix that line."
-            ) from error
-        return
-    with path.open(encoding="utf-8") as handle:
-        for _ in _jsonl_records(path, handle):
-            pass
-
-
-def _first_record_has(path: Path, key: str) -> bool:
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    return key in json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-    return False
-
-
-def _preview(items: Sequence[str], limit: int = 8) -> str:
-    shown = ", ".join(repr(x) for x in items[:limit])
-    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
 
 def as_task_source(
@@ -538,55 +404,3 @@ def labelled_source(train_data, text_column="text", label_column="label", text_p
     ).without_blank_texts()
     check_label_hygiene(source)
     return source
-
-
-def check_label_hygiene(source: TaskSource) -> None:
-    """Labels that look like typos of each other become separate classes silently: refuse
-    blank labels, warn about labels equal but for case or spaces, and about a text given
-    several labels."""
-    blank = [label for label in source.label_names if not label.strip()]
-    if blank:
-        rows = sum(len(source.label_index[label]) for label in blank)
-        raise DataError(
-            f"Source {source.name!r}: {rows} example(s) have a blank label ({blank!r}). Give "
-            "them a label or drop them."
-        )
-    warn_alike_labels(source.label_names, f"Source {source.name!r}")
-    seen: dict[str, set[str]] = {}
-    for text, label in zip(source.texts, source.labels):
-        seen.setdefault(text, set()).add(label)
-    clashes = {text: labels for text, labels in seen.items() if len(labels) > 1}
-    if clashes:
-        text, labels = next(iter(clashes.items()))
-        warnings.warn(
-            f"Source {source.name!r}: {len(clashes)} text(s) carry more than one label, e.g. "
-            f"{text[:60]!r} under {sorted(labels)}. A classifier gives each text one label.",
-            stacklevel=3,
-        )
-
-
-def label_set(source: TaskSource | None, labels) -> list[str]:
-    """``labels`` as the classes of an adaptation: unique, at least 2, covering every label of
-    ``source``; a class without examples needs a descriptive name (it is all there is)."""
-    names = [str(label) for label in labels]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise DataError(f"labels repeats {_preview(repeated)}: give each class once.")
-    if len(names) < 2:
-        raise DataError(f"labels has {len(names)} class: a classifier needs at least 2.")
-    warn_alike_labels(names, "labels")
-    have = set(source.label_index) if source is not None else set()
-    unknown = sorted(have - set(names))
-    if unknown:
-        raise DataError(
-            f"train_data has labels that are not in labels: {_preview(unknown)}. Add them to "
-            "labels, or leave labels out to take the classes from the examples."
-        )
-    unreadable = [n for n in names if n not in have and not is_descriptive_label(n)]
-    if unreadable:
-        raise DataError(
-            f"Labels {_preview(unreadable)} have neither examples nor a name that says what "
-            "they mean, so nothing can classify them: give them examples, or name them in "
-            "words (e.g. 'card_arrival' instead of '3' or 'LABEL_3')."
-        )
-    return names

@@ -62,7 +62,7 @@ def evaluate_files(
 
 
 def _out_of_scope(model, train, test, path, methods, baseline, rejection):
-    from ..data.sources import read_texts
+    from ..data.files import read_texts
     from .out_of_scope import OUT_OF_SCOPE_METHODS, evaluate_out_of_scope, format_table
 
     kept = [m for m in methods if m in OUT_OF_SCOPE_METHODS]

@@ -29,7 +29,7 @@ from ..classifier.rejection import (
 )
 from ..data.sources import TaskSource
 from ..errors import ConfigError
-from ..meta.inner_loop import cv_folds, stratified_folds
+from ..meta.cross_validation import cv_folds, stratified_folds
 from ..metrics import out_of_scope_metric
 from ..modeling.head import class_prototypes
 from ..modeling.scoring import text_logits

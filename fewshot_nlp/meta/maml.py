@@ -25,13 +25,13 @@ from ..modeling.scopes import adapted_param_names, layer_index
 from ..modeling.second_order import double_backward_attention, enable_activation_checkpointing
 from .batched import BATCHABLE_MODEL_TYPES, TaskBatched, can_stack, stack_episodes
 from .config import MAMLConfig
+from .cross_validation import choose_inner_steps
 from .inner_loop import (
     HEAD_BIAS,
     HEAD_WEIGHT,
     DetachedSteps,
     DifferentiableSteps,
     StartFeatures,
-    choose_inner_steps,
     every_class_has_examples,
     prepare_episode,
 )

@@ -43,8 +43,7 @@ class FewShotModel:
 
     ``from_pretrained`` takes a meta-trained folder (its recorded adaptation is replayed) or
     any sequence-classification checkpoint (head-only logistic regression, no inner steps).
-    The meta-model itself is never changed: ``adapt`` returns a new classifier.
-    """
+    Nothing here changes the run: settings for one call make a new object."""
 
     def __init__(
         self,
@@ -118,10 +117,14 @@ class FewShotModel:
 
     def with_config(self, **changes) -> FewShotModel:
         """The same weights under other adaptation settings (nothing is copied)."""
-        maml = MAML(self.model, replace(self.config, **changes))
+        return self._view(self._maml_over(self.model, replace(self.config, **changes)))
+
+    def _maml_over(self, model, config: MAMLConfig) -> MAML:
+        """A MAML over ``model`` that keeps this run's learned inner rates."""
+        maml = MAML(model, config)
         if maml.log_inner_lrs is not None and self.maml.log_inner_lrs is not None:
             maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
-        return self._view(maml)
+        return maml
 
     def _view(self, maml: MAML, *, max_length: int | None = None, info=None) -> FewShotModel:
         """A new object over ``maml`` with this one's tokenizer and settings; the feature
@@ -142,13 +145,6 @@ class FewShotModel:
     def with_max_length(self, max_length: int) -> FewShotModel:
         """The same run reading texts up to ``max_length`` tokens (a new object)."""
         return self._view(self.maml, max_length=max_length)
-
-    @classmethod
-    def reading(cls, model, like: FewShotModel) -> FewShotModel:
-        """``model`` (an exported classifier, say) read as ``like`` reads texts: its head
-        inputs are the features an export computes."""
-        maml = MAML(model, plain_checkpoint_config(model))
-        return cls(maml, like.tokenizer, max_length=like.collator.max_length)
 
     def without_meta_training(self) -> FewShotModel:
         """This run's own adaptation on the encoder it started from (its step 0): what
@@ -204,10 +200,8 @@ class FewShotModel:
                         continue
                     if base.shape == param.shape:
                         param.copy_(base + weight * (param - base))
-        maml = MAML(model, self.config)
-        if self.maml.log_inner_lrs is not None:
-            maml.log_inner_lrs.load_state_dict(self.maml.log_inner_lrs.state_dict())
-        return self._view(maml, info={**self.info, "weight_interpolation": weight})
+        info = {**self.info, "weight_interpolation": weight}
+        return self._view(self._maml_over(model, self.config), info=info)
 
     # ---------------------------------------------------------------- what the run is
     @property
@@ -335,14 +329,10 @@ class FewShotModel:
             if pooling == "head":
                 feats = self.maml.features({}, inputs)
             else:
-                feats = self._mean_pooled(inputs)
+                base = self.model.get_base_model() if is_peft(self.model) else self.model
+                feats = mean_pooled(base.base_model, inputs)
             cache.update(zip(chunk, feats.cpu()))
         return torch.stack([cache[k] for k in keys])
-
-    def _mean_pooled(self, inputs) -> torch.Tensor:
-        model = self.model
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return mean_pooled(base.base_model, inputs)
 
     def predict(self, *args, **kwargs) -> np.ndarray:
         """Predicted class ids of the query texts (arguments as ``episode_logits``)."""

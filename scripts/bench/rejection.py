@@ -27,7 +27,7 @@ START, END = "<!-- rejection:start -->", "<!-- rejection:end -->"
 
 def run(args) -> list[dict]:
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.data.sources import read_texts
+    from fewshot_nlp.data.files import read_texts
     from fewshot_nlp.evaluation import MethodRunner
     from fewshot_nlp.evaluation.out_of_scope import evaluate_out_of_scope
 
