@@ -544,3 +544,20 @@ def test_weight_interpolation_saves_the_start_plus_a_share_of_the_update(
     assert b and all(torch.count_nonzero(v) == 0 for v in b)
     with pytest.raises(ConfigError, match="weight_interpolation must be in"):
         tiny_meta_args(tmp_path / "x", weight_interpolation=1.5)
+
+
+def test_making_a_trainer_neither_trains_nor_writes(tokenizer, data_dir, tmp_path):
+    """Only ``train()`` writes: a model built in memory has its starting encoder kept in the
+    run by ``train()``, not by ``MetaTrainer(...)``."""
+    sources = [TaskSource.from_data_dir("trec", data_dir, split="test")]
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = MetaTrainer(
+        model, tiny_meta_args(tmp_path / "run", max_steps=1), sources, tokenizer=tokenizer
+    )
+    written = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    assert written == []
+    for name, param in trainer.model.named_parameters():
+        assert torch.equal(param, before[name]), name
+    trainer.train()
+    assert (tmp_path / "run" / "base_model" / "config.json").is_file()
