@@ -4,6 +4,7 @@ command line, which installs its signal handlers first) loads no torch."""
 from __future__ import annotations
 
 import importlib
+import sys
 
 
 def lazy_attributes(package: str, where: dict[str, str]):
@@ -11,8 +12,12 @@ def lazy_attributes(package: str, where: dict[str, str]):
     to ``package``) when it is first asked for."""
 
     def __getattr__(name: str):
-        if name in where:
-            return getattr(importlib.import_module(where[name], package), name)
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(where[name], package), name)
+        # Importing ``package.export`` binds the submodule to the package's name ``export``;
+        # the exported function must win, also for ``from package import export``.
+        setattr(sys.modules[package], name, value)
+        return value
 
     return __getattr__

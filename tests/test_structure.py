@@ -44,3 +44,18 @@ def test_function_level_and_type_checking_imports_count(tmp_path, monkeypatch):
 
 def test_no_private_name_imported_across_modules():
     assert import_graph().private_imports() == []
+
+
+def test_the_public_names_are_the_functions_not_their_modules():
+    """``from fewshot_nlp import export`` gave the module ``fewshot_nlp.export``: a lazily
+    imported submodule of the same name shadowed the function."""
+    code = (
+        "from fewshot_nlp import AdaptationArguments, adapt, export, grow; "
+        "import fewshot_nlp; "
+        "print(all(callable(f) for f in (adapt, export, grow, fewshot_nlp.export)))"
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
