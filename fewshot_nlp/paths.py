@@ -145,6 +145,13 @@ def _writer_of(folder: Path) -> int | None:
     return pid
 
 
+def _busy(path: Path, flag: str, pid) -> ConfigError:
+    return ConfigError(
+        f"{flag} {path} is being written by another fewshot-nlp process (pid {pid}): wait "
+        f"for it, or choose another {flag.lstrip('-')}."
+    )
+
+
 def _reserve_folder(path: Path, flag: str) -> None:
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
@@ -154,11 +161,7 @@ def _reserve_folder(path: Path, flag: str) -> None:
     try:
         made = _create_exclusively(path / RESERVED_FILE, str(os.getpid()))
     except FileExistsError:
-        raise ConfigError(
-            f"{flag} {path} is being written by another fewshot-nlp process "
-            f"(pid {_writer_of(path) or 'unknown'}): wait for it, or choose another "
-            f"{flag.lstrip('-')}."
-        ) from None
+        raise _busy(path, flag, _writer_of(path) or "unknown") from None
     _reserved[path.resolve()] = _Reservation(
         path / RESERVED_FILE, made.st_dev, made.st_ino, created
     )
@@ -238,10 +241,7 @@ def check_output_dir(
     if path.is_dir() and not ours:
         writer = _writer_of(path)
         if writer is not None and writer != os.getpid():
-            raise ConfigError(
-                f"{flag} {path} is being written by another fewshot-nlp process (pid "
-                f"{writer}): wait for it, or choose another {flag.lstrip('-')}."
-            )
+            raise _busy(path, flag, writer)
     if path.is_dir() and not ours and any(path.iterdir()):
         if not overwrite:
             raise ConfigError(

@@ -66,7 +66,9 @@ def adapt(
             "remove_labels drops labels of an exported classifier; this model is not one. "
             "Adapt the meta-trained model to exactly the labels you want instead."
         )
-    # The data are read before anything is loaded: a bad file fails at once.
+    # The request, then the data, are checked before anything is loaded.
+    if args.unknown_label and labels is not None:
+        check_rejection_label(args.unknown_label, labels)
     source, names = training_source(train_data, labels=labels, **reading)
     unknown = rejection_examples(args, names, source, text_column, label_column)
     run = _few_shot_model(model, tokenizer, trust_remote_code)

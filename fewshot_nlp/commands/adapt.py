@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import check_push, model_folder, resolve_model_path
+from .common import check_push, model_folder, parse_with_adaptation, resolve_model_path
 
 DESCRIPTION = (
     "Adapt a (meta-trained) model to a few labelled examples and export it; with --model an "
@@ -14,16 +14,9 @@ DESCRIPTION = (
 
 
 def main(argv: list[str]) -> int:
-    from ..argument_parsing import parse_dataclasses
-    from ..classifier.arguments import AdaptationArguments
     from .arguments import AdaptArguments
 
-    args, adaptation = parse_dataclasses(
-        (AdaptArguments, AdaptationArguments),
-        argv,
-        prog="fewshot-nlp adapt",
-        description=DESCRIPTION,
-    )
+    args, adaptation = parse_with_adaptation(AdaptArguments, argv, "adapt", DESCRIPTION)
     path, grows = _check_request(args, adaptation)
 
     from transformers import AutoTokenizer
@@ -89,10 +82,6 @@ def _check_request(args, adaptation) -> tuple[str, bool]:
     path = resolve_model_path(args.model)
     check_output_dir(args.output_dir, overwrite=args.overwrite, reads=[path], reserve=True)
     path = model_folder(path, args.trust_remote_code)
-    if adaptation.unknown_label and args.labels:
-        from ..classifier.rejection import check_rejection_label
-
-        check_rejection_label(adaptation.unknown_label, args.labels)
     if adaptation.unknown_data and not Path(adaptation.unknown_data).is_file():
         raise ConfigError(f"--unknown_file {adaptation.unknown_data}: no such file.")
     if args.push_to_hub:

@@ -20,6 +20,19 @@ def model_folder(path: str, trust_remote_code: bool, flag: str = "--model") -> s
     return path
 
 
+def parse_with_adaptation(arguments, argv: list[str], command: str, description: str):
+    """``(the command's arguments, AdaptationArguments)`` from the flags (and ``--config``)."""
+    from ..argument_parsing import parse_dataclasses
+    from ..classifier.arguments import AdaptationArguments
+
+    return parse_dataclasses(
+        (arguments, AdaptationArguments),
+        argv,
+        prog=f"fewshot-nlp {command}",
+        description=description,
+    )
+
+
 def check_push(repo_id: str | None) -> None:
     """A push that cannot happen is found before the work, not after it."""
     from ..hub import check_push_to_hub

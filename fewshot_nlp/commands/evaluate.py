@@ -7,7 +7,7 @@ import shlex
 from dataclasses import asdict
 
 from ..errors import ConfigError
-from .common import model_folder, resolve_model_path
+from .common import model_folder, parse_with_adaptation, resolve_model_path
 
 DESCRIPTION = (
     "Episodic or fixed-shot evaluation of the meta-learned adaptation (maml) against the "
@@ -16,16 +16,9 @@ DESCRIPTION = (
 
 
 def main(argv: list[str]) -> int:
-    from ..argument_parsing import parse_dataclasses
-    from ..classifier.arguments import AdaptationArguments
     from .arguments import EvaluateArguments
 
-    args, adaptation = parse_dataclasses(
-        (EvaluateArguments, AdaptationArguments),
-        argv,
-        prog="fewshot-nlp evaluate",
-        description=DESCRIPTION,
-    )
+    args, adaptation = parse_with_adaptation(EvaluateArguments, argv, "evaluate", DESCRIPTION)
     caps, model_path, baseline_path = _check_request(args, adaptation)
 
     from ..data.episodes import parse_n_way
