@@ -27,12 +27,8 @@ if __name__ == "__main__":
         seed=0,
         first_order=False,
         max_grad_norm=0.0,
-        batch_tasks="batch_tasks" in sys.argv[2:],
     )
-    # Episodes run together are padded to a common length: the same sums in another order.
-    # float64 keeps that rounding far below what Adam's normalisation could magnify.
-    dtype = torch.float64 if {"batch_tasks", "float64"} & set(sys.argv[2:]) else torch.float32
-    trainer = MetaTrainer(tiny_model("bert", dtype=dtype), args, sources, tokenizer=tokenizer)
+    trainer = MetaTrainer(tiny_model("bert"), args, sources, tokenizer=tokenizer)
     trainer.train()
     if trainer.accelerator.is_main_process:
         save_file(

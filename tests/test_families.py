@@ -11,12 +11,6 @@ class TestFamiliesAndScopes(FewShotCommonTester):
     def test_meta_gradient_matches_reference(self, family, scope, tokenizer):
         self._test_meta_gradient_matches_reference(family, scope, tokenizer)
 
-    @pytest.mark.parametrize("first_order", [True, False])
-    def test_batched_meta_step_matches_one_by_one(self, family, scope, first_order, tokenizer):
-        self._test_batched_meta_step_matches_one_by_one(
-            family, scope, tokenizer, first_order=first_order
-        )
-
     def test_adapt_export_round_trip(self, family, scope, tokenizer, tmp_path):
         self._test_adapt_export_round_trip(family, scope, tokenizer, tmp_path)
 

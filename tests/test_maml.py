@@ -409,27 +409,3 @@ def test_second_order_checkpointing_under_sdpa(tokenizer):
     got, _ = our_meta_grads(ckpt, batch)
     for x, y in zip(got, expected):
         torch.testing.assert_close(x, y, atol=1e-7, rtol=1e-6)
-
-
-def test_batched_step_with_learned_lrs_cosine_head_and_step_checkpointing(tokenizer):
-    from .testers import FewShotCommonTester
-
-    FewShotCommonTester()._test_batched_meta_step_matches_one_by_one(
-        "bert",
-        "full",
-        tokenizer,
-        inner_steps=3,
-        learn_inner_lr="layer",
-        head_init="cosine",
-        step_checkpointing=True,
-    )
-
-
-def test_episodes_of_different_shapes_run_one_by_one(tokenizer):
-    maml = build("full", True, 1)
-    mixed = [make_batch(tokenizer, n_way=3), make_batch(tokenizer, n_way=2)]
-    assert not maml.can_batch(mixed) and not maml.can_batch(mixed[:1])
-    with pytest.raises(ConfigError, match="cannot run together"):
-        maml.forward_tasks(mixed)
-    maml.config.support_batch_size = 4  # chunked support would mix the episodes' rows
-    assert not maml.can_batch([make_batch(tokenizer, seed=0), make_batch(tokenizer, seed=1)])

@@ -35,11 +35,8 @@ def weights(trainer):
     return {n: p.detach().clone() for n, p in trainer.maml.named_parameters()}
 
 
-@pytest.mark.parametrize("batch_tasks", [False, True])
-def test_interrupted_and_resumed_equals_uninterrupted(
-    tokenizer, small_sources, tmp_path, batch_tasks
-):
-    full = make_trainer(tokenizer, small_sources, tmp_path / "a", batch_tasks=batch_tasks)
+def test_interrupted_and_resumed_equals_uninterrupted(tokenizer, small_sources, tmp_path):
+    full = make_trainer(tokenizer, small_sources, tmp_path / "a")
     full.train()
 
     class StopAt3:
@@ -47,18 +44,12 @@ def test_interrupted_and_resumed_equals_uninterrupted(
             if state.global_step == 3:
                 os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: finish the step, checkpoint, exit
 
-    part = make_trainer(tokenizer, small_sources, tmp_path / "b", batch_tasks=batch_tasks)
+    part = make_trainer(tokenizer, small_sources, tmp_path / "b")
     part.add_callback(StopAt3())
     part.train()
     assert part.state.global_step == 3
     assert (tmp_path / "b" / "run" / "checkpoint-3" / "trainer_state.json").is_file()
-    resumed = make_trainer(
-        tokenizer,
-        small_sources,
-        tmp_path / "b",
-        resume_from_checkpoint="true",
-        batch_tasks=batch_tasks,
-    )
+    resumed = make_trainer(tokenizer, small_sources, tmp_path / "b", resume_from_checkpoint="true")
     resumed.train()
     a, b = weights(full), weights(resumed)
     for name in a:
@@ -194,19 +185,15 @@ def test_yaml_then_flags(tmp_path, monkeypatch):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("batch_tasks", [False, True])
-def test_two_processes_equal_one(tmp_path, data_dir, batch_tasks):
-    """Two processes, each running its half of the meta-batch (one by one, or together in one
-    forward), equal one process running the whole meta-batch one episode at a time."""
+def test_two_processes_equal_one(tmp_path, data_dir):
+    """Two processes, each running its half of the meta-batch, equal one process running the
+    whole meta-batch."""
     script = Path(__file__).with_name("accelerate_equivalence.py")
     env = {**os.environ, "FEWSHOT_NLP_DATA": str(data_dir), "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one.safetensors"
     two = tmp_path / "two.safetensors"
-    flags = ["batch_tasks"] if batch_tasks else []
-    # The reference runs one by one: with batch_tasks only in the two-process run, it checks
-    # both the batching and the all-reduce.
     subprocess.run(
-        [sys.executable, str(script), str(one), *(["float64"] if batch_tasks else [])],
+        [sys.executable, str(script), str(one)],
         check=True,
         env=env,
         timeout=600,
@@ -227,7 +214,6 @@ def test_two_processes_equal_one(tmp_path, data_dir, batch_tasks):
             "no",
             str(script),
             str(two),
-            *flags,
         ],
         check=True,
         env=env,
@@ -396,7 +382,6 @@ def test_bf16_autocast_on_cpu_trains_and_saves_float32(tokenizer, small_sources,
             tmp_path,
             mixed_precision="bf16",
             max_steps=2,
-            batch_tasks=True,
         )
         assert trainer.accelerator.mixed_precision == "bf16"
         before = weights(trainer)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
 import torch
 
 from fewshot_nlp import (
@@ -23,7 +22,6 @@ from fewshot_nlp.meta.maml import HEAD_BIAS, HEAD_WEIGHT
 from .conftest import tiny_model
 from .test_maml import make_batch, our_meta_grads, reference_meta_grads
 
-BATCHABLE = ["bert", "bert-mean", "roberta", "distilbert", "electra"]
 FAMILIES = ["bert", "bert-mean", "roberta", "distilbert", "electra", "deberta-v2"]
 SCOPES = ["full", "lora", "head", "top:1"]
 FEW_SHOT = [
@@ -73,38 +71,6 @@ class FewShotCommonTester:
         torch.testing.assert_close(out.loss, ref_loss, atol=tol, rtol=tol)
         for a, b in zip(ours, ref):
             torch.testing.assert_close(a, b, atol=tol, rtol=tol)
-
-    def _test_batched_meta_step_matches_one_by_one(self, family, scope, tokenizer, **config):
-        """Episodes run together (one padded forward, stacked fast weights) give the mean of
-        the one-by-one meta-gradients, losses and metrics."""
-        maml = self.build(family, scope, **config)
-        tokenizer = self.tokenizer_for(family, tokenizer)
-        batches = [make_batch(tokenizer, seed=seed) for seed in (0, 1, 2)]  # lengths differ
-        for batch in batches:
-            batch.names = dict(
-                tokenizer(["travel", "money", "music"], padding=True, return_tensors="pt")
-            )
-        if family not in BATCHABLE:
-            assert not maml.can_batch(batches)
-            return
-        assert maml.can_batch(batches)
-        maml.zero_grad(set_to_none=True)
-        outs = [maml(b, detailed_metrics=True) for b in batches]
-        sum(out.loss for out in outs).div(len(batches)).backward()
-        one_by_one = [p.grad.clone() for p in maml.meta_parameters()]
-        maml.zero_grad(set_to_none=True)
-        together = maml.forward_tasks(batches, detailed_metrics=True)
-        together.loss.backward()
-        # XLM (bert-mean) takes the attention softmax in float32, even in a float64 model.
-        tol = 1e-4 if family == "bert-mean" else 1e-7
-        mean = sum(out.loss for out in outs).item() / len(batches)
-        assert together.loss.item() == pytest.approx(mean, rel=tol)
-        for key, value in together.metrics.items():
-            expected = sum(out.metrics[key] for out in outs) / len(outs)
-            assert value == pytest.approx(expected, rel=tol, abs=tol), key
-        assert any(g.abs().sum() > 0 for g in one_by_one)
-        for a, p in zip(one_by_one, maml.meta_parameters()):
-            torch.testing.assert_close(p.grad, a, atol=tol, rtol=tol)
 
     def _test_adapt_export_round_trip(self, family, scope, tokenizer, tmp_path, inner_steps=1):
         """The export, loaded by plain transformers, scores as the adapted run did."""

@@ -56,14 +56,6 @@ class MetaTrainingArguments(MAMLConfig):
         default="no",
     )
     gradient_accumulation_steps: int = help_field("Meta-batches accumulated per update.", default=1)
-    batch_tasks: bool = help_field(
-        "Run a process's episodes of a meta-batch together: one padded forward per inner step, "
-        "each episode with its own fast weights (batched matmuls). The same meta-gradient as one "
-        "by one; needs episodes of one shape (a fixed n_way) and a BERT/RoBERTa/ELECTRA/"
-        "DistilBERT/XLM encoder, else runs them one by one. On 2 CPU cores it is not faster "
-        "(BENCHMARKS.md), hence off by default.",
-        default=False,
-    )
     report_to: list[str] = help_field(
         "Trackers through Accelerate, e.g. tensorboard ('none': off).",
         default_factory=lambda: ["none"],

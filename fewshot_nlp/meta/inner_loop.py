@@ -43,7 +43,6 @@ class PreparedEpisode:
     start: Weights
     head: EpisodeHead
     create_graph: bool = False
-    tasks: int = 1
     feature_norm: float | None = None
     metrics: dict = field(default_factory=dict)
 
@@ -55,7 +54,7 @@ class PreparedEpisode:
             if reuse:
                 feats = self.features[i]
             else:
-                feats = maml.features(weights, inputs, self.create_graph, self.tasks)
+                feats = maml.features(weights, inputs, self.create_graph)
             logits = self.head.logits(feats, weights[HEAD_WEIGHT], weights[HEAD_BIAS])
             losses = F.cross_entropy(logits, labels, reduction="none")
             return (self.part_weights[i] * losses).sum() / self.total
@@ -79,40 +78,41 @@ def prepare_episode(
     name_inputs: dict[str, torch.Tensor] | None = None,
     *,
     meta_grad: bool = True,
-    tasks: int = 1,
     start_features: StartFeatures | None = None,
 ) -> PreparedEpisode:
     """Support chunks, their features at the start weights, the label names when they join
     (``_names_join``), example weights, and the initial head fitted on all of it.
     ``start_features`` (adaptation only): those features already computed (an evaluation's
     cache), so an episode that takes no step runs no encoder forward at all."""
-    if start_features is not None and (meta_grad or tasks > 1):
-        raise TrainingError("start_features are for adaptation (no meta-gradient, one task).")
+    if start_features is not None and meta_grad:
+        raise TrainingError("start_features are for adaptation (no meta-gradient).")
     create_graph = meta_grad and not maml.config.first_order
-    examples = labels.shape[0] // tasks  # per episode
+    examples = labels.shape[0]
     size = labels.shape[0] if meta_grad else (maml.config.support_batch_size or examples)
     size = max(size, 1)  # 0-shot: no chunks at all
     parts = _chunks(support, labels, size)
     chunks = len(parts)
-    fast = _start_weights(maml, meta_grad, tasks)
+    params = dict(maml.model.named_parameters())
+    fast = {n: params[n] if meta_grad else params[n].detach() for n in maml.fast_names}
     metrics: dict = {}
     given = start_features or StartFeatures()
     with torch.enable_grad() if meta_grad else torch.no_grad():
         if given.support is not None and parts:
             cached = list(given.support.split(size))
         else:
-            cached = [maml.features(fast, inputs, create_graph, tasks) for inputs, _ in parts]
+            cached = [maml.features(fast, inputs, create_graph) for inputs, _ in parts]
         if name_inputs is not None and maml.config.label_names != "never":
             name_feats = given.names
             if name_feats is None:
-                name_feats = maml.features(fast, name_inputs, create_graph, tasks)
+                name_feats = maml.features(fast, name_inputs, create_graph)
             if _names_join(maml, cached, labels, n_way, name_feats, meta_grad, metrics):
-                name_labels = torch.arange(n_way, device=labels.device).repeat(tasks)
+                name_labels = torch.arange(n_way, device=labels.device)
                 parts.append((name_inputs, name_labels))
                 cached.append(name_feats)
         names = n_way if len(parts) > chunks else 0
         example_weights = _example_weights(maml.config, examples, names, labels.device)
-        weight, bias = _fit_heads(cached, parts, n_way, head, example_weights, tasks)
+        all_labels = torch.cat([part_labels for _, part_labels in parts])
+        weight, bias = head.fit(torch.cat(cached), all_labels, n_way, example_weights)
     if meta_grad:
         fast[HEAD_WEIGHT] = weight if weight.requires_grad else weight.requires_grad_()
         fast[HEAD_BIAS] = bias if bias.requires_grad else bias.requires_grad_()
@@ -123,51 +123,19 @@ def prepare_episode(
         # the support's mean norm (0-shot: the names')
         norm = torch.cat(cached)[: examples or None].float().norm(dim=-1).mean().item()
         metrics["feature_norm"] = norm
-    if tasks > 1:
-        example_weights = example_weights.reshape(1, -1).expand(tasks, -1)
-    # Each episode's loss is its weighted mean; with several, their sum (one backward
-    # gives each episode's slice of the stacked weights its own gradient).
-    sizes = [len(part_labels) // tasks for _, part_labels in parts]
-    total = example_weights[0].sum() if tasks > 1 else example_weights.sum()
+    sizes = [len(part_labels) for _, part_labels in parts]
+    total = example_weights.sum()
     return PreparedEpisode(
         parts=parts,
         features=cached,
-        part_weights=[w.reshape(-1) for w in example_weights.split(sizes, dim=-1)],
+        part_weights=list(example_weights.split(sizes)),
         total=total if meta_grad else float(total),
         start=fast,
         head=head,
         create_graph=create_graph,
-        tasks=tasks,
         feature_norm=norm,
         metrics=metrics,
     )
-
-
-def _start_weights(maml: nn.Module, meta_grad: bool, tasks: int) -> dict[str, torch.Tensor]:
-    """The adapted tensors before any step (detached when no meta-gradient is wanted)."""
-    params = dict(maml.model.named_parameters())
-    fast = {n: params[n] if meta_grad else params[n].detach() for n in maml.fast_names}
-    if tasks > 1:  # one copy per episode (a view): their gradients come out per episode
-        fast = {n: w.expand(tasks, *w.shape) for n, w in fast.items()}
-    return fast
-
-
-def _fit_heads(feats: list, parts: list, n_way: int, head: EpisodeHead, weights, tasks):
-    """The initial head of each episode, from its own examples (and label names); with
-    several episodes, stacked as (episodes, classes, hidden)."""
-    if tasks == 1:
-        labels = torch.cat([part_labels for _, part_labels in parts])
-        return head.fit(torch.cat(feats), labels, n_way, weights)
-    heads = [
-        head.fit(
-            torch.cat([f.reshape(tasks, -1, f.shape[-1])[t] for f in feats]),
-            torch.cat([part_labels.reshape(tasks, -1)[t] for _, part_labels in parts]),
-            n_way,
-            weights,
-        )
-        for t in range(tasks)
-    ]
-    return torch.stack([w for w, _ in heads]), torch.stack([b for _, b in heads])
 
 
 def _example_weights(config, examples: int, names: int, device) -> torch.Tensor:

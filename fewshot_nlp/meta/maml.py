@@ -8,7 +8,6 @@ episode's number of classes. Second order keeps the inner gradients' graph
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -23,7 +22,6 @@ from ..modeling.head import EpisodeHead, find_head, head_module, head_param_name
 from ..modeling.pooling import is_mean_pooling
 from ..modeling.scopes import adapted_param_names, layer_index
 from ..modeling.second_order import double_backward_attention, enable_activation_checkpointing
-from .batched import BATCHABLE_MODEL_TYPES, TaskBatched, can_stack, stack_episodes
 from .config import MAMLConfig
 from .cross_validation import choose_inner_steps
 from .inner_loop import (
@@ -112,13 +110,11 @@ class MAML(nn.Module):
         params: dict[str, torch.Tensor],
         inputs: dict[str, torch.Tensor],
         create_graph: bool = False,
-        tasks: int = 1,
     ) -> torch.Tensor:
-        """The head's input features with ``params`` swapped into the model. ``tasks`` > 1:
-        the inputs are that many episodes' examples, and stacked params apply per episode."""
+        """The head's input features with ``params`` swapped into the model."""
         size = self.config.support_batch_size
         n = next(iter(inputs.values())).shape[0]
-        if size and n > size and tasks == 1:
+        if size and n > size:
             return torch.cat(
                 [
                     self.features(
@@ -135,8 +131,7 @@ class MAML(nn.Module):
 
         handle = self._head_module.register_forward_pre_hook(grab)
         try:
-            batched = TaskBatched(tasks, n) if tasks > 1 else contextlib.nullcontext()
-            with double_backward_attention(self.model, create_graph), batched:
+            with double_backward_attention(self.model, create_graph):
                 encoder = {k: v for k, v in params.items() if k not in (HEAD_WEIGHT, HEAD_BIAS)}
                 functional_call(self.model, encoder, args=(), kwargs=inputs, strict=False)
         except _FeaturesReady:
@@ -238,7 +233,6 @@ class MAML(nn.Module):
         source: str = "episode",
         meta_grad: bool = True,
         strict: bool = True,
-        tasks: int = 1,
         start_features: StartFeatures | None = None,
     ) -> tuple[dict[int, dict[str, torch.Tensor]], dict]:
         """The one inner loop: fast weights after each step count in ``snapshots``.
@@ -246,9 +240,7 @@ class MAML(nn.Module):
         The episode is prepared once (``prepare_episode``), then stepped: with ``meta_grad`` by
         ``DifferentiableSteps`` (the weights stay differentiable in the meta-parameters),
         without by ``DetachedSteps`` (chunked, standard heads; not ``strict``: a non-finite
-        loss ends it early). ``tasks`` > 1 (meta-gradient only): the inputs hold that many
-        episodes of one shape one after another (``stack_episodes``); every fast weight gets
-        a leading episode dimension.
+        loss ends it early).
         """
         head = self.episode_head(head_init)
         episode = prepare_episode(
@@ -259,7 +251,6 @@ class MAML(nn.Module):
             head,
             name_inputs,
             meta_grad=meta_grad,
-            tasks=tasks,
             start_features=start_features,
         )
         if meta_grad:
@@ -285,63 +276,6 @@ class MAML(nn.Module):
         )
         if detailed_metrics:
             metrics.update(self._detailed_metrics(batch, fast))
-        return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
-
-    def can_batch(self, batches: list[EpisodeBatch]) -> bool:
-        """Whether ``forward_tasks`` can run these episodes together: one shape, an encoder
-        whose weighted operations it knows, no chunking and no per-layer checkpointing (whose
-        recompute would run outside the batching)."""
-        model_type = getattr(getattr(unwrap_peft(self.model), "config", None), "model_type", None)
-        rows = sum(len(b.support_labels) + len(b.query_labels) for b in batches)
-        size = self.config.support_batch_size
-        return (
-            model_type in BATCHABLE_MODEL_TYPES
-            and not self.config.gradient_checkpointing
-            and (not size or size >= rows)
-            and can_stack(batches)
-        )
-
-    def forward_tasks(
-        self, batches: list[EpisodeBatch], detailed_metrics: bool = False
-    ) -> EpisodeOutput:
-        """Several episodes at once (see ``can_batch``): each adapted with its own fast weights,
-        all in one forward per inner step. The loss is the mean of their query losses (the same
-        meta-gradient as running them one by one); metrics are averaged."""
-        tasks = len(batches)
-        if not self.can_batch(batches):
-            raise ConfigError(
-                "These episodes cannot run together (different n_way or sizes, chunked support, "
-                "per-layer checkpointing, or an encoder outside "
-                f"{BATCHABLE_MODEL_TYPES}): run them one by one."
-            )
-        batch = stack_episodes(batches)
-        n_way, steps = batch.n_way, self.config.inner_steps
-        taken, metrics = self.inner_loop(
-            batch.support,
-            batch.support_labels,
-            n_way,
-            [steps],
-            self.config.head_init,
-            batch.names,
-            source=batch.source,
-            tasks=tasks,
-        )
-        fast = taken[steps]
-        q_feats = self.features(fast, batch.query, not self.config.first_order, tasks)
-        q_logits = self.episode_head().logits(q_feats, fast[HEAD_WEIGHT], fast[HEAD_BIAS])
-        losses = F.cross_entropy(q_logits, batch.query_labels, reduction="none")
-        loss = losses.reshape(tasks, -1).mean(1).mean()
-        if "support_loss_before" in metrics:
-            metrics["support_loss_before"] /= tasks  # the inner loop's loss sums the episodes
-        metrics["query_loss"] = loss.item()
-        correct = (q_logits.argmax(-1) == batch.query_labels).float()
-        metrics["query_accuracy"] = correct.mean().item()
-        if detailed_metrics:
-            each = [
-                self._detailed_metrics(b, {n: w[t] for n, w in fast.items()})
-                for t, b in enumerate(batches)
-            ]
-            metrics.update({k: sum(m[k] for m in each) / tasks for k in each[0]})
         return EpisodeOutput(loss=loss, metrics=metrics, fast_weights=fast)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""The pieces of one outer update that do not need the trainer: an episode group's loss,
+"""The pieces of one outer update that do not need the trainer: an episode's loss,
 the meta-gradient's all-reduce, and the logged means of a window of steps."""
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ from ..errors import TrainingError
 from .maml import MAML
 
 
-def group_loss(maml: MAML, group, together: bool, detailed: bool):
-    """The query loss of a group of episodes (``together``: in one batched forward) and its
-    metrics. A non-finite loss raises ``TrainingError``."""
-    if together:
-        out = maml.forward_tasks(group, detailed_metrics=detailed)
-    else:
-        out = maml(group[0], detailed_metrics=detailed)
+def episode_loss(maml: MAML, episode, detailed: bool):
+    """The query loss of one episode and its metrics. A non-finite loss raises
+    ``TrainingError``."""
+    out = maml(episode, detailed_metrics=detailed)
     loss = out.loss
     if not torch.isfinite(loss):
-        raise TrainingError(f"Non-finite query loss on {group[0].source!r}.")
+        raise TrainingError(f"Non-finite query loss on {episode.source!r}.")
     return loss, out.metrics
 
 

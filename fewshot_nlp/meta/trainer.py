@@ -32,7 +32,7 @@ from .checkpointing import (
     state_json,
 )
 from .maml import MAML
-from .meta_step import average_gradients, group_loss, window_logs
+from .meta_step import average_gradients, episode_loss, window_logs
 from .model import FewShotModel
 from .run_folder import RunFolder, check_run_output_dir
 from .run_start import (
@@ -255,20 +255,18 @@ class MetaTrainer:
         failed = None
         for _ in range(args.gradient_accumulation_steps):
             episodes = [self.collator(self.sampler.sample()).to(acc.device) for _ in range(local)]
-            together = args.batch_tasks and self.maml.can_batch(episodes)
-            # Run together (one forward per inner step) or one by one (less memory at a time).
-            for group in [episodes] if together else [[b] for b in episodes]:
-                share = len(group) / (local * args.gradient_accumulation_steps)
+            for episode in episodes:
+                share = 1 / (local * args.gradient_accumulation_steps)
                 try:
                     with acc.autocast():
-                        loss, metrics = group_loss(self.maml, group, together, detailed)
+                        loss, metrics = episode_loss(self.maml, episode, detailed)
                     (loss * share).backward()
                 except TrainingError as error:
                     failed = str(error)
                     continue
                 for key, value in metrics.items():
-                    totals[key] = totals.get(key, 0.0) + value * len(group)
-                count += len(group)
+                    totals[key] = totals.get(key, 0.0) + value
+                count += 1
         flag = torch.tensor(float(failed is not None), device=acc.device)
         if acc.reduce(flag).item() > 0:
             return self._skip_step(failed or "another process hit a non-finite loss")

@@ -253,18 +253,6 @@ def standard_head(
     return weight / feature_norm, bias
 
 
-def linear_per_task(x: torch.Tensor, weight, bias, tasks: int) -> torch.Tensor:
-    """``F.linear`` where ``x`` is ``tasks`` equal groups of rows and a weight or bias with a
-    leading task dimension applies to its own group."""
-    if weight.dim() == 2 and (bias is None or bias.dim() == 1):
-        return F.linear(x, weight, bias)
-    rows = x.reshape(tasks, -1, x.shape[-1])
-    out = rows @ (weight.T if weight.dim() == 2 else weight.transpose(1, 2))
-    if bias is not None:
-        out = out + (bias[:, None, :] if bias.dim() == 2 else bias)
-    return out.reshape(*x.shape[:-1], out.shape[-1])
-
-
 @dataclass(frozen=True)
 class EpisodeHead:
     """One rule for an episode's head: how it starts from the support features (``init``),
@@ -299,10 +287,8 @@ class EpisodeHead:
         )
 
     def logits(self, features: torch.Tensor, weight, bias) -> torch.Tensor:
-        """Scores while adapting. A stacked head (episodes, classes, hidden) scores each
-        episode's rows with its own."""
-        tasks = weight.shape[0] if weight.dim() == 3 else 1
-        return linear_per_task(self.read(features), weight, bias, tasks)
+        """Scores while adapting."""
+        return F.linear(self.read(features), weight, bias)
 
     def standard(self, weight, bias, feature_norm: float | None):
         """The head on raw features (see ``standard_head``)."""

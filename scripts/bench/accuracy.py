@@ -3,8 +3,8 @@
 For each target (banking77, clinc150: intents; reuters: news topics) the packaged MiniLM,
 with its head on the mean of the last hidden states (``pooling="mean"``), is meta-trained
 on every *other* shared dataset (never on the target) with the recipe chosen in the
-meta-value study (``RECIPE``), the best step (0 included) chosen on another dataset's
-meta-validation classes (never on the target), then:
+meta-value study (``configs/bench/accuracy.yaml``), the best step (0 included) chosen on
+another dataset's meta-validation classes (never on the target), then:
 - episodic: 5-way 0-shot (label names alone), 1-shot and 5-shot on the target's held-out
   classes (fold 01 test part for the intent sets; reuters' test classes), the same episodes
   for every method;
@@ -39,7 +39,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_parser  # noqa: E402
+from common import (  # noqa: E402
+    Results,
+    bench_config,
+    bench_parser,
+    dataset_names,
+)
+from common import meta_train as run_meta_training  # noqa: E402
 from common import write_section as write_text_section  # noqa: E402
 
 TARGETS = ("banking77", "clinc150", "reuters")
@@ -56,100 +62,14 @@ PUBLISHED = {  # jianguoz/Few-Shot-Intent-Detection leaderboard, RoBERTa-base-si
     ("banking77", 10): {"RoBERTa+Classifier": 84.27, "DNNC": 86.71, "CPFT": 87.20, "ICDA": 89.79},
     ("clinc150", 10): {"RoBERTa+Classifier": 91.55, "DNNC": 93.76, "CPFT": 94.18, "ICDA": 94.84},
 }
-SETTINGS = {
-    "cpu": dict(
-        max_steps=400,
-        eval_steps=200,
-        eval_episodes=20,
-        episodes=300,
-        finetune_episodes=30,
-        q_query=10,
-        max_length=64,
-    ),
-    "smoke": dict(
-        max_steps=2,
-        eval_steps=1,
-        eval_episodes=2,
-        episodes=3,
-        finetune_episodes=1,
-        q_query=4,
-        max_length=32,
-    ),
-}
+CONFIG = bench_config("accuracy")  # configs/bench/accuracy.yaml: the recipe and the sizes
+RECIPE, SETTINGS = CONFIG["recipe"], CONFIG["settings"]
 START, END = "<!-- accuracy:start -->", "<!-- accuracy:end -->"
 PROTOCOLS = (("episodic", (0, 1, 5)), ("fixed", (0, 5, 10)))
 
 
-class Results:
-    """results.jsonl: one line per measured row, read back so a rerun skips it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.rows: dict[str, dict] = {}
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                row = json.loads(line)
-                self.rows[row["key"]] = row
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.rows
-
-    def add(self, key: str, **row) -> None:
-        row["key"] = key
-        self.rows[key] = row
-        with self.path.open("a", encoding="utf-8") as file:
-            file.write(json.dumps(row) + "\n")
-        print(f"[result] {key}: {json.dumps(row.get('summary', ''))}", flush=True)
-
-
-def dataset_names(data_dir: str) -> list[str]:
-    return sorted(p.name for p in Path(data_dir).iterdir() if (p / "train.jsonl").is_file())
-
-
-def mean_pooling_base(out: Path) -> Path:
-    """The packaged MiniLM in the mean-pooling class, saved once: the not-meta-trained row."""
-    folder = out / "base-mean"
-    if (folder / "config.json").is_file():
-        return folder
-    from fewshot_nlp.modeling.pretrained import load_classifier
-
-    model, tokenizer = load_classifier("minilm", "eager", pooling="mean")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-# The leave-one-out recipe: the one chosen on meta-validation classes in the meta-value study
-# (scripts/bench/meta_value.py, `names0-full-wise25`): 0-shot episodes of 10-40 classes whose
-# head is the label names alone (the outer loss pulls each utterance toward its own name
-# among all of them), the whole encoder at 1e-5, the saved model a quarter of the way from
-# the starting encoder to the trained one.
-RECIPE = dict(
-    adapt_scope="full",
-    learning_rate=1e-5,
-    meta_batch_size=2,
-    n_way="10-40",
-    k_shot=0,
-    q_query=3,
-    inner_steps=0,
-    head_init="cosine",
-    adapt_head_init="logreg",
-    label_names="always",
-    temperature=0.5,
-    weight_interpolation=0.25,
-    eval_n_way="all",
-    eval_k_shot=[0, 1],
-)
-
-
-def meta_train(target: str, data_dir: str, setting: dict, out: Path, results):
-    folder = out / f"meta-{target}"
-    if f"{target}/meta" in results and (folder / "fewshot_nlp.json").is_file():
-        return folder
+def meta_train(target: str, data_dir: str, setting: dict, out: Path, results: Results):
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.meta.arguments import MetaTrainingArguments
-    from fewshot_nlp.meta.trainer import MetaTrainer
-    from fewshot_nlp.modeling.pretrained import load_classifier
 
     validation = VALIDATION[target]
     specs = [
@@ -160,10 +80,8 @@ def meta_train(target: str, data_dir: str, setting: dict, out: Path, results):
     sources = [TaskSource.from_spec(s, data_dir) for s in specs]
     # names-only episodes: a pair task (scitail) has no label names to classify by
     sources = [s for s in sources if not s.is_pair_task]
-    model, tokenizer = load_classifier("minilm", "eager", pooling="mean")
-    args = MetaTrainingArguments(
-        output_dir=str(folder),
-        overwrite_output_dir=True,
+    values = dict(
+        RECIPE,
         max_steps=setting["max_steps"],
         max_length=setting["max_length"],
         seed=0,
@@ -173,26 +91,11 @@ def meta_train(target: str, data_dir: str, setting: dict, out: Path, results):
         load_best_model_at_end=True,
         save_total_limit=1,
         use_cpu=True,
-        **RECIPE,
     )
     evals = [TaskSource.from_spec(f"{validation}:train:01:validation", data_dir)]
-    start = time.perf_counter()
-    trainer = MetaTrainer(model, args, sources, evals, tokenizer=tokenizer)
-    state = trainer.train()
-    seconds = time.perf_counter() - start
-    curve = [(h["step"], h["eval_accuracy"]) for h in state.log_history if "eval_accuracy" in h]
-    best = state.best_model_checkpoint
-    results.add(
-        f"{target}/meta",
-        seconds=seconds,
-        steps=state.global_step,
-        sources=[s.name for s in sources],
-        validation=f"{validation}:train:01:validation",
-        curve=curve,
-        best_checkpoint=Path(best).name if best else None,
-        summary=f"{seconds / 60:.1f} min, curve {curve}, best {best and Path(best).name}",
+    return run_meta_training(
+        out / f"meta-{target}", values, sources, evals, results, f"{target}/meta"
     )
-    return folder
 
 
 def held_out(target: str, data_dir: str):

@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_parser, publish  # noqa: E402
+from common import Results, bench_parser, publish  # noqa: E402
 
 START, END = "<!-- grow:start -->", "<!-- grow:end -->"
 
@@ -155,23 +155,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="Which classes come first.")
     parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
     args = parser.parse_args()
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "grow.jsonl"
-    rows = [json.loads(line) for line in results.open()] if results.is_file() else []
-    done = {r["dataset"] + ("/time" if "add_10_classes_seconds" in r else "") for r in rows}
+    results = Results(Path(args.output_dir) / "grow.jsonl")
     with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
         warnings.simplefilter("ignore")
         jobs = [(n, run_dataset) for n in ("banking77", "clinc150")]
         jobs.append(("clinc150/time", lambda _n, a, w: add_ten_seconds(a, w)))
         for key, job in jobs:
-            if key in done:
-                continue
-            row = job(key, args, Path(tmp))
-            rows.append(row)
-            with results.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+            if key not in results:
+                results.add(key, **job(key, args, Path(tmp)))
+    rows = list(results.rows.values())
     text = report(rows, args.model)
     publish(text, args.benchmarks_file, START, END)
 

@@ -15,13 +15,12 @@ interrupted run resumes where it stopped.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import bench_parser, publish  # noqa: E402
+from common import Results, bench_parser, publish  # noqa: E402
 
 START, END = "<!-- label-names:start -->", "<!-- label-names:end -->"
 
@@ -56,13 +55,7 @@ def main() -> None:
     from fewshot_nlp.meta.model import FewShotModel
     from fewshot_nlp.modeling.pretrained import load_classifier
 
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            done.add((row["pooling"], row["target"], row["rule"], row["k_shot"]))
+    results = Results(Path(args.output))
     for pooling in args.pooling:
         model, tokenizer = load_classifier("minilm", pooling=pooling)
         base = FewShotModel(
@@ -79,11 +72,11 @@ def main() -> None:
                 shots = [
                     k
                     for k in args.k_shot
-                    if (pooling, name, rule, k) not in done and (k > 0 or rule == "always")
+                    if f"{pooling}/{name}/{rule}/{k}" not in results and (k > 0 or rule == "always")
                 ]
                 if not shots:
                     continue
-                results = evaluate_episodes(
+                measured = evaluate_episodes(
                     base.with_config(label_names=rule),
                     [source],
                     n_way=n_way,
@@ -95,26 +88,25 @@ def main() -> None:
                     progress=False,
                 )
                 for k in shots:
-                    stats = results[0]["results"][str(k)]
-                    row = {
-                        "pooling": pooling,
-                        "target": name,
-                        "n_way": n_way,
-                        "rule": rule,
-                        "k_shot": k,
-                        "accuracy": stats["accuracy"]["mean"],
-                        "ci95": stats["accuracy"]["ci95"],
-                        "episodes": args.episodes,
-                    }
-                    with out.open("a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(row) + "\n")
-                    print(json.dumps(row), flush=True)
-    publish(START + "\n" + table(out) + "\n" + END, args.benchmarks_file, START, END)
+                    stats = measured[0]["results"][str(k)]["accuracy"]
+                    results.add(
+                        f"{pooling}/{name}/{rule}/{k}",
+                        pooling=pooling,
+                        target=name,
+                        n_way=n_way,
+                        rule=rule,
+                        k_shot=k,
+                        accuracy=stats["mean"],
+                        ci95=stats["ci95"],
+                        episodes=args.episodes,
+                        summary=f"{100 * stats['mean']:.2f}",
+                    )
+    text = START + "\n" + table(list(results.rows.values())) + "\n" + END
+    publish(text, args.benchmarks_file, START, END)
 
 
-def table(path: Path) -> str:
+def table(rows: list[dict]) -> str:
     """Accuracy of each rule, paired episodes; 0-shot once (names are all it has)."""
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     lines = [
         "Accuracy (%) of the plain MiniLM's adaptation, mean ± 95 % CI over the episodes "
         "(paired: the same episodes for every rule).",

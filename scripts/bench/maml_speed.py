@@ -2,13 +2,14 @@
 
 Each variant runs in its own process. The reference is the same number of plain
 forward/backward passes (inner_steps on the support set + 1 on the query set, per task)
-through the unmodified model. Variant names: ORDER-SCOPE-STEPS[-FLAGS], flags ``batched``
-(the meta-batch's episodes together, ``MAML.forward_tasks``), ``stepckpt`` (whole inner
-steps recomputed in the outer backward), ``ckpt`` (per-layer activation checkpointing),
-``zero`` (zero head init), ``bf16`` (bfloat16 autocast). Prints a Markdown table of ratios
-measured in this one run.
+through the unmodified model. Variant names: ORDER-SCOPE-STEPS[-FLAGS], flags ``stepckpt``
+(whole inner steps recomputed in the outer backward), ``ckpt`` (per-layer activation
+checkpointing), ``lr`` (learned per-layer inner rates), ``zero`` (zero head init), ``bf16``
+(bfloat16 autocast). Prints a Markdown table of ratios measured in this one run; each
+variant's result is kept in ``--output_file`` (a rerun skips it).
 
     python scripts/bench/maml_speed.py --model minilm --meta_batch 4 --repeats 3
+    python scripts/bench/maml_speed.py --device cuda --variants so-full-3 so-full-3-bf16
 """
 
 from __future__ import annotations
@@ -22,29 +23,26 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Results, add_device_argument  # noqa: E402
+
 VARIANTS = [
     "reference-1",
     "reference-3",
     "fo-full-1",
-    "fo-full-1-batched",
     "fo-full-3",
-    "fo-full-3-batched",
     "fo-full-1-zero",
     "so-full-1",
     "so-full-3",
-    "so-full-3-batched",
     "so-full-1-stepckpt",
     "so-full-3-stepckpt",
     "so-full-3-ckpt",
     "fo-lora-1",
-    "fo-lora-1-batched",
     "so-lora-1",
     "so-lora-3",
-    "so-lora-3-batched",
     "so-lora-1-stepckpt",
     "so-lora-3-stepckpt",
     "fo-head-1",
-    "fo-head-1-batched",
 ]
 
 
@@ -173,38 +171,41 @@ def make_step(model, name: str, batches, *, autocast_dtype=None):
 
     def step():
         opt.zero_grad()
-        if "batched" in flags:
+        for b in batches:
             with autocast():
-                loss = maml.forward_tasks(batches).loss
+                loss = maml(b).loss / len(batches)
             loss.backward()
-        else:
-            for b in batches:
-                with autocast():
-                    loss = maml(b).loss / len(batches)
-                loss.backward()
         opt.step()
 
     return step, model
 
 
-def run_variant(name: str, model_name: str, repeats: int, meta_batch: int) -> dict:
+def run_variant(name: str, model_name: str, repeats: int, meta_batch: int, device: str) -> dict:
     import torch
 
     torch.manual_seed(0)
     model, _ = build(model_name)
-    batches = episode_batches(model.config.vocab_size, meta_batch)
+    model.to(device)
+    batches = [b.to(device) for b in episode_batches(model.config.vocab_size, meta_batch)]
     dtype = torch.bfloat16 if "bf16" in parse_variant(name)[3] else None
     step, model = make_step(model, name, batches, autocast_dtype=dtype)
-    step()  # warm-up
-    times = []
-    for _ in range(repeats):
+    cuda = torch.device(device).type == "cuda"
+
+    def timed() -> float:
         start = time.perf_counter()
         step()
-        times.append(time.perf_counter() - start)
+        if cuda:
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    timed()  # warm-up
+    times = [timed() for _ in range(repeats)]
+    peak = torch.cuda.max_memory_allocated(device) if cuda else None
     return {
         "variant": name,
         "seconds": statistics.median(times),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "peak_device_gib": None if peak is None else peak / 2**30,
         "saved_gib_per_task": saved_for_backward(step) / len(batches) / 2**30,
     }
 
@@ -239,40 +240,37 @@ def main() -> None:
     parser.add_argument(
         "--variants", nargs="+", default=VARIANTS, help="Which variants (default: all)."
     )
-    parser.add_argument("--output_file", help="Also append each variant's result here (JSONL).")
+    parser.add_argument(
+        "--output_file", default="runs/maml_speed.jsonl", help="Results (JSONL), resumable."
+    )
+    add_device_argument(parser)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
-        print(json.dumps(run_variant(args.variant, args.model, args.repeats, args.meta_batch)))
+        row = run_variant(args.variant, args.model, args.repeats, args.meta_batch, args.device)
+        print(json.dumps(row))
         return
     from tqdm import tqdm
 
+    stored = Results(Path(args.output_file))
     results = {}
-    done = {}
-    if args.output_file and Path(args.output_file).is_file():  # resumable: finished ones kept
-        for line in Path(args.output_file).read_text().splitlines():
-            row = json.loads(line)
-            done[(row["variant"], row["model"], row["meta_batch"])] = row
     for name in tqdm(args.variants, desc="variants"):
-        key = (name, args.model, args.meta_batch)
-        if key in done:
-            results[name] = done[key]
-            continue
-        command = [sys.executable, __file__, "--model", args.model, "--variant", name]
-        command += ["--repeats", str(args.repeats), "--meta_batch", str(args.meta_batch)]
-        out = subprocess.run(command, capture_output=True, text=True, check=True)
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        results[name].update(model=args.model, meta_batch=args.meta_batch)
-        if args.output_file:
-            with open(args.output_file, "a") as file:
-                file.write(json.dumps(results[name]) + "\n")
+        key = f"{args.model}/{args.device}/{args.meta_batch}/{name}"
+        if key not in stored:
+            command = [sys.executable, __file__, "--model", args.model, "--variant", name]
+            command += ["--repeats", str(args.repeats), "--meta_batch", str(args.meta_batch)]
+            command += ["--device", args.device]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            stored.add(key, **row, model=args.model, meta_batch=args.meta_batch)
+        results[name] = stored.rows[key]
     print(report(results, args))
 
 
 def report(results: dict, args) -> str:
     lines = [
-        f"model={args.model}, meta-batch {args.meta_batch}, 5-way 5-shot, 5 queries, length 32, "
-        f"median of {args.repeats} steps",
+        f"model={args.model} on {args.device}, meta-batch {args.meta_batch}, 5-way 5-shot, "
+        f"5 queries, length 32, median of {args.repeats} steps",
         "",
         "| variant | s / meta-step | × reference | × without the flag | saved for backward, GiB "
         "/ task |",
@@ -280,9 +278,7 @@ def report(results: dict, args) -> str:
     ]
     for name, r in results.items():
         ref = results.get(f"reference-{parse_variant(name)[2]}")
-        plain = results.get(
-            name.replace("-batched", "").replace("-stepckpt", "").replace("-bf16", "")
-        )
+        plain = results.get(name.replace("-stepckpt", "").replace("-bf16", ""))
         speed = "" if plain is None or plain is r else f"{plain['seconds'] / r['seconds']:.2f}"
         lines.append(
             f"| {name} | {r['seconds']:.3f} | "

@@ -1,9 +1,10 @@
 """Meta-value study (issue 18): does a meta-training recipe beat the same adaptation of the
 encoder it started from, on data it never trained on?
 
-Every recipe meta-trains the mean-pooling MiniLM on all shared datasets except the three
-benchmark targets (banking77, clinc150, reuters: never seen, whole datasets left out), then is
-scored on *meta-validation* classes only (never a target's test file):
+Every recipe (``configs/bench/meta_value.yaml``) meta-trains the mean-pooling MiniLM on all
+shared datasets except the three benchmark targets (banking77, clinc150, reuters: never
+seen, whole datasets left out), then is scored on *meta-validation* classes only (never a
+target's test file):
 - banking77 and clinc150 fold-01 validation classes (intents), reuters' validation classes;
 - all classes of the part at once (full-way), 0, 1 and 5 shots, the same episodes for every
   row;
@@ -21,12 +22,18 @@ on a rerun; meta-models stay in OUTPUT_DIR/<recipe>.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import Results, dataset_names, mean_pooling_base  # noqa: E402
-from common import bench_parser, publish  # noqa: E402
+from common import (  # noqa: E402
+    Results,
+    bench_config,
+    bench_parser,
+    dataset_names,
+    mean_pooling_base,
+    publish,
+)
+from common import meta_train as run_meta_training  # noqa: E402
 
 TARGETS = ("banking77", "clinc150", "reuters")
 VALIDATION = {
@@ -41,18 +48,8 @@ TEST = {
     "clinc150-test": "clinc150:train:01:test",
     "reuters-test": "reuters:test",
 }
-COMMON = dict(
-    meta_batch_size=2,
-    max_length=48,
-    temperature=0.5,
-    seed=0,
-    adapt_head_init="logreg",
-    label_names="auto",
-    merge_lora_on_save=True,
-    logging_steps=50,
-    use_cpu=True,
-    first_order=True,
-)
+CONFIG = bench_config("meta_value")  # configs/bench/meta_value.yaml
+COMMON, RECIPES = CONFIG["common"], CONFIG["recipes"]
 ADAPTATION = (
     "adapt_head_init",
     "label_names",
@@ -63,102 +60,6 @@ ADAPTATION = (
     "inner_learning_rate",
     "adapt_step_candidates",
 )
-# What every label-name recipe shares: no inner step, many-way episodes, names always in.
-NAMES = dict(inner_steps=0, head_init="cosine", label_names="always", n_way="10-40", q_query=3)
-# first against second order at equal CPU time: 1-shot episodes with the names, one LoRA
-# inner step on the support; second order costs 1.29 x per step on this CPU (maml_speed)
-STEP = dict(
-    NAMES,
-    adapt_scope="lora",
-    label_name_weight=8.0,
-    learning_rate=1e-4,
-    k_shot=1,
-    inner_steps=1,
-    inner_learning_rate=0.05,
-)
-RECIPES = {
-    # what the quickstart does today: 5-10-way 3-shot episodes, one LoRA inner step
-    "today": dict(
-        adapt_scope="lora",
-        inner_steps=1,
-        inner_learning_rate=0.05,
-        head_init="cosine",
-        learning_rate=1e-4,
-        n_way="5-10",
-        k_shot=3,
-        q_query=4,
-        max_steps=300,
-        label_names="auto",
-    ),
-    # 1-shot episodes, the head started from the label names (weighted 8 x a real example):
-    # the outer loss pulls utterances toward their own names
-    "names-lora": dict(
-        NAMES,
-        adapt_scope="lora",
-        label_name_weight=8.0,
-        learning_rate=1e-4,
-        k_shot=1,
-        max_steps=300,
-    ),
-    # 0-shot episodes: the head is the label names alone, every class of 10-40 at once; the
-    # outer loss is then exactly "each utterance against every label name" (contrastive)
-    "names0-full": dict(NAMES, adapt_scope="full", learning_rate=1e-5, k_shot=0, max_steps=400),
-    "names0-lora": dict(NAMES, adapt_scope="lora", learning_rate=3e-4, k_shot=0, max_steps=400),
-    # the same, longer and faster, the best step (0 included) chosen on sgd's validation
-    # domains (full-way, 0 and 1 shots); sgd's validation and test domains are not trained on
-    "names0-long": dict(
-        NAMES,
-        adapt_scope="full",
-        learning_rate=3e-5,
-        k_shot=0,
-        max_steps=600,
-        eval_steps=150,
-        eval_episodes=20,
-        eval_n_way="all",
-        eval_k_shot=[0, 1],
-        load_best_model_at_end=True,
-        save_total_limit=1,
-    ),
-    # 1-shot episodes whose outer loss goes through a differentiable ridge head fitted on the
-    # support and the label names (a convex head, as adapt's logistic regression is)
-    "names-ridge": dict(
-        NAMES,
-        adapt_scope="full",
-        head_init="ridge",
-        label_name_weight=8.0,
-        learning_rate=1e-5,
-        k_shot=1,
-        max_steps=400,
-    ),
-    # weight-space interpolation between the starting encoder and a run (as WiSE-FT does):
-    # keeps part of what the run learned while moving less far from what it did not train on
-    "names0-full-wise50": dict(interpolate=("names0-full", 0.5)),
-    "names-lora-wise50": dict(interpolate=("names-lora", 0.5)),
-    "names0-full-wise25": dict(interpolate=("names0-full", 0.25)),
-    "names0-full-wise75": dict(interpolate=("names0-full", 0.75)),
-    "step-lora-fo": dict(STEP, max_steps=300),
-    "step-lora-so": dict(STEP, max_steps=233, first_order=False),
-    # names0-full for thousands of steps, every 250th step kept: the curve of the meta-value
-    # against meta-steps (0 and 1 shots, 20 episodes per row, each checkpoint)
-    "names0-curve": dict(
-        NAMES,
-        adapt_scope="full",
-        learning_rate=1e-5,
-        k_shot=0,
-        max_steps=1500,
-        save_steps=250,
-        save_total_limit=None,
-        curve=True,
-    ),
-    "names-full": dict(
-        NAMES,
-        adapt_scope="full",
-        label_name_weight=8.0,
-        learning_rate=2e-5,
-        k_shot=1,
-        max_steps=300,
-    ),
-}
 
 
 def interpolated(name: str, out: Path, results: Results) -> Path:
@@ -182,50 +83,22 @@ def interpolated(name: str, out: Path, results: Results) -> Path:
 def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int | None):
     if "interpolate" in RECIPES[name]:
         return interpolated(name, out, results)
-    folder = out / name
-    if f"{name}/meta" in results and (folder / "fewshot_nlp.json").is_file():
-        return folder
     from fewshot_nlp import TaskSource
-    from fewshot_nlp.meta.arguments import MetaTrainingArguments
-    from fewshot_nlp.meta.trainer import MetaTrainer
-    from fewshot_nlp.modeling.pretrained import load_classifier
 
     values = {k: v for k, v in {**COMMON, **RECIPES[name]}.items() if k != "curve"}
+    if steps:
+        values["max_steps"] = steps
     validating = bool(values.get("eval_steps"))
     specs = [
         "sgd:train::train" if n == "sgd" and validating else n
         for n in dataset_names(data_dir)
         if n not in TARGETS
     ]
-    if steps:
-        values["max_steps"] = steps
-    resume = values.get("save_steps") and any(folder.glob("checkpoint-*"))
-    args = MetaTrainingArguments(
-        output_dir=str(folder),
-        overwrite_output_dir=True,
-        resume_from_checkpoint="true" if resume else None,
-        **values,
-    )
-    model, tokenizer = load_classifier("minilm", "eager", pooling="mean")
     sources = [TaskSource.from_spec(s, data_dir) for s in specs]
     if values["k_shot"] == 0:  # names-only episodes: pair tasks (scitail) have no names to use
         sources = [s for s in sources if not s.is_pair_task]
-        specs = [s.name for s in sources]
-    start = time.perf_counter()
     evals = [TaskSource.from_spec("sgd:validation::validation", data_dir)] if validating else None
-    state = MetaTrainer(model, args, sources, evals, tokenizer=tokenizer).train()
-    curve = [(h["step"], h["eval_accuracy"]) for h in state.log_history if "eval_accuracy" in h]
-    seconds = time.perf_counter() - start
-    results.add(
-        f"{name}/meta",
-        seconds=seconds,
-        sources=specs,
-        recipe=values,
-        curve=curve,
-        best=state.best_model_checkpoint,
-        summary=f"{seconds:.0f} s, validation curve {curve}",
-    )
-    return folder
+    return run_meta_training(out / name, values, sources, evals, results, f"{name}/meta")
 
 
 def evaluated(model, source, k: int, method: str, episodes: int, key: str, results: Results):
@@ -415,6 +288,9 @@ def main() -> None:
     parser.add_argument("--benchmarks_file", default=None, help="Write the table there too.")
     parser.add_argument("--report_only", action="store_true", help="Only print the table.")
     parser.add_argument(
+        "--train_only", action="store_true", help="Meta-train the recipes, evaluate nothing."
+    )
+    parser.add_argument(
         "--target_split",
         choices=["validation", "test"],
         default="validation",
@@ -446,6 +322,8 @@ def main() -> None:
             folder = out / name
         else:
             folder = meta_train(name, args.data_dir, out, results, args.max_steps)
+        if args.train_only:
+            continue
         if not (folder / "fewshot_nlp.json").is_file():  # a curve run still going: a checkpoint
             folder = max(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
         run = MethodRunner(folder, max_length=length, cache_features=True)

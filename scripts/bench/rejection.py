@@ -13,14 +13,13 @@ nearest class mean). Resumable: each row is appended to OUTPUT_DIR/rejection.jso
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
 
 SHOTS = ("5", "10")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bench_parser, publish  # noqa: E402
+from common import Results, bench_parser, publish  # noqa: E402
 
 START, END = "<!-- rejection:start -->", "<!-- rejection:end -->"
 
@@ -31,17 +30,13 @@ def run(args) -> list[dict]:
     from fewshot_nlp.evaluation import MethodRunner
     from fewshot_nlp.evaluation.out_of_scope import evaluate_out_of_scope
 
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / "rejection.jsonl"
-    rows = [json.loads(line) for line in results.open()] if results.is_file() else []
-    done = {(r["shots"], r["method"]) for r in rows}
+    results = Results(Path(args.output_dir) / "rejection.jsonl")
     root = Path(args.data_dir) / "clinc150"
     test = TaskSource.from_files(root / "test.jsonl", name="clinc150")
     outside = read_texts(root / "oos" / "test.jsonl")
     model = MethodRunner(args.model, cache_features=True)
     for shots in args.shots:
-        todo = [m for m in args.methods if (shots, m) not in done]
+        todo = [m for m in args.methods if f"{shots}/{m}" not in results]
         if not todo:
             continue
         train = TaskSource.from_files(root / "fewshot" / f"train_{shots}.jsonl", name="train")
@@ -49,12 +44,8 @@ def run(args) -> list[dict]:
             warnings.simplefilter("ignore")
             for method in todo:
                 row = evaluate_out_of_scope(model, train, test, outside, methods=[method])[0]
-                row["shots"] = shots
-                rows.append(row)
-                with results.open("a") as handle:
-                    handle.write(json.dumps(row) + "\n")
-                print(f"{shots}-shot {method}: " + summary(row), flush=True)
-    return rows
+                results.add(f"{shots}/{method}", **row, shots=shots, summary=summary(row))
+    return list(results.rows.values())
 
 
 def summary(row: dict) -> str:
