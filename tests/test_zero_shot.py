@@ -159,3 +159,25 @@ def test_meta_training_on_zero_shot_episodes(tokenizer, data_dir, tmp_path):
     pair = TaskSource(name="nli", texts=["a", "b"] * 4, labels=["x", "y"] * 4, text_pairs=["c"] * 8)
     with pytest.raises(ConfigError, match=r"drop \['nli'\]"):
         MetaTrainer(tiny_model(), tiny_meta_args(tmp_path / "r2", k_shot=0), [pair])
+
+
+@pytest.mark.parametrize("trained_rule, noted", [("never", True), ("always", False)])
+def test_zero_shot_note_reads_the_rule_the_run_was_meta_trained_with(
+    tokenizer, tmp_path, trained_rule, noted
+):
+    """A run meta-trained without names scores a class without examples by the base
+    encoder's name similarity: the user is told, even though adapt turns names on for it."""
+    import warnings
+
+    from fewshot_nlp import FewShotModel, MAMLConfig
+    from fewshot_nlp.meta.maml import MAML
+
+    config = MAMLConfig(label_names=trained_rule, inner_steps=0, head_init="cosine")
+    FewShotModel(MAML(tiny_model(), config), tokenizer, max_length=16).save_pretrained(tmp_path)
+    few = [(t, y) for y in LABELS[:2] for t in TEXTS[y]]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = adapt(str(tmp_path), few, labels=LABELS)
+    said = any("never meta-trained" in str(w.message) for w in caught)
+    assert said == noted
+    assert (AdaptationRecord.of(clf).zero_shot_note is not None) == noted

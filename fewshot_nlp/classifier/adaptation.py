@@ -18,7 +18,6 @@ from ..meta.maml import HEAD_BIAS, HEAD_WEIGHT, MAML
 from ..meta.model import DEFAULT_SUPPORT_BATCH, FewShotModel
 from ..modeling.head import NORMALIZED_HEAD_INITS, set_head
 from ..modeling.lora import is_peft
-from ..modeling.pooling import is_mean_pooling
 from .arguments import AdaptationArguments
 from .class_memory import class_memory_for, is_exported_classifier
 from .record import AdaptationRecord
@@ -158,10 +157,9 @@ def fit_classifier(
     classifier: rejection label, record, class memory."""
     if run.tokenizer is None:
         raise DataError("adapt needs a tokenizer: FewShotModel(maml, tokenizer).")
-    nameless, label_names = _nameless_classes(run, names, source, args.label_names)
+    nameless, label_names, note = _nameless_classes(run, names, source, args.label_names)
     warn_unreadable_names(run.tokenizer, names)
-    run = _run_for(run, replace(args, label_names=label_names))
-    _check_rejection_request(run, args, names)
+    run = _run_for(run, replace(args, label_names=label_names), names)
     texts = source.texts if source is not None else []
     pairs = source.text_pairs if source is not None else None
     if texts:
@@ -173,7 +171,6 @@ def fit_classifier(
     )
     if metrics.get("cv_fallback"):
         warnings.warn(f"adapt: {metrics['cv_fallback']}.", stacklevel=3)
-    note = _names_note(run, nameless)
     if note:
         warnings.warn(f"adapt: {note}", stacklevel=3)
     classifier = adapted_copy(run, fast, names, merge_lora=merge_lora)
@@ -211,34 +208,33 @@ def _reader_of(classifier, run: FewShotModel) -> FewShotModel:
     return FewShotModel(maml, run.tokenizer, max_length=run.collator.max_length)
 
 
-def _run_for(run: FewShotModel, args: AdaptationArguments) -> FewShotModel:
-    """The run under this call's settings: a new object, never ``run`` changed."""
+def _run_for(run: FewShotModel, args: AdaptationArguments, names: list[str]) -> FewShotModel:
+    """The run under this call's settings (a new object, never ``run`` changed), checked
+    against them."""
     changes = args.config_changes()
     if changes:
         run = run.with_config(**changes)
     if args.max_length is not None and args.max_length != run.collator.max_length:
         run = run.with_max_length(args.max_length)
     run.config.check_adaptation()
-    return run
-
-
-def _check_rejection_request(run: FewShotModel, args: AdaptationArguments, names) -> None:
     if not args.unknown_label:
-        return
+        return run
     check_rejection_label(args.unknown_label, names)
     head = run.config.adaptation_head_init
-    if is_mean_pooling(run.model) and head not in NORMALIZED_HEAD_INITS:
+    if run.maml.mean_pooling and head not in NORMALIZED_HEAD_INITS:
         raise ConfigError(
             f"unknown_label on a mean-pooling model needs a head fitted on normalised "
             f"features ({', '.join(NORMALIZED_HEAD_INITS)}), so that its threshold reads "
             f"the same whatever the padding; adapt_head_init {head!r} is not one. Choose "
             "one of those heads, or drop unknown_label."
         )
+    return run
 
 
 def _nameless_classes(run: FewShotModel, names, source, label_names):
-    """The classes without examples (classified by their names alone) and the
-    ``label_names`` setting that can classify them."""
+    """The classes without examples (classified by their names alone), the ``label_names``
+    setting that can classify them, and what they are scored by when the run never
+    meta-trained with names (a note for the user and the card)."""
     have = set(source.label_index) if source is not None else set()
     nameless = [n for n in names if n not in have]
     if nameless and label_names == "never":
@@ -247,21 +243,17 @@ def _nameless_classes(run: FewShotModel, names, source, label_names):
             "their names are all there is: label_names='never' cannot classify them. Give "
             "them examples, or use label_names 'always'."
         )
+    trained_names = run.meta_trained and run.config.label_names != "never"
+    note = None
+    if nameless and not trained_names:
+        note = (
+            f"{len(nameless)} class(es) have no examples and this model's label names were "
+            "never meta-trained: they are classified by the base encoder's similarity to "
+            "their names (label-name cosine)."
+        )
     if nameless and run.config.label_names == "never":
         label_names = "auto"  # the run never used names, but these classes have nothing else
-    return nameless, label_names
-
-
-def _names_note(run: FewShotModel, nameless: list[str]) -> str | None:
-    """What a 0-shot class is scored by, when the names were never meta-trained."""
-    trained_names = run.meta_trained and run.config.label_names != "never"
-    if not nameless or trained_names:
-        return None
-    return (
-        f"{len(nameless)} class(es) have no examples and this model's label names were "
-        "never meta-trained: they are classified by the base encoder's similarity to "
-        "their names (label-name cosine)."
-    )
+    return nameless, label_names, note
 
 
 def _record(run: FewShotModel, metrics: dict, classes, examples, nameless, note):

@@ -68,7 +68,8 @@ class MAML(nn.Module):
         self.head_params = head_param_names(model, self.head_name)
         self.mean_pooling = is_mean_pooling(unwrap_peft(model))
         self.fast_names = adapted_param_names(model, self.config.adapt_scope, self.head_params)
-        self.log_inner_lrs = self._make_inner_lrs()
+        learned = self.config.learn_inner_lr != "none"
+        self.log_inner_lrs = self._make_inner_lrs() if learned else None
         if self.config.gradient_checkpointing:
             enable_activation_checkpointing(model)
 
@@ -81,9 +82,7 @@ class MAML(nn.Module):
             return f"layer_{layer}" if layer is not None else "other"
         return name.replace(".", "__")
 
-    def _make_inner_lrs(self) -> nn.ParameterDict | None:
-        if self.config.learn_inner_lr == "none":
-            return None
+    def _make_inner_lrs(self) -> nn.ParameterDict:
         start = math.log(self.config.inner_learning_rate)
         keys = dict.fromkeys(self._lr_key(n) for n in [*self.fast_names, HEAD_WEIGHT, HEAD_BIAS])
         return nn.ParameterDict({k: nn.Parameter(torch.tensor(start)) for k in keys})

@@ -94,7 +94,8 @@ class FewShotModel:
             changes.get("support_batch_size") or config.support_batch_size or DEFAULT_SUPPORT_BATCH
         )
         maml = MAML(model.eval(), replace(config, **changes))
-        load_inner_lrs(maml, path)
+        if maml.log_inner_lrs is not None:  # learned inner rates, kept beside the weights
+            load_inner_lrs(maml, path)
         return cls(
             maml,
             tokenizer if tokenizer is not None else saved_tokenizer,

@@ -94,7 +94,7 @@ def load_model_weights(model, folder: str | Path) -> None:
 
 def load_inner_lrs(maml, folder: str | Path) -> None:
     file = Path(folder) / INNER_LRS_FILE
-    if maml.log_inner_lrs is None or not file.is_file():
+    if not file.is_file():
         return
     with torch.no_grad():
         for key, value in load_file(str(file)).items():

@@ -400,7 +400,8 @@ class MetaTrainer:
 
     def _load_weights(self, folder: Path) -> None:
         load_model_weights(self.model, folder)
-        load_inner_lrs(self.maml, folder)
+        if self.maml.log_inner_lrs is not None:
+            load_inner_lrs(self.maml, folder)
 
     def _resume(self, folder: Path) -> None:
         saved = json.loads((folder / STATE_FILE).read_text())
