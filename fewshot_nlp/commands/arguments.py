@@ -10,6 +10,11 @@ from typing import Literal
 from ..argument_parsing import help_field
 from ..evaluation.methods import DEFAULT_METHODS, METHODS
 
+TRUST_REMOTE_CODE = (
+    "Run model code shipped in the model folder (config.json auto_map). Off: such a model is "
+    "refused before anything runs."
+)
+
 
 @dataclass
 class AdaptArguments:
@@ -41,11 +46,7 @@ class AdaptArguments:
     push_to_hub: bool = help_field("Upload the export to the Hub.", default=False)
     hub_model_id: str | None = help_field("user/name for --push_to_hub.", default=None)
     private: bool = help_field("Create the Hub repository as private.", default=False)
-    trust_remote_code: bool = help_field(
-        "Run model code shipped in the model folder (config.json auto_map). Off: such a "
-        "model is refused before anything runs.",
-        default=False,
-    )
+    trust_remote_code: bool = help_field(TRUST_REMOTE_CODE, default=False)
 
 
 @dataclass
@@ -110,11 +111,7 @@ class EvaluateArguments:
     output_file: str | None = help_field("Write the results as JSON here.", default=None)
     plot: str | None = help_field("Write accuracy vs shots (PNG) here.", default=None)
     overwrite: bool = help_field("Replace an existing output_file / plot.", default=False)
-    trust_remote_code: bool = help_field(
-        "Run model code shipped in the model folder (config.json auto_map). Off: such a "
-        "model is refused before anything runs.",
-        default=False,
-    )
+    trust_remote_code: bool = help_field(TRUST_REMOTE_CODE, default=False)
 
 
 @dataclass
@@ -126,11 +123,7 @@ class PredictArguments:
     output_file: str | None = help_field("Write JSON lines here.", default=None)
     overwrite: bool = help_field("Replace an existing output_file.", default=False)
     batch_size: int = help_field("Texts per forward pass.", default=32)
-    trust_remote_code: bool = help_field(
-        "Run model code shipped in the model folder (config.json auto_map). Off: such a "
-        "model is refused before anything runs.",
-        default=False,
-    )
+    trust_remote_code: bool = help_field(TRUST_REMOTE_CODE, default=False)
 
 
 @dataclass

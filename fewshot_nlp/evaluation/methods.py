@@ -15,13 +15,14 @@ import importlib.util
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..argument_parsing import help_field
 from ..data.labels import label_name_text
 from ..errors import ConfigError
 from ..meta.maml import HEAD_BIAS, HEAD_WEIGHT
@@ -118,12 +119,12 @@ class FinetuneConfig:
     """The fine-tuning baseline as ``transformers.Trainer`` runs it for a new head: AdamW on
     every weight, mini-batches, epochs, linear warm-up then decay, weight decay."""
 
-    epochs: int = field(default=10, metadata={"help": "Passes over the support set."})
-    batch_size: int = field(default=16, metadata={"help": "Support examples per step."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "Share of steps warming up."})
-    seed: int = field(default=0, metadata={"help": "Seed of the head init and batch order."})
+    epochs: int = help_field("Passes over the support set.", default=10)
+    batch_size: int = help_field("Support examples per step.", default=16)
+    learning_rate: float = help_field("Peak AdamW learning rate.", default=5e-5)
+    weight_decay: float = help_field("AdamW weight decay.", default=0.01)
+    warmup_ratio: float = help_field("Share of steps warming up.", default=0.1)
+    seed: int = help_field("Seed of the head init and batch order.", default=0)
 
 
 def _require(module: str, method: str, extra: str, package: str):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from ..argument_parsing import help_field, parse_dataclasses
@@ -147,38 +147,30 @@ class MetaTrainingArguments(MAMLConfig):
 
 @dataclass
 class ModelDataArguments:
-    model_name_or_path: str = field(
-        default="minilm",
-        metadata={"help": "Checkpoint folder or id; 'minilm' = the packaged all-MiniLM-L6-v2."},
+    model_name_or_path: str = help_field(
+        "Checkpoint folder or id; 'minilm' = the packaged all-MiniLM-L6-v2.", default="minilm"
     )
-    data_dir: str | None = field(
-        default=None, metadata={"help": "Data directory (else $FEWSHOT_NLP_DATA)."}
-    )
-    train_datasets: list[str] = field(
+    data_dir: str | None = help_field("Data directory (else $FEWSHOT_NLP_DATA).", default=None)
+    train_datasets: list[str] = help_field(
+        "Meta-training sources, each NAME[:SPLIT[:FOLD[:PART]]].",
         default_factory=lambda: ["snips", "trec", "agnews"],
-        metadata={"help": "Meta-training sources, each NAME[:SPLIT[:FOLD[:PART]]]."},
     )
-    eval_datasets: list[str] = field(
-        default_factory=list, metadata={"help": "Validation sources, NAME[:SPLIT[:FOLD[:PART]]]."}
+    eval_datasets: list[str] = help_field(
+        "Validation sources, NAME[:SPLIT[:FOLD[:PART]]].", default_factory=list
     )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (adapt_scope=lora)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (adapt_scope=lora)."})
-    pooling: Literal["model", "mean"] = field(
+    lora_r: int = help_field("LoRA rank (adapt_scope=lora).", default=8)
+    lora_alpha: int = help_field("LoRA alpha (adapt_scope=lora).", default=16)
+    pooling: Literal["model", "mean"] = help_field(
+        "What the head reads: 'model' = the class's own head input (BERT: the [CLS] "
+        "pooler); 'mean' = the mean of the last hidden states, as sentence encoders are "
+        "meant to be used (BERT checkpoints; still a standard transformers class).",
         default="model",
-        metadata={
-            "help": "What the head reads: 'model' = the class's own head input (BERT: the [CLS] "
-            "pooler); 'mean' = the mean of the last hidden states, as sentence encoders are "
-            "meant to be used (BERT checkpoints; still a standard transformers class)."
-        },
     )
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: list(DEFAULT_LORA_TARGETS),
-        metadata={"help": "Module names LoRA wraps."},
+    lora_target_modules: list[str] = help_field(
+        "Module names LoRA wraps.", default_factory=lambda: list(DEFAULT_LORA_TARGETS)
     )
-    attn_implementation: str = field(default="sdpa", metadata={"help": "eager or sdpa."})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run model code from the checkpoint."}
-    )
+    attn_implementation: str = help_field("eager or sdpa.", default="sdpa")
+    trust_remote_code: bool = help_field("Run model code from the checkpoint.", default=False)
 
     def load(self):
         """``(model, tokenizer, lora_config)`` to meta-train, as these arguments describe."""

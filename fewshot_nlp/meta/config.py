@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Literal, get_args
 
+from ..argument_parsing import help_field
 from ..errors import ConfigError
 from ..modeling.head import HEAD_INITS
 from ..modeling.scopes import parse_adapt_scope
@@ -18,93 +19,74 @@ LABEL_NAMES = get_args(LabelNames)
 
 @dataclass
 class MAMLConfig:
-    inner_steps: int = field(default=1, metadata={"help": "SGD steps on the support set."})
-    inner_learning_rate: float = field(
-        default=1e-3, metadata={"help": "Inner-loop SGD learning rate (the start, if learned)."}
+    inner_steps: int = help_field("SGD steps on the support set.", default=1)
+    inner_learning_rate: float = help_field(
+        "Inner-loop SGD learning rate (the start, if learned).", default=1e-3
     )
-    first_order: bool = field(
-        default=True,
-        metadata={"help": "First-order MAML (no gradient through inner gradients)."},
+    first_order: bool = help_field(
+        "First-order MAML (no gradient through inner gradients).", default=True
     )
-    adapt_scope: str = field(
+    adapt_scope: str = help_field(
+        "What adapts in the inner loop: 'full' (encoder + head), 'lora' (LoRA "
+        "adapters + head), 'head' (ANIL), or 'top:K' (top K layers + head).",
         default="full",
-        metadata={
-            "help": "What adapts in the inner loop: 'full' (encoder + head), 'lora' (LoRA "
-            "adapters + head), 'head' (ANIL), or 'top:K' (top K layers + head)."
-        },
     )
-    head_init: str = field(
+    head_init: str = help_field(
+        "Episode head init: 'proto' (Proto-MAML, Euclidean), 'cosine' (prototypes "
+        "on L2-normalised features), 'ridge' (closed-form ridge, differentiable), 'logreg' "
+        "(logistic regression fitted to convergence), 'zero' or 'random'.",
         default="proto",
-        metadata={
-            "help": "Episode head init: 'proto' (Proto-MAML, Euclidean), 'cosine' (prototypes "
-            "on L2-normalised features), 'ridge' (closed-form ridge, differentiable), 'logreg' "
-            "(logistic regression fitted to convergence), 'zero' or 'random'.",
-            "choices": HEAD_INITS,
-        },
+        metadata={"choices": HEAD_INITS},
     )
-    adapt_head_init: str | None = field(
+    adapt_head_init: str | None = help_field(
+        "Head init at adapt/evaluation time (default: head_init).",
         default=None,
-        metadata={
-            "help": "Head init at adapt/evaluation time (default: head_init).",
-            "choices": HEAD_INITS,
-        },
+        metadata={"choices": HEAD_INITS},
     )
-    logit_scale: float = field(
-        default=20.0,
-        metadata={"help": "Logit scale of the 'cosine' and 'ridge' heads (inverse temperature)."},
+    logit_scale: float = help_field(
+        "Logit scale of the 'cosine' and 'ridge' heads (inverse temperature).", default=20.0
     )
-    head_regularization: float = field(
-        default=10.0,
-        metadata={"help": "C of the 'logreg' head (as in scikit-learn); 1/lambda of 'ridge'."},
+    head_regularization: float = help_field(
+        "C of the 'logreg' head (as in scikit-learn); 1/lambda of 'ridge'.", default=10.0
     )
-    label_names: LabelNames = field(
+    label_names: LabelNames = help_field(
+        "Use each label's name (card_arrival -> 'card arrival') as one more support "
+        "example of its class: 'always' (the default, best on held-out sets at 1 and 5 "
+        "shots: BENCHMARKS.md, 'Label-name rule'), 'never', or 'auto' (at adapt time only "
+        "when the names alone classify the support examples clearly above chance; "
+        "meta-training always uses them).",
         default="always",
-        metadata={
-            "help": "Use each label's name (card_arrival -> 'card arrival') as one more support "
-            "example of its class: 'always' (the default, best on held-out sets at 1 and 5 "
-            "shots: BENCHMARKS.md, 'Label-name rule'), 'never', or 'auto' (at adapt time only "
-            "when the names alone classify the support examples clearly above chance; "
-            "meta-training always uses them)."
-        },
     )
-    label_name_weight: float = field(
-        default=1.0, metadata={"help": "Weight of a label-name example against a real one."}
+    label_name_weight: float = help_field(
+        "Weight of a label-name example against a real one.", default=1.0
     )
-    adapt_step_candidates: list[int] | None = field(
+    adapt_step_candidates: list[int] | None = help_field(
+        "At adapt time, choose the number of inner steps among these by "
+        "cross-validation on the support set (e.g. 0 1 3; None: always inner_steps).",
         default=None,
-        metadata={
-            "help": "At adapt time, choose the number of inner steps among these by "
-            "cross-validation on the support set (e.g. 0 1 3; None: always inner_steps)."
-        },
     )
-    adapt_cv_folds: int = field(
-        default=3, metadata={"help": "Folds of that cross-validation (capped by the shots)."}
+    adapt_cv_folds: int = help_field(
+        "Folds of that cross-validation (capped by the shots).", default=3
     )
-    learn_inner_lr: LearnInnerLR = field(
+    learn_inner_lr: LearnInnerLR = help_field(
+        "Meta-learn inner learning rates: 'none', 'param' (one per adapted tensor, "
+        "Meta-SGD style) or 'layer' (one per layer, LEOPARD style).",
         default="none",
-        metadata={
-            "help": "Meta-learn inner learning rates: 'none', 'param' (one per adapted tensor, "
-            "Meta-SGD style) or 'layer' (one per layer, LEOPARD style)."
-        },
     )
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Recompute encoder activations to save memory."}
+    gradient_checkpointing: bool = help_field(
+        "Recompute encoder activations to save memory.", default=False
     )
-    step_checkpointing: bool = field(
+    step_checkpointing: bool = help_field(
+        "Second order: keep only each inner step's input weights and recompute the "
+        "step (forward and inner backward) in the outer backward, so memory no longer grows "
+        "with every extra inner step (measured in BENCHMARKS.md).",
         default=False,
-        metadata={
-            "help": "Second order: keep only each inner step's input weights and recompute the "
-            "step (forward and inner backward) in the outer backward, so memory no longer grows "
-            "with every extra inner step (measured in BENCHMARKS.md)."
-        },
     )
-    support_batch_size: int | None = field(
-        default=None,
-        metadata={"help": "Process the support set in chunks of this size (None: all at once)."},
+    support_batch_size: int | None = help_field(
+        "Process the support set in chunks of this size (None: all at once).", default=None
     )
-    head_name: str | None = field(
-        default=None,
-        metadata={"help": "Dotted path of the final nn.Linear, for unknown architectures."},
+    head_name: str | None = help_field(
+        "Dotted path of the final nn.Linear, for unknown architectures.", default=None
     )
 
     def __post_init__(self) -> None:
