@@ -70,7 +70,7 @@ def adapt(
         check_rejection_label(args.unknown_label, labels)
     source, names = training_source(train_data, labels=labels, **reading)
     unknown = rejection_examples(args, names, source, text_column, label_column)
-    run = _few_shot_model(model, tokenizer, trust_remote_code)
+    run = load_run(model, tokenizer, trust_remote_code)
     return fit_classifier(run, source, names, args, merge_lora=merge_lora, unknown=unknown)
 
 
@@ -123,7 +123,7 @@ def _with_deprecated_settings(args, settings: dict) -> AdaptationArguments:
     return args
 
 
-def _few_shot_model(model, tokenizer, trust_remote_code: bool) -> FewShotModel:
+def load_run(model, tokenizer, trust_remote_code: bool) -> FewShotModel:
     """A folder (meta-trained or any checkpoint) or a model object, as a ``FewShotModel``."""
     if isinstance(model, FewShotModel):
         return model

@@ -35,6 +35,7 @@ class AdaptationRecord:
     base_model: str | None = None
     base_encoder: str | None = None
     rejection: dict | None = None
+    multi_label: dict | None = None
     grown_from: str | None = None
     added_labels: list[str] = field(default_factory=list)
     removed_labels: list[str] = field(default_factory=list)

@@ -18,6 +18,7 @@ def main(argv: list[str]) -> int:
 
     args, adaptation = parse_with_adaptation(AdaptArguments, argv, "adapt", DESCRIPTION)
     path, grows = _check_request(args, adaptation)
+    multi_label = _multi_label_request(args, adaptation, grows)
 
     from transformers import AutoTokenizer
 
@@ -26,7 +27,10 @@ def main(argv: list[str]) -> int:
 
     # the tokenizer here, the model once, by adapt or grow
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-    adapted = _classifier(args, adaptation, path, tokenizer, grows)
+    if multi_label is not None:
+        adapted = _multi_label_classifier(args, multi_label, path, tokenizer)
+    else:
+        adapted = _classifier(args, adaptation, path, tokenizer, grows)
     out = export(
         adapted,
         tokenizer,
@@ -38,10 +42,13 @@ def main(argv: list[str]) -> int:
         private=args.private,
     )
     labels = list(adapted.config.id2label.values())
-    record = AdaptationRecord.of(adapted).rejection
-    if record:
-        print(rejection_summary(record))
+    record = AdaptationRecord.of(adapted)
+    if record.rejection:
+        print(rejection_summary(record.rejection))
         labels = labels[:-1]
+    if record.multi_label:
+        print(multi_label_summary(record.multi_label, len(labels), out))
+        return 0
     print(f"Adapted to {len(labels)} classes; exported to {out}")
     return 0
 
@@ -70,6 +77,81 @@ def _classifier(args, adaptation, path: str, tokenizer, grows: bool):
         trust_remote_code=args.trust_remote_code,
         **reading,
     )
+
+
+def _multi_label_request(args, adaptation, grows: bool):
+    """``MultiLabelArguments`` when the training files are multi-label (rows with
+    ``--labels_column`` lists, or a CSV with ``--label_separator``), else None; settings that
+    mean nothing there are refused before anything loads."""
+    from ..multilabel import MultiLabelArguments, is_multilabel_file
+
+    detected = is_multilabel_file(args.train_file, args.labels_column, args.label_separator)
+    if not (args.multi_label or detected):
+        return None
+    if grows:
+        raise ConfigError(
+            "--train_file is multi-label and --model is an exported classifier: growing is for "
+            "single-label exports. Adapt the meta-trained model to the full label set instead."
+        )
+    if adaptation.unknown_label:
+        raise ConfigError(
+            "--unknown_label is for single-label classifiers: in a multi-label one a text of "
+            "none of the labels already gets no label (every sigmoid < 0.5). To teach it such "
+            'texts, give them in --train_file with an empty list: {"text": ..., "labels": []}.'
+        )
+    ignored = [
+        f"--{k}" for k, v in vars(adaptation).items() if v is not None and k not in MULTI_LABEL
+    ]
+    if ignored or args.keep_adapter:
+        shown = sorted(ignored + ["--keep-adapter"] * args.keep_adapter)
+        raise ConfigError(
+            f"{shown} apply to single-label adaptation; multi-label adaptation fits one "
+            "logistic regression per label on the model's sentence embeddings (settings: "
+            "--label_names always|never, --max_length, --multilabel_threshold)."
+        )
+    rule = adaptation.label_names or "always"
+    if rule == "auto":
+        raise ConfigError("--label_names auto is single-label only; use always or never.")
+    return MultiLabelArguments(
+        label_names=rule, max_length=adaptation.max_length, threshold=args.multilabel_threshold
+    )
+
+
+MULTI_LABEL = ("label_names", "max_length")  # the AdaptationArguments multi-label reads
+
+
+def _multi_label_classifier(args, multi_label, path: str, tokenizer):
+    from ..multilabel import adapt_multilabel, read_multilabel
+
+    data = read_multilabel(
+        args.train_file,
+        text_column=args.text_column,
+        labels_column=args.labels_column,
+        label_column=args.label_column,
+        label_separator=args.label_separator,
+        labels=args.labels,
+    )
+    return adapt_multilabel(
+        path,
+        data,
+        multi_label,
+        tokenizer=tokenizer,
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
+def multi_label_summary(record: dict, labels: int, out) -> str:
+    """What the multi-label adaptation did, in two lines."""
+    line = f"Adapted to {labels} labels (multi-label: each on at sigmoid >= 0.5"
+    line += ", thresholds by k-fold)" if record["threshold"] == "kfold" else ")"
+    held = record.get("held_out")
+    if held:
+        line += (
+            f"; held-out over the shots ({held['folds']} folds): micro-F1 "
+            f"{100 * held['micro_f1']:.1f}, macro-F1 {100 * held['macro_f1']:.1f}, exact match "
+            f"{100 * held['exact_match']:.1f}"
+        )
+    return line + f".\nExported to {out}"
 
 
 def _check_request(args, adaptation) -> tuple[str, bool]:

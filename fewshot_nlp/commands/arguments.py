@@ -37,6 +37,25 @@ class AdaptArguments:
     text_column: str = help_field("Column with the text.", default="text")
     label_column: str = help_field("Column with the label name.", default="label")
     text_pair_column: str | None = help_field("Second text for pair tasks.", default=None)
+    multi_label: bool = help_field(
+        "A text may have several labels (set by itself when --train_file rows carry "
+        "--labels_column lists); needed for 0-shot multi-label from --labels alone.",
+        default=False,
+    )
+    labels_column: str = help_field(
+        "Multi-label files: the field with each text's list of labels (rows with it make the "
+        "task multi-label).",
+        default="labels",
+    )
+    label_separator: str | None = help_field(
+        "Multi-label CSV: the labels column holds the labels joined by this, e.g. '|'.",
+        default=None,
+    )
+    multilabel_threshold: Literal["fit", "kfold"] = help_field(
+        "Multi-label: 'fit' (on at sigmoid >= 0.5 of the class-balanced fit) or 'kfold' "
+        "(thresholds moved by k-fold over the shots where that gains; BENCHMARKS.md).",
+        default="fit",
+    )
     overwrite: bool = help_field("Replace an existing output_dir.", default=False)
     keep_adapter: bool = help_field(
         "LoRA runs: write a PEFT adapter folder (AutoPeftModelForSequenceClassification loads "

@@ -35,24 +35,27 @@ def main(argv: list[str]) -> int:
     from ..predict import classify_texts, token_limit
 
     classifier = pipeline(
-        "text-classification",
-        model=model,
-        top_k=args.top_k,
-        trust_remote_code=args.trust_remote_code,
+        "text-classification", model=model, top_k=None, trust_remote_code=args.trust_remote_code
     )
+    multi_label = classifier.model.config.problem_type == "multi_label_classification"
     out = Path(args.output_file) if args.output_file else None
     with atomic_file(out) if out else contextlib.nullcontext() as sink:
         progress = out is not None
         predictions, too_long = classify_texts(
             classifier, texts, args.batch_size, progress=progress
         )
-        for text, top in zip(texts, predictions):
-            if sink is None:
+        for text, scores in zip(texts, predictions):
+            if multi_label:
+                record, shown = _multi_label_output(text, scores)
+            else:
+                top = scores[: args.top_k]
                 shown = ", ".join(f"{p['label']} ({p['score']:.3f})" for p in top)
+                record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
+                record["top_k"] = top
+            if sink is None:
                 print(f"{text!r}: {shown}")
             else:
-                record = {"text": text, "label": top[0]["label"], "score": top[0]["score"]}
-                sink.write(json.dumps({**record, "top_k": top}, ensure_ascii=False) + "\n")
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
     if out is not None:  # renamed into place only now: a finished file or none
         print(f"{len(texts)} predictions written to {out}")
     if too_long:
@@ -63,6 +66,15 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _multi_label_output(text: str, scores: list[dict]) -> tuple[dict, str]:
+    """A multi-label export's line: the labels that are on (sigmoid >= 0.5, possibly none)
+    and every label's probability; and what the console shows."""
+    on = [p["label"] for p in scores if p["score"] >= 0.5]
+    record = {"text": text, "labels": on, "scores": {p["label"]: p["score"] for p in scores}}
+    top = ", ".join(f"{p['label']} {p['score']:.3f}" for p in scores[:3])
+    return record, f"[{', '.join(on)}] ({top})"
 
 
 def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:

@@ -64,6 +64,12 @@ def label_text(value) -> str:
     """A label value as the class's name: the one rule for values that are not strings.
     ``true``/``false`` are lower case (JSON's spelling), a whole number is written without
     ``.0`` (``1`` and ``1.0`` are one class, as ``true`` and ``"true"`` are)."""
+    if isinstance(value, (list, tuple)):
+        raise DataError(
+            f"A label is a list ({value!r}): that is multi-label data. The command line reads "
+            "such files itself (rows with 'labels'); in Python use "
+            "fewshot_nlp.multilabel.adapt_multilabel."
+        )
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():

@@ -151,6 +151,12 @@ class TaskSource:
             ("label_column", label_column),
             ("text_pair_column", text_pair_column),
         ):
+            if role == "label_column" and column not in columns and "labels" in columns:
+                raise DataError(
+                    f"Source {name!r} is multi-label (its rows carry 'labels' lists, no "
+                    f"{column!r}): meta-training and episodes read single-label sources only. "
+                    "Leave it out of train_datasets; adapt and evaluate read it as multi-label."
+                )
             if column is not None and column not in columns:
                 raise DataError(
                     f"Source {name!r}: {role}={column!r} is not a column; the columns are "
@@ -364,6 +370,8 @@ def as_task_source(
         raise DataError(
             "train_data must be a Dataset, file path(s), or a list of (text, label) pairs."
         )
+    for _, label in pairs:
+        label_text(label)  # a list (multi-label data) is refused, with where to go
     warn_unnamed_labels([label for _, label in pairs], "train_data")
     return TaskSource(
         name="train_data", texts=[t for t, _ in pairs], labels=[str(y) for _, y in pairs]

@@ -1,0 +1,118 @@
+"""A run (or any checkpoint) + texts with several labels each -> a standard multi-label
+classifier: ``problem_type: "multi_label_classification"``, one sigmoid per label, on at
+>= 0.5 (``pipeline()`` and ``AutoModelForSequenceClassification`` need no custom code)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..classifier.adaptation import load_run
+from ..classifier.record import AdaptationRecord
+from ..data.labels import label_name_text
+from ..errors import ConfigError, DataError
+from ..modeling.head import set_head
+from ..modeling.lora import is_peft
+from ..modeling.normalized_pooling import normalize_pooled_features
+from .arguments import MultiLabelArguments
+from .data import MultiLabelData, multilabel_data
+from .head import fit_multilabel_head
+
+PROBLEM_TYPE = "multi_label_classification"
+
+__all__ = ["PROBLEM_TYPE", "adapt_multilabel"]
+
+
+def adapt_multilabel(
+    model,
+    train_data: Sequence | MultiLabelData | None = None,
+    args: MultiLabelArguments | None = None,
+    *,
+    labels: Sequence[str] | None = None,
+    tokenizer=None,
+    trust_remote_code: bool = False,
+):
+    """Adapt to ``train_data``: ``(text, [labels])`` pairs (a list may be empty: none of the
+    labels) or a ``MultiLabelData``; ``labels``: the label set in order (those without
+    examples are classified from their names, 0-shot). Returns a ``PreTrainedModel``."""
+    args = args or MultiLabelArguments()
+    data = multilabel_data(train_data if train_data is not None else [], labels=labels)
+    _check_request(data, args)
+    run = load_run(model, tokenizer, trust_remote_code)
+    if args.max_length is not None and args.max_length != run.collator.max_length:
+        run = run.with_max_length(args.max_length)
+    normalized = run.maml.mean_pooling  # the export then reads the normalised embedding
+    features = _read(run, data.texts, normalized)
+    names = None
+    if args.label_names == "always":
+        names = _read(run, [label_name_text(n) for n in data.names], normalized)
+    fit = fit_multilabel_head(features, data.matrix(), names, args, normalized=normalized)
+    classifier = copy.deepcopy(run.model)
+    if is_peft(classifier):
+        classifier = classifier.merge_and_unload()
+    head = run.maml.head_name
+    set_head(classifier, head, fit.weight, fit.bias, data.names)
+    if normalized:
+        probe = torch.cat([features, names]) if names is not None else features
+        normalize_pooled_features(classifier, fit.weight, probe)
+        rows = classifier.get_submodule(head).weight.detach()
+        set_head(classifier, head, rows, fit.bias, data.names)
+    classifier.config.problem_type = PROBLEM_TYPE
+    _record(run, data, args, fit, normalized).attach(classifier)
+    return classifier.eval()
+
+
+def _check_request(data: MultiLabelData, args: MultiLabelArguments) -> None:
+    if args.label_names == "never":
+        used = {label for labels in data.labels for label in labels}
+        missing = [n for n in data.names if n not in used]
+        if missing:
+            raise ConfigError(
+                f"{len(missing)} label(s) appear in no example ({', '.join(missing[:3])}) and "
+                "label_names='never': nothing says what they are. Give them examples, or "
+                "use label_names='always' to classify them from their names."
+            )
+    if not data.texts and args.label_names == "never":
+        raise DataError("No examples and label_names='never': give labelled examples.")
+
+
+def _read(run, texts: list[str], normalized: bool) -> torch.Tensor:
+    if not texts:
+        return torch.zeros(0, run.model.config.hidden_size)
+    features = run.features(texts).float()
+    return F.normalize(features, dim=-1) if normalized else features
+
+
+def _record(run, data: MultiLabelData, args: MultiLabelArguments, fit, normalized: bool):
+    used = {label for labels in data.labels for label in labels}
+    zero_shot = [n for n in data.names if n not in used]
+    held_out = fit.held_out and dict(
+        fit.held_out, per_label_f1=dict(zip(data.names, fit.held_out["per_label_f1"]))
+    )
+    info = run.info
+    return AdaptationRecord(
+        classes=len(data.names),
+        examples=len(data.texts),
+        adapt_head_init="logreg",
+        label_names_used=args.label_names == "always",
+        inner_steps=0,
+        zero_shot_classes=zero_shot,
+        meta_trained=run.meta_trained,
+        meta_training=info.get("meta_training"),
+        base_model=info.get("base_model"),
+        base_encoder=run.base_encoder or run.path,
+        multi_label={
+            "threshold": args.threshold,
+            "normalized": normalized,
+            "thresholds": dict(zip(data.names, fit.thresholds)),
+            "mixtures": args.mixtures,
+            "label_name_weight": args.label_name_weight,
+            "regularization": args.regularization,
+            "held_out": held_out,
+            "notes": fit.notes,
+            "empty_examples": sum(1 for labels in data.labels if not labels),
+        },
+    )

@@ -1,0 +1,192 @@
+"""Multi-label: reading `labels` lists, adapting to a standard multi-label checkpoint whose
+plain pipeline() gives what `predict` prints, and the bad inputs refused before the work."""
+
+import json
+
+import pytest
+import torch
+
+from fewshot_nlp import ConfigError, DataError
+from fewshot_nlp.commands import main as cli_main
+from fewshot_nlp.multilabel import (
+    MultiLabelArguments,
+    adapt_multilabel,
+    is_multilabel_file,
+    read_multilabel,
+)
+from fewshot_nlp.multilabel.head import multilabel_scores
+
+from .conftest import tiny_model
+
+ROWS = [
+    ("play some jazz and tell me the weather in paris", ["play_music", "get_weather"]),
+    ("will it rain tomorrow", ["get_weather"]),
+    ("is it cold outside today", ["get_weather"]),
+    ("put on the new album by adele", ["play_music"]),
+    ("play my workout playlist", ["play_music"]),
+    ("book a table for two tonight", ["book_restaurant"]),
+    ("reserve a restaurant and play rock music", ["book_restaurant", "play_music"]),
+    ("is it sunny in rome and find me a pizza place to book", ["book_restaurant", "get_weather"]),
+    ("what time is it", []),
+]
+LABELS = ["book_restaurant", "get_weather", "play_music"]
+
+
+def write_jsonl(path, rows, key="labels"):
+    path.write_text("".join(json.dumps({"text": t, key: y}) + "\n" for t, y in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def mean_model(tmp_path_factory, tokenizer):
+    """A tiny mean-pooling checkpoint folder (the class a meta-trained run is saved in)."""
+    from fewshot_nlp.modeling.pooling import mean_pooling_classifier
+
+    folder = tmp_path_factory.mktemp("mean") / "model"
+    model, tok = mean_pooling_classifier(tiny_model("bert", intermediate_size=64), tokenizer)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_reading_jsonl_and_csv(tmp_path):
+    jsonl = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    assert is_multilabel_file([jsonl]) and not is_multilabel_file([tmp_path / "none.jsonl"])
+    data = read_multilabel([jsonl])
+    assert data.names == LABELS and data.labels[0] == ["get_weather", "play_music"]
+    assert data.labels[-1] == [] and data.matrix()[0].tolist() == [0, 1, 1]
+    csv = tmp_path / "a.csv"
+    csv.write_text('text,labels\n"jazz, please",play_music|get_weather\nhello,\n')
+    assert is_multilabel_file([csv], label_separator="|")
+    data = read_multilabel([csv], label_separator="|", labels=LABELS)
+    assert data.texts[0] == "jazz, please" and data.labels == [["get_weather", "play_music"], []]
+    with pytest.raises(ConfigError, match="--label_separator"):
+        read_multilabel([csv])
+
+
+def test_mixed_and_malformed_rows_are_refused_with_their_lines(tmp_path):
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        '{"text": "a", "labels": ["x", "y"]}\n{"text": "b", "label": "x"}\n'
+        '{"text": "c", "labels": ["y"]}\n'
+    )
+    with pytest.raises(DataError, match=r"'label' \(lines '2'\).*'labels' \(lines '1', '3'\)"):
+        read_multilabel([mixed])
+    text = tmp_path / "text.jsonl"
+    text.write_text('{"text": "a", "labels": "x"}\n{"text": "b", "labels": ["y"]}\n')
+    with pytest.raises(DataError, match="line 1: 'labels' is 'x'; give a list"):
+        read_multilabel([text])
+    with pytest.raises(DataError, match="not in --labels"):
+        read_multilabel([write_jsonl(tmp_path / "b.jsonl", ROWS)], labels=["play_music", "x"])
+    with pytest.raises(DataError, match="every example has an empty label list"):
+        adapt_multilabel("unused", [("a", []), ("b", [])], labels=["x", "y"])
+
+
+def test_single_label_adapt_points_lists_to_the_multi_label_wing(meta_model):
+    from fewshot_nlp.classifier import adapt
+
+    with pytest.raises(DataError, match="multi-label data.*adapt_multilabel"):
+        adapt(str(meta_model), ROWS)
+
+
+def test_export_is_a_standard_multi_label_checkpoint(mean_model, tmp_path):
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    from fewshot_nlp.classifier.record import AdaptationRecord
+    from fewshot_nlp.export import export
+
+    with pytest.warns(UserWarning, match="not a meta-trained"):
+        clf = adapt_multilabel(str(mean_model), ROWS, MultiLabelArguments(mixtures=50))
+    record = AdaptationRecord.of(clf).multi_label
+    assert record["held_out"]["folds"] == 3 and record["empty_examples"] == 1
+    from transformers import AutoTokenizer
+
+    out = export(clf, AutoTokenizer.from_pretrained(mean_model), tmp_path / "clf")
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    assert list(config["id2label"].values()) == LABELS
+    card = (out / "README.md").read_text()
+    assert "**Multi-label**" in card and "micro-F1" in card and "top_k=None" in card
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    classify = pipeline("text-classification", model=str(out), top_k=None)
+    texts = [t for t, _ in ROWS] + ["a much longer text about music and the weather " * 3]
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    alone = torch.cat([loaded(**tokenizer(t, return_tensors="pt")).logits.detach() for t in texts])
+    batched = loaded(**tokenizer(texts, padding=True, return_tensors="pt")).logits.detach()
+    torch.testing.assert_close(batched, alone, atol=1e-4, rtol=1e-4)  # padding changes nothing
+    for scores, logits in zip(classify(texts), alone):
+        probabilities = {s["label"]: s["score"] for s in scores}
+        expected = dict(zip(LABELS, torch.sigmoid(logits).tolist()))
+        assert probabilities == pytest.approx(expected, abs=1e-5)
+
+
+def test_cli_adapt_then_predict_matches_pipeline(mean_model, tmp_path, capsys):
+    from transformers import pipeline
+
+    train = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    out = tmp_path / "clf"
+    argv = ["adapt", "--model", str(mean_model), "--train_file", str(train)]
+    assert cli_main([*argv, "--output_dir", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "Adapted to 3 labels (multi-label" in said and "micro-F1" in said
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(t for t, _ in ROWS) + "\n")
+    lines = tmp_path / "pred.jsonl"
+    predict = ["predict", "--model", str(out), "--input_file", str(texts)]
+    assert cli_main([*predict, "--output_file", str(lines)]) == 0
+    capsys.readouterr()
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    classify = pipeline("text-classification", model=str(out), top_k=None)
+    for row, scores in zip(rows, classify([t for t, _ in ROWS])):
+        assert row["labels"] == [s["label"] for s in scores if s["score"] >= 0.5]
+        assert row["scores"] == pytest.approx({s["label"]: s["score"] for s in scores})
+    assert cli_main(["predict", "--model", str(out), "play jazz"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("'play jazz': [") and "play_music 0." in shown
+
+
+def test_zero_shot_from_names_alone(mean_model, tmp_path):
+    out = tmp_path / "clf"
+    argv = ["adapt", "--model", str(mean_model), "--output_dir", str(out), "--multi_label"]
+    assert cli_main([*argv, "--labels", *LABELS]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    record = config["fewshot_nlp_adaptation"]
+    assert record["zero_shot_classes"] == LABELS and record["multi_label"]["held_out"] is None
+
+
+def test_bad_requests_are_refused_before_the_work(mean_model, tmp_path, capsys):
+    train = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    base = ["adapt", "--model", str(mean_model), "--train_file", str(train)]
+    cases = [
+        (["--unknown_label", "other"], "in a multi-label one a text of none of the labels"),
+        (["--inner_steps", "2"], "apply to single-label adaptation"),
+        (["--label_names", "auto"], "single-label only"),
+    ]
+    for i, (flags, message) in enumerate(cases):
+        assert cli_main([*base, "--output_dir", str(tmp_path / f"o{i}"), *flags]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / f"o{i}").exists()
+    labels = ["--labels", *LABELS, "rate_book"]
+    never = [*base, "--output_dir", str(tmp_path / "n"), "--label_names", "never", *labels]
+    assert cli_main(never) == 2
+    assert "appear in no example" in capsys.readouterr().err
+
+
+def test_a_multi_label_source_is_no_meta_training_source(tmp_path):
+    from fewshot_nlp import TaskSource
+
+    (tmp_path / "ml").mkdir()
+    write_jsonl(tmp_path / "ml" / "train.jsonl", ROWS)
+    with pytest.raises(DataError, match="is multi-label.*single-label sources only"):
+        TaskSource.from_data_dir("ml", tmp_path, split="train")
+
+
+def test_scores_are_the_usual_definitions():
+    predicted = torch.tensor([[1, 0, 1], [0, 1, 0], [0, 0, 0]]).bool()
+    truth = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 0, 0]]).bool()
+    scores = multilabel_scores(predicted, truth)
+    assert scores["micro_f1"] == pytest.approx(2 * 2 / (3 + 3))
+    assert scores["exact_match"] == pytest.approx(1 / 3)
+    assert scores["per_label_f1"] == pytest.approx([2 / 3, 1.0, 0.0])
+    assert scores["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
