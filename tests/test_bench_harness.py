@@ -13,7 +13,7 @@ BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench"
 sys.path.insert(0, str(BENCH))
 from common import Results, bench_config, dataset_names  # noqa: E402
 
-NOT_ARGUMENTS = {"interpolate", "curve"}  # the meta-value script's own keys
+NOT_ARGUMENTS = {"interpolate", "curve", "exclude"}  # the meta-value script's own keys
 
 
 @pytest.mark.parametrize("name", ["meta_value", "accuracy"])

@@ -9,6 +9,7 @@ from typing import Literal
 
 from ..argument_parsing import help_field
 from ..evaluation.methods import DEFAULT_METHODS, METHODS
+from ..multilabel.arguments import METHODS as MULTI_LABEL_METHODS
 
 TRUST_REMOTE_CODE = (
     "Run model code shipped in the model folder (config.json auto_map). Off: such a model is "
@@ -94,7 +95,7 @@ class EvaluateArguments:
         "Methods to compare (maml-base: the same adaptation without meta-training, the "
         "meta-value row; label-cosine: 0 shots only).",
         default_factory=lambda: list(DEFAULT_METHODS),
-        metadata={"choices": METHODS},
+        metadata={"choices": list(dict.fromkeys([*METHODS, *MULTI_LABEL_METHODS]))},
     )
     max_episodes: list[str] | None = help_field(
         "Cap slow methods to the first N of the same episodes: METHOD=N pairs, e.g. finetune=100.",
@@ -106,6 +107,13 @@ class EvaluateArguments:
         default=None,
     )
     test_file: str | None = help_field("Fixed-shot protocol: test file.", default=None)
+    support_pool: str | None = help_field(
+        "Multi-label test file: draw support sets of --k_shot positives per label from this "
+        "file (greedily, one set per seed, the same for every method) instead of --train_file.",
+        default=None,
+    )
+    seeds: int = help_field("Multi-label: support sets drawn per --k_shot.", default=5)
+    labels_column: str = help_field("Multi-label files: the labels-list field.", default="labels")
     out_of_scope_file: str | None = help_field(
         "Fixed-shot protocol: texts of no class scored with --test_file (in-scope accuracy, "
         "out-of-scope recall / precision, AUROC, FPR at 95%% TPR); methods maml, maml-base, "

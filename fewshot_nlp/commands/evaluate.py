@@ -19,6 +19,8 @@ def main(argv: list[str]) -> int:
     from .arguments import EvaluateArguments
 
     args, adaptation = parse_with_adaptation(EvaluateArguments, argv, "evaluate", DESCRIPTION)
+    if _is_multi_label(args):
+        return _evaluate_multi_label(args, adaptation, argv)
     caps, model_path, baseline_path = _check_request(args, adaptation)
 
     from ..data.episodes import parse_n_way
@@ -57,6 +59,96 @@ def main(argv: list[str]) -> int:
     print(table)
     _write(results, {**asdict(args), **asdict(adaptation)}, argv, args.output_file, args.plot)
     return 0
+
+
+def _is_multi_label(args) -> bool:
+    from ..multilabel import is_multilabel_file
+
+    return bool(args.test_file) and is_multilabel_file([args.test_file], args.labels_column)
+
+
+def _evaluate_multi_label(args, adaptation, argv) -> int:
+    """The multi-label protocol: a fixed --train_file or K-shot sets from --support_pool."""
+    from ..evaluation.methods import DEFAULT_METHODS as SINGLE_LABEL
+    from ..meta.model import FewShotModel
+    from ..multilabel import MultiLabelArguments, evaluate_multilabel, read_multilabel
+    from ..multilabel.arguments import DEFAULT_METHODS, METHODS
+    from ..paths import check_output_file
+
+    if bool(args.train_file) == bool(args.support_pool):
+        raise ConfigError(
+            "A multi-label --test_file takes --train_file (a fixed support set) or "
+            "--support_pool with --k_shot and --seeds (sets drawn from it), one of them."
+        )
+    if args.out_of_scope_file or adaptation.unknown_label or args.plot:
+        raise ConfigError(
+            "--out_of_scope_file, --unknown_label and --plot are single-label; a multi-label "
+            "model says 'none of these' by turning no label on."
+        )
+    methods = list(DEFAULT_METHODS) if args.method == list(SINGLE_LABEL) else args.method
+    wrong = sorted(set(methods) - set(METHODS))
+    if wrong:
+        raise ConfigError(f"--method {wrong}: multi-label methods are {list(METHODS)}.")
+    if args.support_pool:
+        check_counts = [k for k in args.k_shot if k < 1]
+        if check_counts or args.seeds < 1:
+            raise ConfigError("--k_shot values and --seeds must be >= 1 with --support_pool.")
+    model_path = resolve_model_path(args.model)
+    if args.output_file:
+        check_output_file(
+            args.output_file,
+            flag="--output_file",
+            overwrite=args.overwrite,
+            reads=[model_path],
+            reserve=True,
+        )
+    model_path = model_folder(model_path, args.trust_remote_code)
+    rule = adaptation.label_names or "always"
+    options = MultiLabelArguments(
+        label_names="always" if rule == "auto" else rule, max_length=adaptation.max_length
+    )
+    read = dict(labels_column=args.labels_column)
+    test = read_multilabel([args.test_file], **read)
+    train = (
+        read_multilabel([args.train_file], labels=test.names, **read) if args.train_file else None
+    )
+    pool = read_multilabel([args.support_pool], **read) if args.support_pool else None
+    load = dict(trust_remote_code=args.trust_remote_code, cache_features=True)
+    model = FewShotModel.from_pretrained(model_path, **load)
+    baseline = None
+    if args.baseline_model:
+        baseline = FewShotModel.from_pretrained(resolve_model_path(args.baseline_model), **load)
+    rows = evaluate_multilabel(
+        model,
+        test,
+        train=train,
+        pool=pool,
+        k_shots=args.k_shot if pool is not None else (),
+        seeds=args.seeds,
+        methods=methods,
+        args=options,
+        baseline_model=baseline,
+    )
+    print(multi_label_table(rows))
+    _write(rows, {**asdict(args), **asdict(adaptation)}, argv, args.output_file, None)
+    return 0
+
+
+def multi_label_table(rows: list[dict]) -> str:
+    """Mean ± 95 % CI over the support sets, in percent."""
+
+    def cell(value: dict) -> str:
+        ci = f" ± {100 * value['ci95']:.1f}" if value["ci95"] is not None else ""
+        return f"{100 * value['mean']:.1f}{ci}"
+
+    lines = [
+        "| method | shots | micro-F1 | macro-F1 | exact match |",
+        "|---|---|---|---|---|",
+    ]
+    for row in rows:
+        scores = " | ".join(cell(row[k]) for k in ("micro_f1", "macro_f1", "exact_match"))
+        lines.append(f"| {row['method']} | {row['k_shot']} | {scores} |")
+    return "\n".join(lines)
 
 
 def _check_request(args, adaptation) -> tuple[dict[str, int], str, str | None]:

@@ -76,7 +76,7 @@ def get_method(name: str) -> FewShotMethod:
     method = METHOD_REGISTRY[name]
     requires = getattr(method, "requires", None)  # (module, extra, pip package)
     if requires and importlib.util.find_spec(requires[0]) is None:
-        _require(requires[0], name, requires[1], requires[2])
+        require_module(requires[0], name, requires[1], requires[2])
     return method
 
 
@@ -127,7 +127,7 @@ class FinetuneConfig:
     seed: int = help_field("Seed of the head init and batch order.", default=0)
 
 
-def _require(module: str, method: str, extra: str, package: str):
+def require_module(module: str, method: str, extra: str, package: str):
     try:
         return importlib.import_module(module)
     except ImportError as error:
@@ -173,7 +173,7 @@ class LogReg:
 
     def fit(self, runner: Runner, features: torch.Tensor, labels):
         """The fitted scikit-learn classifier on (normalised) support features."""
-        linear_model = _require("sklearn.linear_model", "logreg", "baselines", "scikit-learn")
+        linear_model = require_module("sklearn.linear_model", "logreg", "baselines", "scikit-learn")
         classifier = linear_model.LogisticRegression(C=runner.logreg_c, max_iter=1000)
         return classifier.fit(features.numpy(), np.asarray(labels))
 
@@ -222,7 +222,7 @@ class SetFit:
 
     def fit(self, runner: Runner, texts, labels, pairs):
         """A SetFit model trained on the support, from the base encoder's folder."""
-        setfit = _require("setfit", "setfit", "setfit", "setfit")
+        setfit = require_module("setfit", "setfit", "setfit", "setfit")
         if pairs is not None:
             raise ConfigError("--method setfit does not take text pairs.")
         import datasets

@@ -41,15 +41,9 @@ def adapt_multilabel(
     args = args or MultiLabelArguments()
     data = multilabel_data(train_data if train_data is not None else [], labels=labels)
     _check_request(data, args)
-    run = load_run(model, tokenizer, trust_remote_code)
-    if args.max_length is not None and args.max_length != run.collator.max_length:
-        run = run.with_max_length(args.max_length)
+    run = run_for(load_run(model, tokenizer, trust_remote_code), args)
+    fit, features, names = fit_on_run(run, data, args)
     normalized = run.maml.mean_pooling  # the export then reads the normalised embedding
-    features = _read(run, data.texts, normalized)
-    names = None
-    if args.label_names == "always":
-        names = _read(run, [label_name_text(n) for n in data.names], normalized)
-    fit = fit_multilabel_head(features, data.matrix(), names, args, normalized=normalized)
     classifier = copy.deepcopy(run.model)
     if is_peft(classifier):
         classifier = classifier.merge_and_unload()
@@ -63,6 +57,25 @@ def adapt_multilabel(
     classifier.config.problem_type = PROBLEM_TYPE
     _record(run, data, args, fit, normalized).attach(classifier)
     return classifier.eval()
+
+
+def run_for(run, args: MultiLabelArguments):
+    """The run reading texts at this call's length (a new object, never ``run`` changed)."""
+    if args.max_length is not None and args.max_length != run.collator.max_length:
+        return run.with_max_length(args.max_length)
+    return run
+
+
+def fit_on_run(run, data: MultiLabelData, args: MultiLabelArguments):
+    """``(MultiLabelFit, support features, name features or None)``: the head on the run's
+    (normalised, for a mean-pooling run) sentence embeddings."""
+    normalized = run.maml.mean_pooling
+    features = read_features(run, data.texts, normalized)
+    names = None
+    if args.label_names == "always":
+        names = read_features(run, [label_name_text(n) for n in data.names], normalized)
+    fit = fit_multilabel_head(features, data.matrix(), names, args, normalized=normalized)
+    return fit, features, names
 
 
 def _check_request(data: MultiLabelData, args: MultiLabelArguments) -> None:
@@ -79,7 +92,8 @@ def _check_request(data: MultiLabelData, args: MultiLabelArguments) -> None:
         raise DataError("No examples and label_names='never': give labelled examples.")
 
 
-def _read(run, texts: list[str], normalized: bool) -> torch.Tensor:
+def read_features(run, texts: list[str], normalized: bool) -> torch.Tensor:
+    """What the multi-label head reads: the run's head features, normalised or not."""
     if not texts:
         return torch.zeros(0, run.model.config.hidden_size)
     features = run.features(texts).float()

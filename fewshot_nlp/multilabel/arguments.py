@@ -9,6 +9,8 @@ from ..argument_parsing import help_field
 from ..errors import ConfigError
 
 THRESHOLD_RULES = ("fit", "kfold")
+METHODS = ("maml", "maml-base", "logreg", "logreg-names", "setfit")  # evaluation's rows
+DEFAULT_METHODS = ("maml", "maml-base", "logreg", "logreg-names")
 
 
 @dataclass

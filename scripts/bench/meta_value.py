@@ -86,13 +86,14 @@ def meta_train(name: str, data_dir: str, out: Path, results: Results, steps: int
     from fewshot_nlp import TaskSource
 
     values = {k: v for k, v in {**COMMON, **RECIPES[name]}.items() if k != "curve"}
+    excluded = set(values.pop("exclude", []))  # datasets the run must never see
     if steps:
         values["max_steps"] = steps
     validating = bool(values.get("eval_steps"))
     specs = [
         "sgd:train::train" if n == "sgd" and validating else n
         for n in dataset_names(data_dir)
-        if n not in TARGETS
+        if n not in TARGETS and n not in excluded
     ]
     sources = [TaskSource.from_spec(s, data_dir) for s in specs]
     if values["k_shot"] == 0:  # names-only episodes: pair tasks (scitail) have no names to use
