@@ -190,3 +190,87 @@ def test_scores_are_the_usual_definitions():
     assert scores["exact_match"] == pytest.approx(1 / 3)
     assert scores["per_label_f1"] == pytest.approx([2 / 3, 1.0, 0.0])
     assert scores["macro_f1"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+
+
+def test_greedy_support_gives_every_label_k_positives_and_is_seeded():
+    from fewshot_nlp.multilabel.evaluation import greedy_support
+
+    pool = read_multilabel_rows(ROWS * 3)
+    for k in (1, 2):
+        support = greedy_support(pool, k, seed=0)
+        counts = support.matrix().sum(0)
+        assert (counts >= k).all() and len(support.texts) < len(pool.texts)
+        assert support.texts == greedy_support(pool, k, seed=0).texts
+
+
+def read_multilabel_rows(rows):
+    from fewshot_nlp.multilabel.data import multilabel_data
+
+    return multilabel_data(rows)
+
+
+def test_cli_evaluate_multi_label_pairs_every_method_on_the_same_sets(mean_model, tmp_path, capsys):
+    pool = write_jsonl(tmp_path / "pool.jsonl", ROWS * 2)
+    test = write_jsonl(tmp_path / "test.jsonl", ROWS)
+    out = tmp_path / "results.json"
+    argv = ["evaluate", "--model", str(mean_model), "--test_file", str(test)]
+    more = ["--support_pool", str(pool), "--k_shot", "1", "2", "--seeds", "2"]
+    assert cli_main([*argv, *more, "--output_file", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "| method | shots | micro-F1 | macro-F1 | exact match |" in table
+    rows = json.loads(out.read_text())
+    assert {(r["method"], r["k_shot"]) for r in rows} == {
+        (m, k) for m in ("maml", "maml-base", "logreg", "logreg-names") for k in (1, 2)
+    }
+    for row in rows:
+        assert row["seeds"] == 2 and 0 <= row["micro_f1"]["mean"] <= 1
+        assert set(row["per_label_f1"]) == set(LABELS)
+    # a plain checkpoint is its own start: maml and maml-base are the same rows
+    same = {r["k_shot"]: r["micro_f1"] for r in rows if r["method"] == "maml"}
+    assert same == {r["k_shot"]: r["micro_f1"] for r in rows if r["method"] == "maml-base"}
+    assert cli_main(argv) == 2
+    assert "--train_file" in capsys.readouterr().err
+    assert cli_main([*argv, *more, "--method", "finetune"]) == 2
+    assert "multi-label methods are" in capsys.readouterr().err
+
+
+def test_a_multi_label_export_grows_without_its_texts(mean_model, tmp_path, capsys):
+    """Adding a label from its own examples and removing one gives the head that adapting
+    the resulting label set from the same examples gives (the stored embeddings are the
+    texts' own), and the grown folder is a multi-label checkpoint again."""
+    from fewshot_nlp.multilabel.growth import grow_multilabel
+
+    train = write_jsonl(tmp_path / "train.jsonl", ROWS)
+    out, grown = tmp_path / "clf", tmp_path / "grown"
+    adapt = ["adapt", "--model", str(mean_model), "--output_dir", str(out)]
+    assert cli_main([*adapt, "--train_file", str(train)]) == 0
+    new = [
+        ("rate this book five stars", ["rate_book"]),
+        ("two stars for that novel", ["rate_book"]),
+    ]
+    more = write_jsonl(tmp_path / "new.jsonl", new)
+    argv = ["adapt", "--model", str(out), "--train_file", str(more), "--output_dir", str(grown)]
+    assert cli_main([*argv, "--remove_labels", "book_restaurant"]) == 0
+    config = json.loads((grown / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification"
+    assert list(config["id2label"].values()) == ["get_weather", "play_music", "rate_book"]
+    record = config["fewshot_nlp_adaptation"]
+    assert record["added_labels"] == ["rate_book"]
+    assert record["removed_labels"] == ["book_restaurant"]
+    # the same rows adapted at once, on the same encoder: the same head
+    at_once = [(t, [y for y in ys if y != "book_restaurant"]) for t, ys in ROWS] + new
+    direct = adapt_multilabel(str(mean_model), at_once)
+    again = grow_multilabel(out, new, remove_labels=["book_restaurant"])
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    texts = [t for t, _ in ROWS] + ["rate the book and tell me the weather"]
+    inputs = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(
+            again(**inputs).logits, direct(**inputs).logits, atol=1e-3, rtol=1e-3
+        )
+    single = write_jsonl(tmp_path / "single.jsonl", [("hi", "get_weather")], key="label")
+    bad = ["adapt", "--model", str(out), "--train_file", str(single)]
+    assert cli_main([*bad, "--output_dir", str(tmp_path / "x")]) == 2
+    assert "multi-label export" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
 
     args, adaptation = parse_with_adaptation(AdaptArguments, argv, "adapt", DESCRIPTION)
     path, grows = _check_request(args, adaptation)
-    multi_label = _multi_label_request(args, adaptation, grows)
+    multi_label = _multi_label_request(args, adaptation, path, grows)
 
     from transformers import AutoTokenizer
 
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     # the tokenizer here, the model once, by adapt or grow
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
     if multi_label is not None:
-        adapted = _multi_label_classifier(args, multi_label, path, tokenizer)
+        adapted = _multi_label_classifier(args, multi_label, path, tokenizer, grows)
     else:
         adapted = _classifier(args, adaptation, path, tokenizer, grows)
     out = export(
@@ -79,20 +79,25 @@ def _classifier(args, adaptation, path: str, tokenizer, grows: bool):
     )
 
 
-def _multi_label_request(args, adaptation, grows: bool):
+def _multi_label_request(args, adaptation, path: str, grows: bool):
     """``MultiLabelArguments`` when the training files are multi-label (rows with
-    ``--labels_column`` lists, or a CSV with ``--label_separator``), else None; settings that
-    mean nothing there are refused before anything loads."""
+    ``--labels_column`` lists, or a CSV with ``--label_separator``) or the export that grows
+    is, else None; settings that mean nothing there are refused before anything loads."""
     from ..multilabel import MultiLabelArguments, is_multilabel_file
+    from ..multilabel.growth import is_multilabel_export
 
     detected = is_multilabel_file(args.train_file, args.labels_column, args.label_separator)
-    if not (args.multi_label or detected):
-        return None
-    if grows:
+    exported = grows and is_multilabel_export(path)
+    if grows and detected != exported and args.train_file:
+        kind = "multi-label" if exported else "single-label"
         raise ConfigError(
-            "--train_file is multi-label and --model is an exported classifier: growing is for "
-            "single-label exports. Adapt the meta-trained model to the full label set instead."
+            f"--model is a {kind} export and --train_file is not {kind}: a growth adds examples "
+            f"of its own kind ({'rows with a labels list' if exported else 'one label per row'})."
         )
+    if not (args.multi_label or detected or exported):
+        return None
+    if exported:
+        return MultiLabelArguments()  # a growth refits with the export's recorded settings
     if adaptation.unknown_label:
         raise ConfigError(
             "--unknown_label is for single-label classifiers: in a multi-label one a text of "
@@ -120,17 +125,23 @@ def _multi_label_request(args, adaptation, grows: bool):
 MULTI_LABEL = ("label_names", "max_length")  # the AdaptationArguments multi-label reads
 
 
-def _multi_label_classifier(args, multi_label, path: str, tokenizer):
+def _multi_label_classifier(args, multi_label, path: str, tokenizer, grows: bool):
     from ..multilabel import adapt_multilabel, read_multilabel
+    from ..multilabel.growth import grow_multilabel
 
-    data = read_multilabel(
-        args.train_file,
-        text_column=args.text_column,
-        labels_column=args.labels_column,
-        label_column=args.label_column,
-        label_separator=args.label_separator,
-        labels=args.labels,
-    )
+    reading = dict(text_column=args.text_column, labels_column=args.labels_column)
+    reading.update(label_column=args.label_column, label_separator=args.label_separator)
+    if grows:
+        data = None
+        if args.train_file:
+            data = read_multilabel(args.train_file, minimum=1, **reading)
+        return grow_multilabel(
+            path,
+            data,
+            remove_labels=args.remove_labels,
+            trust_remote_code=args.trust_remote_code,
+        )
+    data = read_multilabel(args.train_file, labels=args.labels, **reading)
     return adapt_multilabel(
         path,
         data,

@@ -79,6 +79,20 @@ def normalize_pooled_features(
     return model
 
 
+def without_normalized_layer(model: nn.Module) -> nn.Module:
+    """Undo ``normalize_pooled_features`` (in place): drop the added layer, read the mean
+    again. The encoder below it was never changed, so this is the classifier it started from."""
+    transformer = model.transformer
+    if model.config.summary_type != "first" or transformer.n_layers < 2:
+        raise ModelError("This model has no normalising layer to remove.")
+    for name in ("attentions", "layer_norm1", "ffns", "layer_norm2"):
+        del getattr(transformer, name)[-1]
+    transformer.n_layers -= 1
+    model.config.n_layers = transformer.n_layers
+    model.sequence_summary.summary_type = model.config.summary_type = "mean"
+    return model
+
+
 def _free_direction(rows: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
     """A unit vector orthogonal to every class row, along which ``features`` vary least."""
     _, singular, right = torch.linalg.svd(rows, full_matrices=True)

@@ -20,6 +20,7 @@ from ..modeling.normalized_pooling import normalize_pooled_features
 from .arguments import MultiLabelArguments
 from .data import MultiLabelData, multilabel_data
 from .head import fit_multilabel_head
+from .memory import MultiLabelMemory
 
 PROBLEM_TYPE = "multi_label_classification"
 
@@ -42,7 +43,16 @@ def adapt_multilabel(
     data = multilabel_data(train_data if train_data is not None else [], labels=labels)
     _check_request(data, args)
     run = run_for(load_run(model, tokenizer, trust_remote_code), args)
-    fit, features, names = fit_on_run(run, data, args)
+    return build_classifier(run, data, args)
+
+
+def build_classifier(
+    run, data: MultiLabelData, args: MultiLabelArguments, *, known=None, previous=None
+):
+    """The exported classifier of ``data`` on ``run``'s encoder: the head fitted, the record
+    and the memory attached. ``known``: features of the first rows (a growth's stored
+    examples); ``previous``: the record of the export being grown."""
+    fit, features, names = fit_on_run(run, data, args, known=known)
     normalized = run.maml.mean_pooling  # the export then reads the normalised embedding
     classifier = copy.deepcopy(run.model)
     if is_peft(classifier):
@@ -55,7 +65,8 @@ def adapt_multilabel(
         rows = classifier.get_submodule(head).weight.detach()
         set_head(classifier, head, rows, fit.bias, data.names)
     classifier.config.problem_type = PROBLEM_TYPE
-    _record(run, data, args, fit, normalized).attach(classifier)
+    _record(run, data, args, fit, normalized, previous).attach(classifier)
+    classifier.fewshot_nlp_classes = MultiLabelMemory(features, data.matrix(), list(data.names))
     return classifier.eval()
 
 
@@ -66,11 +77,15 @@ def run_for(run, args: MultiLabelArguments):
     return run
 
 
-def fit_on_run(run, data: MultiLabelData, args: MultiLabelArguments):
+def fit_on_run(run, data: MultiLabelData, args: MultiLabelArguments, *, known=None):
     """``(MultiLabelFit, support features, name features or None)``: the head on the run's
-    (normalised, for a mean-pooling run) sentence embeddings."""
+    (normalised, for a mean-pooling run) sentence embeddings; ``known``: those of the first
+    rows, already read."""
     normalized = run.maml.mean_pooling
-    features = read_features(run, data.texts, normalized)
+    done = 0 if known is None else len(known)
+    features = read_features(run, data.texts[done:], normalized)
+    if known is not None:
+        features = torch.cat([known.to(features), features])
     names = None
     if args.label_names == "always":
         names = read_features(run, [label_name_text(n) for n in data.names], normalized)
@@ -100,14 +115,14 @@ def read_features(run, texts: list[str], normalized: bool) -> torch.Tensor:
     return F.normalize(features, dim=-1) if normalized else features
 
 
-def _record(run, data: MultiLabelData, args: MultiLabelArguments, fit, normalized: bool):
+def _record(run, data: MultiLabelData, args: MultiLabelArguments, fit, normalized, previous):
     used = {label for labels in data.labels for label in labels}
     zero_shot = [n for n in data.names if n not in used]
     held_out = fit.held_out and dict(
         fit.held_out, per_label_f1=dict(zip(data.names, fit.held_out["per_label_f1"]))
     )
     info = run.info
-    return AdaptationRecord(
+    record = AdaptationRecord(
         classes=len(data.names),
         examples=len(data.texts),
         adapt_head_init="logreg",
@@ -128,5 +143,13 @@ def _record(run, data: MultiLabelData, args: MultiLabelArguments, fit, normalize
             "held_out": held_out,
             "notes": fit.notes,
             "empty_examples": sum(1 for labels in data.labels if not labels),
+            "label_names": args.label_names,
+            "max_length": run.collator.max_length,
+            "seed": args.seed,
+            "folds": args.folds,
         },
     )
+    if previous is not None:  # a growth: the run it came from is the export's
+        for key in ("meta_trained", "meta_training", "base_model", "base_encoder"):
+            setattr(record, key, getattr(previous, key))
+    return record

@@ -72,6 +72,7 @@ def read_multilabel(
     label_column: str = "label",
     label_separator: str | None = None,
     labels: Sequence[str] | None = None,
+    minimum: int = 2,
 ) -> MultiLabelData:
     """Every row of ``paths`` (.jsonl, .json, .csv); a file mixing ``label`` and ``labels``
     rows is refused with their line numbers."""
@@ -84,11 +85,16 @@ def read_multilabel(
             texts.append(text)
             label_lists.append(values)
     where = ", ".join(map(str, paths)) or "--labels"
-    return multilabel_data(list(zip(texts, label_lists)), labels=labels, where=where)
+    pairs = list(zip(texts, label_lists))
+    return multilabel_data(pairs, labels=labels, where=where, minimum=minimum)
 
 
 def multilabel_data(
-    pairs: Sequence, *, labels: Sequence[str] | None = None, where: str = "train_data"
+    pairs: Sequence,
+    *,
+    labels: Sequence[str] | None = None,
+    where: str = "train_data",
+    minimum: int = 2,
 ) -> MultiLabelData:
     """``(text, [labels])`` pairs (or a ``MultiLabelData``) checked: texts are strings, label
     lists are lists; ``labels`` (the label set, in order) must hold every label used."""
@@ -122,7 +128,7 @@ def multilabel_data(
                 f"{where}: labels {preview(unknown)} are not in --labels ({preview(names)}). "
                 "Add them to --labels, or drop them from the file."
             )
-    if len(names) < 2:
+    if len(names) < minimum:
         raise DataError(
             f"{where}: {len(names)} label(s) ({preview(names)}); a multi-label classifier needs "
             ">= 2. Give more labels (--labels) or examples of them."
