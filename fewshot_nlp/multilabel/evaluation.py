@@ -89,7 +89,7 @@ def evaluate_multilabel(
     args = args or MultiLabelArguments()
     run = run_for(model, args)
     base = baseline_model or run.without_meta_training()
-    readers = {"maml": run, "maml-base": base}
+    readers = {"maml": run, "maml-base": run_for(base, args)}
     settings = [("file", [train])] if train is not None else []
     for k in k_shots if train is None else ():
         settings.append((k, [greedy_support(pool, k, seed) for seed in range(seeds)]))
