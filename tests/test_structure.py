@@ -59,3 +59,17 @@ def test_the_public_names_are_the_functions_not_their_modules():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_wings_stand_beside_the_core():
+    """A feature wing (multilabel) is imported only by the commands and by itself: the
+    core (meta, modeling, data, evaluation, the classifier, export) knows nothing of it."""
+    edges = import_graph().module_graph()
+    wing = "fewshot_nlp.multilabel"
+    users = sorted(
+        module
+        for module, targets in edges.items()
+        if any(t == wing or t.startswith(wing + ".") for t in targets)
+        and not module.startswith((wing, "fewshot_nlp.commands"))
+    )
+    assert users == []
