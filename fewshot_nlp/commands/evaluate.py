@@ -69,9 +69,45 @@ def _is_multi_label(args) -> bool:
 
 def _evaluate_multi_label(args, adaptation, argv) -> int:
     """The multi-label protocol: a fixed --train_file or K-shot sets from --support_pool."""
-    from ..evaluation.methods import DEFAULT_METHODS as SINGLE_LABEL
     from ..meta.model import FewShotModel
     from ..multilabel import MultiLabelArguments, evaluate_multilabel, read_multilabel
+
+    methods, model_path = _check_multi_label_request(args, adaptation)
+    options = MultiLabelArguments(
+        label_names=adaptation.label_names or "always", max_length=adaptation.max_length
+    )
+    read = dict(labels_column=args.labels_column)
+    test = read_multilabel([args.test_file], **read)
+    train = (
+        read_multilabel([args.train_file], labels=test.names, **read) if args.train_file else None
+    )
+    pool = read_multilabel([args.support_pool], **read) if args.support_pool else None
+    load = dict(trust_remote_code=args.trust_remote_code, cache_features=True)
+    model = FewShotModel.from_pretrained(model_path, **load)
+    baseline = None
+    if args.baseline_model:
+        baseline = FewShotModel.from_pretrained(resolve_model_path(args.baseline_model), **load)
+    rows = evaluate_multilabel(
+        model,
+        test,
+        train=train,
+        pool=pool,
+        k_shots=args.k_shot if pool is not None else (),
+        seeds=args.seeds,
+        methods=methods,
+        args=options,
+        baseline_model=baseline,
+    )
+    print(multi_label_table(rows))
+    _write(rows, {**asdict(args), **asdict(adaptation)}, argv, args.output_file, None)
+    return 0
+
+
+def _check_multi_label_request(args, adaptation) -> tuple[list[str], str]:
+    """The methods and the model folder, every flag checked before anything loads."""
+    if adaptation.label_names == "auto":
+        raise ConfigError("--label_names auto is single-label only; use always or never.")
+    from ..evaluation.methods import DEFAULT_METHODS as SINGLE_LABEL
     from ..multilabel.arguments import DEFAULT_METHODS, METHODS
     from ..paths import check_output_file
 
@@ -102,36 +138,7 @@ def _evaluate_multi_label(args, adaptation, argv) -> int:
             reads=[model_path],
             reserve=True,
         )
-    model_path = model_folder(model_path, args.trust_remote_code)
-    rule = adaptation.label_names or "always"
-    options = MultiLabelArguments(
-        label_names="always" if rule == "auto" else rule, max_length=adaptation.max_length
-    )
-    read = dict(labels_column=args.labels_column)
-    test = read_multilabel([args.test_file], **read)
-    train = (
-        read_multilabel([args.train_file], labels=test.names, **read) if args.train_file else None
-    )
-    pool = read_multilabel([args.support_pool], **read) if args.support_pool else None
-    load = dict(trust_remote_code=args.trust_remote_code, cache_features=True)
-    model = FewShotModel.from_pretrained(model_path, **load)
-    baseline = None
-    if args.baseline_model:
-        baseline = FewShotModel.from_pretrained(resolve_model_path(args.baseline_model), **load)
-    rows = evaluate_multilabel(
-        model,
-        test,
-        train=train,
-        pool=pool,
-        k_shots=args.k_shot if pool is not None else (),
-        seeds=args.seeds,
-        methods=methods,
-        args=options,
-        baseline_model=baseline,
-    )
-    print(multi_label_table(rows))
-    _write(rows, {**asdict(args), **asdict(adaptation)}, argv, args.output_file, None)
-    return 0
+    return methods, model_folder(model_path, args.trust_remote_code)
 
 
 def multi_label_table(rows: list[dict]) -> str:

@@ -145,23 +145,7 @@ class TaskSource:
                 raise DataError(f"Split {split!r} not in the DatasetDict; it has {list(dataset)}.")
             dataset = dataset[split]
         name = name or getattr(dataset.info, "dataset_name", None) or "dataset"
-        columns = list(dataset.column_names)
-        for role, column in (
-            ("text_column", text_column),
-            ("label_column", label_column),
-            ("text_pair_column", text_pair_column),
-        ):
-            if role == "label_column" and column not in columns and "labels" in columns:
-                raise DataError(
-                    f"Source {name!r} is multi-label (its rows carry 'labels' lists, no "
-                    f"{column!r}): meta-training and episodes read single-label sources only. "
-                    "Leave it out of train_datasets; adapt and evaluate read it as multi-label."
-                )
-            if column is not None and column not in columns:
-                raise DataError(
-                    f"Source {name!r}: {role}={column!r} is not a column; the columns are "
-                    f"{columns}. Pass {role}=<one of them>."
-                )
+        check_columns(name, list(dataset.column_names), text_column, label_column, text_pair_column)
         raw_labels = dataset[label_column]
         missing = [i for i, label in enumerate(raw_labels) if label is None]
         if missing:
@@ -298,6 +282,23 @@ class TaskSource:
             f" ({split}.jsonl, fold {fold}, part {part})" if fold else f" ({split}.jsonl, {part})"
         )
         return source.restrict_to(wanted, where=where)
+
+
+def check_columns(name: str, columns: list[str], text_column, label_column, pair_column) -> None:
+    """Every named column exists; a multi-label source (``labels`` lists) is said to be one."""
+    if label_column not in columns and "labels" in columns:
+        raise DataError(
+            f"Source {name!r} is multi-label (its rows carry 'labels' lists, no "
+            f"{label_column!r}): meta-training and episodes read single-label sources only. "
+            "Leave it out of train_datasets; adapt and evaluate read it as multi-label."
+        )
+    roles = (("text_column", text_column), ("label_column", label_column))
+    for role, column in (*roles, ("text_pair_column", pair_column)):
+        if column is not None and column not in columns:
+            raise DataError(
+                f"Source {name!r}: {role}={column!r} is not a column; the columns are "
+                f"{columns}. Pass {role}=<one of them>."
+            )
 
 
 def class_split_labels(folder: Path, *, fold: str | None, part: str) -> list[str]:
