@@ -542,7 +542,10 @@ def test_methods_head_inits_and_scopes_come_from_registries(tiny_run, toy_source
     def choices(cls, name):
         return tuple(next(f for f in fields(cls) if f.name == name).metadata["choices"])
 
-    assert choices(EvaluateArguments, "method") == tuple(METHOD_REGISTRY)
+    from fewshot_nlp.multilabel.arguments import METHODS as MULTI_LABEL
+
+    offered = tuple(dict.fromkeys([*METHOD_REGISTRY, *MULTI_LABEL]))  # + multi-label's own
+    assert choices(EvaluateArguments, "method") == offered
     assert choices(AdaptationArguments, "adapt_head_init") == tuple(HEAD_INIT_REGISTRY)
     assert choices(MAMLConfig, "adapt_head_init") == tuple(HEAD_INIT_REGISTRY)
     assert parse_adapt_scope("top:2") == ("top", 2) and parse_adapt_scope("lora") == ("lora", None)
