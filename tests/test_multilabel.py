@@ -161,7 +161,6 @@ def test_bad_requests_are_refused_before_the_work(mean_model, tmp_path, capsys):
     cases = [
         (["--unknown_label", "other"], "in a multi-label one a text of none of the labels"),
         (["--inner_steps", "2"], "apply to single-label adaptation"),
-        (["--label_names", "auto"], "single-label only"),
     ]
     for i, (flags, message) in enumerate(cases):
         assert cli_main([*base, "--output_dir", str(tmp_path / f"o{i}"), *flags]) == 2
@@ -343,3 +342,21 @@ def test_minilm_on_mixsnips_beats_one_vs_rest_logistic_regression(data_dir, tmp_
     )
     ours_f1 = multilabel_scores(ours, truth)["micro_f1"]
     assert ours_f1 > multilabel_scores(theirs, truth)["micro_f1"] + 0.05
+
+
+def test_label_names_auto_keeps_names_that_tag_the_support(mean_model):
+    """'auto' keeps the names when a head on them alone tags the support examples clearly
+    better than turning every label on, and drops names that say nothing."""
+    from fewshot_nlp.classifier.record import AdaptationRecord
+    from fewshot_nlp.multilabel.adaptation import names_tag
+    from fewshot_nlp.multilabel.data import multilabel_data
+
+    data = multilabel_data(ROWS)
+    features = torch.eye(3).repeat_interleave(3, dim=0)[: len(ROWS)]  # stand-in embeddings
+    targets = data.matrix()
+    args = MultiLabelArguments(mixtures=0)
+    assert names_tag(targets[:3] * 0 + torch.eye(3), targets, data, args, normalized=False)
+    assert not names_tag(torch.zeros(3, 3), features, data, args, normalized=False)
+    with pytest.warns(UserWarning):
+        clf = adapt_multilabel(str(mean_model), ROWS, MultiLabelArguments(label_names="auto"))
+    assert isinstance(AdaptationRecord.of(clf).label_names_used, bool)

@@ -114,11 +114,10 @@ def _multi_label_request(args, adaptation, path: str, grows: bool):
             "logistic regression per label on the model's sentence embeddings (settings: "
             "--label_names always|never, --max_length, --multilabel_threshold)."
         )
-    rule = adaptation.label_names or "always"
-    if rule == "auto":
-        raise ConfigError("--label_names auto is single-label only; use always or never.")
     return MultiLabelArguments(
-        label_names=rule, max_length=adaptation.max_length, threshold=args.multilabel_threshold
+        label_names=adaptation.label_names or "always",
+        max_length=adaptation.max_length,
+        threshold=args.multilabel_threshold,
     )
 
 

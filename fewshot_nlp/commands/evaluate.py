@@ -105,8 +105,6 @@ def _evaluate_multi_label(args, adaptation, argv) -> int:
 
 def _check_multi_label_request(args, adaptation) -> tuple[list[str], str]:
     """The methods and the model folder, every flag checked before anything loads."""
-    if adaptation.label_names == "auto":
-        raise ConfigError("--label_names auto is single-label only; use always or never.")
     from ..evaluation.methods import DEFAULT_METHODS as SINGLE_LABEL
     from ..multilabel.arguments import DEFAULT_METHODS, METHODS
     from ..paths import check_output_file

@@ -23,6 +23,7 @@ from .head import fit_multilabel_head
 from .memory import MultiLabelMemory
 
 PROBLEM_TYPE = "multi_label_classification"
+AUTO_MARGIN = 0.1  # label_names='auto': how much better than tagging everything the names do
 
 __all__ = ["PROBLEM_TYPE", "adapt_multilabel"]
 
@@ -65,7 +66,7 @@ def build_classifier(
         rows = classifier.get_submodule(head).weight.detach()
         set_head(classifier, head, rows, fit.bias, data.names)
     classifier.config.problem_type = PROBLEM_TYPE
-    _record(run, data, args, fit, normalized, previous).attach(classifier)
+    _record(run, data, args, fit, normalized, previous, names is not None).attach(classifier)
     classifier.fewshot_nlp_classes = MultiLabelMemory(features, data.matrix(), list(data.names))
     return classifier.eval()
 
@@ -106,10 +107,27 @@ def fit_on_run(run, data: MultiLabelData, args: MultiLabelArguments, *, known=No
     if known is not None:
         features = torch.cat([known.to(features), features])
     names = None
-    if args.label_names == "always":
+    if args.label_names != "never":
         names = read_features(run, [label_name_text(n) for n in data.names], normalized)
+        if args.label_names == "auto" and not names_tag(names, features, data, args, normalized):
+            names = None
     fit = fit_multilabel_head(features, data.matrix(), names, args, normalized=normalized)
     return fit, features, names
+
+
+def names_tag(names, features, data: MultiLabelData, args, normalized: bool) -> bool:
+    """``label_names='auto'``: whether a head fitted on the names alone tags the support
+    examples clearly better (micro-F1 + 0.1) than turning every label on (no examples: yes)."""
+    from .head import fit_multilabel_head, multilabel_scores
+
+    if not len(features):
+        return True
+    targets = data.matrix()
+    alone = fit_multilabel_head(features[:0], targets[:0], names, args, normalized=normalized)
+    tagged = features @ alone.weight.T + alone.bias > 0
+    density = float(targets.mean())
+    everything = 2 * density / (1 + density)  # F1 of turning every label on
+    return multilabel_scores(tagged, targets.bool())["micro_f1"] >= everything + AUTO_MARGIN
 
 
 def _check_request(data: MultiLabelData, args: MultiLabelArguments) -> None:
@@ -134,7 +152,7 @@ def read_features(run, texts: list[str], normalized: bool) -> torch.Tensor:
     return F.normalize(features, dim=-1) if normalized else features
 
 
-def _record(run, data: MultiLabelData, args: MultiLabelArguments, fit, normalized, previous):
+def _record(run, data, args: MultiLabelArguments, fit, normalized, previous, names_used):
     used = {label for labels in data.labels for label in labels}
     zero_shot = [n for n in data.names if n not in used]
     held_out = fit.held_out and dict(
@@ -145,7 +163,7 @@ def _record(run, data: MultiLabelData, args: MultiLabelArguments, fit, normalize
         classes=len(data.names),
         examples=len(data.texts),
         adapt_head_init="logreg",
-        label_names_used=args.label_names == "always",
+        label_names_used=names_used,
         inner_steps=0,
         zero_shot_classes=zero_shot,
         meta_trained=run.meta_trained,

@@ -20,9 +20,10 @@ class MultiLabelArguments:
     (their embeddings summed, their label sets united) as the texts that say several things.
     Defaults measured on MixSNIPS' pool (never its test file): BENCHMARKS.md, "Multi-label"."""
 
-    label_names: Literal["always", "never"] = help_field(
-        "Each label's name as one more positive example of it ('always'), or not; a label "
-        "without examples needs it (0-shot).",
+    label_names: Literal["always", "auto", "never"] = help_field(
+        "Each label's name as one more positive example of it: 'always' (measured best on "
+        "MixSNIPS' pool), 'auto' (only when the names alone tag the support examples clearly "
+        "better than tagging everything), or 'never'; a label without examples needs them.",
         default="always",
     )
     label_name_weight: float = help_field(
@@ -45,10 +46,9 @@ class MultiLabelArguments:
     seed: int = help_field("Seed of the mixtures and the folds.", default=0)
 
     def __post_init__(self) -> None:
-        if self.label_names not in ("always", "never"):
+        if self.label_names not in ("always", "auto", "never"):
             raise ConfigError(
-                f"label_names={self.label_names!r}: multi-label adaptation takes 'always' or "
-                "'never' ('auto' judges names by single-label accuracy)."
+                f"label_names={self.label_names!r}: choose 'always', 'auto' or 'never'."
             )
         if self.threshold not in THRESHOLD_RULES:
             raise ConfigError(f"threshold={self.threshold!r}: choose one of {THRESHOLD_RULES}.")
