@@ -20,6 +20,20 @@ def model_folder(path: str, trust_remote_code: bool, flag: str = "--model") -> s
     return path
 
 
+def model_with_outputs(args, outputs: dict[str, str | None]) -> str:
+    """``--model``'s folder, once the output files (``{flag: path}``) are claimed: checked
+    before anything loads, none of them inside the model."""
+    from ..paths import check_output_file
+
+    path = resolve_model_path(args.model)
+    for flag, value in outputs.items():
+        if value:
+            check_output_file(
+                value, flag=flag, overwrite=args.overwrite, reads=[path], reserve=True
+            )
+    return model_folder(path, args.trust_remote_code)
+
+
 def parse_with_adaptation(arguments, argv: list[str], command: str, description: str):
     """``(the command's arguments, AdaptationArguments)`` from the flags (and ``--config``)."""
     from ..argument_parsing import parse_dataclasses

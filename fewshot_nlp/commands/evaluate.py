@@ -7,7 +7,7 @@ import shlex
 from dataclasses import asdict
 
 from ..errors import ConfigError
-from .common import model_folder, parse_with_adaptation, resolve_model_path
+from .common import model_folder, model_with_outputs, parse_with_adaptation, resolve_model_path
 
 DESCRIPTION = (
     "Episodic or fixed-shot evaluation of the meta-learned adaptation (maml) against the "
@@ -86,7 +86,9 @@ def _evaluate_multi_label(args, adaptation, argv) -> int:
     model = FewShotModel.from_pretrained(model_path, **load)
     baseline = None
     if args.baseline_model:
-        baseline = FewShotModel.from_pretrained(resolve_model_path(args.baseline_model), **load)
+        named = resolve_model_path(args.baseline_model)
+        folder = model_folder(named, args.trust_remote_code, "--baseline_model")
+        baseline = FewShotModel.from_pretrained(folder, **load)
     rows = evaluate_multilabel(
         model,
         test,
@@ -107,7 +109,6 @@ def _check_multi_label_request(args, adaptation) -> tuple[list[str], str]:
     """The methods and the model folder, every flag checked before anything loads."""
     from ..evaluation.methods import DEFAULT_METHODS as SINGLE_LABEL
     from ..multilabel.arguments import DEFAULT_METHODS, METHODS
-    from ..paths import check_output_file
 
     if bool(args.train_file) == bool(args.support_pool):
         raise ConfigError(
@@ -127,16 +128,7 @@ def _check_multi_label_request(args, adaptation) -> tuple[list[str], str]:
         check_counts = [k for k in args.k_shot if k < 1]
         if check_counts or args.seeds < 1:
             raise ConfigError("--k_shot values and --seeds must be >= 1 with --support_pool.")
-    model_path = resolve_model_path(args.model)
-    if args.output_file:
-        check_output_file(
-            args.output_file,
-            flag="--output_file",
-            overwrite=args.overwrite,
-            reads=[model_path],
-            reserve=True,
-        )
-    return methods, model_folder(model_path, args.trust_remote_code)
+    return methods, model_with_outputs(args, {"--output_file": args.output_file})
 
 
 def multi_label_table(rows: list[dict]) -> str:
@@ -161,7 +153,6 @@ def _check_request(args, adaptation) -> tuple[dict[str, int], str, str | None]:
     model folder and the baseline's."""
     from ..data.episodes import check_counts
     from ..evaluation import check_methods, parse_episode_caps
-    from ..paths import check_output_file
 
     check_counts([("episodes", args.episodes), ("q_query", args.q_query)], prefix="--")
     check_counts((("k_shot", k) for k in args.k_shot), prefix="--", minimum=0)
@@ -171,13 +162,7 @@ def _check_request(args, adaptation) -> tuple[dict[str, int], str, str | None]:
     check_methods(args.method, [] if files else args.k_shot)
     _check_out_of_scope_flags(args, adaptation)
     caps = parse_episode_caps(args.max_episodes)
-    model_path = resolve_model_path(args.model)
-    for flag, value in (("--output_file", args.output_file), ("--plot", args.plot)):
-        if value:
-            check_output_file(
-                value, flag=flag, overwrite=args.overwrite, reads=[model_path], reserve=True
-            )
-    model_path = model_folder(model_path, args.trust_remote_code)
+    model_path = model_with_outputs(args, {"--output_file": args.output_file, "--plot": args.plot})
     baseline_path = None
     if args.baseline_model:
         baseline_path = model_folder(

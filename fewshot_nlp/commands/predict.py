@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError
-from .common import model_folder, resolve_model_path
+from .common import model_with_outputs
 
 
 def main(argv: list[str]) -> int:
@@ -80,23 +80,13 @@ def _multi_label_output(text: str, scores: list[dict]) -> tuple[dict, str]:
 def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
     """The model folder and the texts, every flag and path checked before anything loads."""
     from ..data.files import read_texts
-    from ..paths import check_output_file
 
     if bool(texts) == bool(args.input_file):
         raise ConfigError("Give the texts either as arguments or with --input_file (one of them).")
     for flag, value in (("--top_k", args.top_k), ("--batch_size", args.batch_size)):
         if value < 1:
             raise ConfigError(f"{flag} must be >= 1, got {value}.")
-    model = resolve_model_path(args.model)
-    if args.output_file:
-        check_output_file(
-            args.output_file,
-            flag="--output_file",
-            overwrite=args.overwrite,
-            reads=[model],
-            reserve=True,
-        )
-    model = model_folder(model, args.trust_remote_code)
+    model = model_with_outputs(args, {"--output_file": args.output_file})
     _refuse_meta_model(model)
     texts = read_texts(args.input_file, args.text_column) if args.input_file else texts
     if not any(text.strip() for text in texts):
