@@ -18,6 +18,7 @@ COMMANDS = {
     "meta-train": ("meta_train", "Meta-train an encoder with MAML."),
     "adapt": ("adapt", "Adapt to a few labelled examples and export (or grow an export)."),
     "predict": ("predict", "Classify texts with an exported model."),
+    "export-onnx": ("export_onnx", "Write an exported classifier as ONNX (fp32, int8)."),
     "evaluate": ("evaluate", "Episodic / fixed-shot evaluation against baselines."),
     "episodes": ("episodes", "Print sample episodes and the source mixture."),
     "quickstart": ("quickstart", "The whole story on the embedded default (see README)."),

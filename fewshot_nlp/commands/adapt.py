@@ -37,10 +37,18 @@ def main(argv: list[str]) -> int:
         args.output_dir,
         overwrite=args.overwrite,
         keep_adapter=args.keep_adapter,
-        push_to_hub=args.push_to_hub,
+        push_to_hub=args.push_to_hub and not args.onnx,  # with --onnx, once it is written
         hub_model_id=args.hub_model_id,
         private=args.private,
     )
+    if args.onnx:
+        from ..deploy import OnnxArguments, export_onnx
+        from ..hub import push_folder_to_hub
+
+        onnx = export_onnx(out, OnnxArguments(quantize="int8"))
+        print(f"ONNX written to {onnx}: model.onnx, model_quantized.onnx")
+        if args.push_to_hub:
+            push_folder_to_hub(out, args.hub_model_id, private=args.private)
     labels = list(adapted.config.id2label.values())
     record = AdaptationRecord.of(adapted)
     if record.rejection:
@@ -178,6 +186,11 @@ def _check_request(args, adaptation) -> tuple[str, bool]:
         raise ConfigError(f"--unknown_file {adaptation.unknown_data}: no such file.")
     if args.push_to_hub:
         check_push(args.hub_model_id)
+    if args.onnx and args.keep_adapter:
+        raise ConfigError(
+            "--onnx needs one set of weights; --keep-adapter keeps the LoRA adapter apart. "
+            "Drop one of them."
+        )
     grows = is_exported_classifier(path)
     if grows:
         given = (

@@ -10,11 +10,7 @@ from typing import Literal
 from ..argument_parsing import help_field
 from ..evaluation.methods import DEFAULT_METHODS, METHODS
 from ..multilabel.arguments import METHODS as MULTI_LABEL_METHODS
-
-TRUST_REMOTE_CODE = (
-    "Run model code shipped in the model folder (config.json auto_map). Off: such a model is "
-    "refused before anything runs."
-)
+from .common import TRUST_REMOTE_CODE
 
 
 @dataclass
@@ -61,6 +57,10 @@ class AdaptArguments:
     keep_adapter: bool = help_field(
         "LoRA runs: write a PEFT adapter folder (AutoPeftModelForSequenceClassification loads "
         "it) instead of merging the adapter into the weights.",
+        default=False,
+    )
+    onnx: bool = help_field(
+        "Also write onnx/model.onnx and onnx/model_quantized.onnx (int8) into the export.",
         default=False,
     )
     push_to_hub: bool = help_field("Upload the export to the Hub.", default=False)
@@ -138,18 +138,6 @@ class EvaluateArguments:
     output_file: str | None = help_field("Write the results as JSON here.", default=None)
     plot: str | None = help_field("Write accuracy vs shots (PNG) here.", default=None)
     overwrite: bool = help_field("Replace an existing output_file / plot.", default=False)
-    trust_remote_code: bool = help_field(TRUST_REMOTE_CODE, default=False)
-
-
-@dataclass
-class PredictArguments:
-    model: str = help_field("An exported classifier folder.")
-    top_k: int = help_field("Labels kept per text.", default=3)
-    input_file: str | None = help_field(".txt (one per line), .jsonl, .csv.", default=None)
-    text_column: str = help_field("Text field of .jsonl/.csv.", default="text")
-    output_file: str | None = help_field("Write JSON lines here.", default=None)
-    overwrite: bool = help_field("Replace an existing output_file.", default=False)
-    batch_size: int = help_field("Texts per forward pass.", default=32)
     trust_remote_code: bool = help_field(TRUST_REMOTE_CODE, default=False)
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+TRUST_REMOTE_CODE = (
+    "Run model code shipped in the model folder (config.json auto_map). Off: such a model is "
+    "refused before anything runs."
+)
+
 
 def resolve_model_path(name: str) -> str:
     """``minilm`` is the packaged all-MiniLM-L6-v2; anything else is as given."""

@@ -7,15 +7,34 @@ import contextlib
 import json
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from ..argument_parsing import help_field
 from ..errors import ConfigError
-from .common import model_with_outputs
+from .common import TRUST_REMOTE_CODE, model_with_outputs
+
+
+@dataclass
+class PredictArguments:
+    model: str = help_field("An exported classifier folder.")
+    top_k: int = help_field("Labels kept per text.", default=3)
+    input_file: str | None = help_field(".txt (one per line), .jsonl, .csv.", default=None)
+    text_column: str = help_field("Text field of .jsonl/.csv.", default="text")
+    output_file: str | None = help_field("Write JSON lines here.", default=None)
+    overwrite: bool = help_field("Replace an existing output_file.", default=False)
+    batch_size: int = help_field("Texts per forward pass.", default=32)
+    onnx: Literal["fp32", "int8"] | None = help_field(
+        "Run the folder's ONNX model (onnx/model.onnx, or model_quantized.onnx for int8) with "
+        "onnxruntime and the tokenizer alone, no torch (write it with export-onnx).",
+        default=None,
+    )
+    trust_remote_code: bool = help_field(TRUST_REMOTE_CODE, default=False)
 
 
 def main(argv: list[str]) -> int:
     from ..argument_parsing import parse_dataclasses
-    from .arguments import PredictArguments
 
     args, texts = parse_dataclasses(
         (PredictArguments,),
@@ -30,20 +49,9 @@ def main(argv: list[str]) -> int:
 
     model, texts = _predict_request(args, texts)
 
-    from transformers import pipeline
-
-    from ..predict import classify_texts, token_limit
-
-    classifier = pipeline(
-        "text-classification", model=model, top_k=None, trust_remote_code=args.trust_remote_code
-    )
-    multi_label = classifier.model.config.problem_type == "multi_label_classification"
     out = Path(args.output_file) if args.output_file else None
     with atomic_file(out) if out else contextlib.nullcontext() as sink:
-        progress = out is not None
-        predictions, too_long = classify_texts(
-            classifier, texts, args.batch_size, progress=progress
-        )
+        predictions, too_long, limit, multi_label = _classify(args, model, texts, out is not None)
         for text, scores in zip(texts, predictions):
             if multi_label:
                 record, shown = _multi_label_output(text, scores)
@@ -60,12 +68,33 @@ def main(argv: list[str]) -> int:
         print(f"{len(texts)} predictions written to {out}")
     if too_long:
         print(
-            f"note: {too_long} of {len(texts)} texts are longer than the model's "
-            f"{token_limit(classifier)} "
+            f"note: {too_long} of {len(texts)} texts are longer than the model's {limit} "
             "tokens; they were truncated to their first tokens.",
             file=sys.stderr,
         )
     return 0
+
+
+def _classify(args, model: str, texts: list[str], progress: bool):
+    """``(every label's score per text, best first; how many were truncated; the token
+    limit; whether the model is multi-label)``, by transformers' pipeline or, with
+    ``--onnx``, by onnxruntime and the tokenizer alone (no torch)."""
+    if args.onnx:
+        from ..deploy.runtime import OnnxClassifier
+
+        runner = OnnxClassifier(model, args.onnx)
+        predictions, too_long = runner.predict(texts, args.batch_size, progress=progress)
+        return predictions, too_long, runner.limit, runner.multi_label
+    from transformers import pipeline
+
+    from ..predict import classify_texts, token_limit
+
+    classifier = pipeline(
+        "text-classification", model=model, top_k=None, trust_remote_code=args.trust_remote_code
+    )
+    multi_label = classifier.model.config.problem_type == "multi_label_classification"
+    predictions, too_long = classify_texts(classifier, texts, args.batch_size, progress=progress)
+    return predictions, too_long, token_limit(classifier), multi_label
 
 
 def _multi_label_output(text: str, scores: list[dict]) -> tuple[dict, str]:
@@ -105,9 +134,7 @@ def _predict_request(args, texts: list[str]) -> tuple[str, list[str]]:
 
 def _refuse_meta_model(path: str) -> None:
     """A meta-model's head is a placeholder: its labels mean nothing until it is adapted."""
-    from ..meta.saving import read_meta_info
-
-    if Path(path).is_dir() and read_meta_info(path) is not None:
+    if (Path(path) / "fewshot_nlp.json").is_file():  # a run's record (meta.saving)
         raise ConfigError(
             f"--model {path} is a meta-trained run, not a classifier: its labels are "
             "placeholders. Adapt it to your classes first: fewshot-nlp adapt --model "

@@ -1,13 +1,18 @@
-from .collate import EpisodeBatch, EpisodeCollator
-from .episodes import Episode, EpisodeSampler
-from .sources import DATA_DIR_ENV, TaskSource, resolve_data_dir
+"""Data: sources, episodes, users' files and label rules. Imported on first use, so that
+reading a file of texts (``data.files``) loads no torch."""
 
-__all__ = [
-    "DATA_DIR_ENV",
-    "Episode",
-    "EpisodeBatch",
-    "EpisodeCollator",
-    "EpisodeSampler",
-    "TaskSource",
-    "resolve_data_dir",
-]
+from ..lazy import lazy_attributes
+
+_LAZY = {
+    "DATA_DIR_ENV": ".sources",
+    "Episode": ".episodes",
+    "EpisodeBatch": ".collate",
+    "EpisodeCollator": ".collate",
+    "EpisodeSampler": ".episodes",
+    "TaskSource": ".sources",
+    "resolve_data_dir": ".sources",
+}
+
+__getattr__ = lazy_attributes(__name__, _LAZY)
+
+__all__ = sorted(_LAZY)
