@@ -125,9 +125,10 @@ def _check_multi_label_request(args, adaptation) -> tuple[list[str], str]:
     if wrong:
         raise ConfigError(f"--method {wrong}: multi-label methods are {list(METHODS)}.")
     if args.support_pool:
-        check_counts = [k for k in args.k_shot if k < 1]
-        if check_counts or args.seeds < 1:
-            raise ConfigError("--k_shot values and --seeds must be >= 1 with --support_pool.")
+        from ..data.episodes import check_counts
+
+        counts = [("seeds", args.seeds), *(("k_shot", k) for k in args.k_shot)]
+        check_counts(counts, prefix="--")
     return methods, model_with_outputs(args, {"--output_file": args.output_file})
 
 

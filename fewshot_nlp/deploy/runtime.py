@@ -50,12 +50,18 @@ class OnnxClassifier:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def logits(self, texts: list[str], batch_size: int = 32, progress: bool = False):
+        return self._run(texts, batch_size, progress)[0]
+
+    def _run(self, texts: list[str], batch_size: int, progress: bool):
+        """``(logits, how many texts were truncated)``, the texts tokenized once."""
         from tqdm.auto import tqdm
 
         from ..interrupts import check
         from ..modeling.scoring import length_groups
 
-        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        encodings = self.tokenizer.encode_batch(list(texts))
+        truncated = sum(bool(e.overflowing) for e in encodings)
+        ids = [e.ids for e in encodings]
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         groups = length_groups([len(x) for x in ids], self.limit, batch_size)
         for group in tqdm(groups, desc="predict", disable=not progress or len(groups) < 2):
@@ -65,11 +71,11 @@ class OnnxClassifier:
             if "token_type_ids" in self.inputs:
                 feed["token_type_ids"] = np.zeros_like(batch)
             out[group] = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
-        return out
+        return out, truncated
 
-    def scores(self, texts: list[str], batch_size: int = 32, progress: bool = False):
-        """Probabilities: a sigmoid per label (multi-label) or a softmax over them."""
-        logits = self.logits(texts, batch_size, progress).astype(np.float64)
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """A sigmoid per label (multi-label) or a softmax over them."""
+        logits = logits.astype(np.float64)
         if self.multi_label:
             return 1 / (1 + np.exp(-logits))
         shifted = np.exp(logits - logits.max(-1, keepdims=True))
@@ -78,14 +84,12 @@ class OnnxClassifier:
     def predict(self, texts: list[str], batch_size: int = 32, progress: bool = False):
         """``(every label with its score per text, best first, as ``pipeline(...,
         top_k=None)`` gives; how many texts were truncated)``."""
+        logits, truncated = self._run(texts, batch_size, progress)
         out = []
-        for row in self.scores(texts, batch_size, progress):
+        for row in self.probabilities(logits):
             order = np.argsort(-row, kind="stable")
             out.append([{"label": self.labels[j], "score": float(row[j])} for j in order])
-        self.tokenizer.no_truncation()
-        lengths = [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
-        self.tokenizer.enable_truncation(self.limit)
-        return out, sum(n > self.limit for n in lengths)
+        return out, truncated
 
 
 def _token_limit(folder: Path, config: dict) -> int:

@@ -19,7 +19,7 @@ from ..modeling.lora import is_peft
 from ..modeling.normalized_pooling import normalize_pooled_features
 from .arguments import MultiLabelArguments
 from .data import MultiLabelData, multilabel_data
-from .head import fit_multilabel_head
+from .head import fit_multilabel_head, multilabel_scores
 from .memory import MultiLabelMemory
 
 PROBLEM_TYPE = "multi_label_classification"
@@ -62,9 +62,9 @@ def build_classifier(
     set_head(classifier, head, fit.weight, fit.bias, data.names)
     if normalized:
         probe = torch.cat([features, names]) if names is not None else features
-        normalize_pooled_features(classifier, fit.weight, probe)
-        rows = classifier.get_submodule(head).weight.detach()
-        set_head(classifier, head, rows, fit.bias, data.names)
+        normalize_pooled_features(classifier, fit.weight, probe)  # its bias: 0
+        with torch.no_grad():
+            classifier.get_submodule(head).bias.copy_(fit.bias)
     classifier.config.problem_type = PROBLEM_TYPE
     _record(run, data, args, fit, normalized, previous, names is not None).attach(classifier)
     classifier.fewshot_nlp_classes = MultiLabelMemory(features, data.matrix(), list(data.names))
@@ -89,7 +89,7 @@ def _mean_pooling(run):
     from ..modeling.pooling import mean_pooling_classifier
 
     try:
-        model, tokenizer = mean_pooling_classifier(copy.deepcopy(run.model), run.tokenizer)
+        model, tokenizer = mean_pooling_classifier(run.model, run.tokenizer)  # a new model
     except ModelError:  # not a BERT: its own head input it is
         return run
     maml = MAML(model.eval(), plain_checkpoint_config(model))
@@ -118,8 +118,6 @@ def fit_on_run(run, data: MultiLabelData, args: MultiLabelArguments, *, known=No
 def names_tag(names, features, data: MultiLabelData, args, normalized: bool) -> bool:
     """``label_names='auto'``: whether a head fitted on the names alone tags the support
     examples clearly better (micro-F1 + 0.1) than turning every label on (no examples: yes)."""
-    from .head import fit_multilabel_head, multilabel_scores
-
     if not len(features):
         return True
     targets = data.matrix()

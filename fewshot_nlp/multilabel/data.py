@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.files import check_readable, jsonl_records
+from ..data.files import check_readable, first_record_has, jsonl_records
 from ..data.labels import label_text, preview, warn_alike_labels
 from ..errors import ConfigError, DataError
 
@@ -51,17 +51,12 @@ def is_multilabel_file(
     rows with ``labels_column`` (the first row decides; ``read_multilabel`` checks them all)."""
     if label_separator is not None:
         return True
-    for path in paths:
-        path = Path(path)
-        if path.suffix.lower() == ".jsonl" and path.is_file():
-            with path.open(encoding="utf-8") as handle:
-                for line in handle:
-                    if line.strip():
-                        try:
-                            return labels_column in json.loads(line)
-                        except (json.JSONDecodeError, TypeError):
-                            return False
-    return False
+    return any(
+        Path(p).suffix.lower() == ".jsonl"
+        and Path(p).is_file()
+        and first_record_has(Path(p), labels_column)
+        for p in paths
+    )
 
 
 def read_multilabel(

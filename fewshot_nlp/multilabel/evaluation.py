@@ -94,10 +94,12 @@ def evaluate_multilabel(
     for k in k_shots if train is None else ():
         settings.append((k, [greedy_support(pool, k, seed) for seed in range(seeds)]))
     truth = test.matrix().bool()
-    rows = []
+    rows, read = [], {}  # read: the test texts' features per reader, computed once
     for shots, supports in settings:
         for method in methods:
-            scores = [_score(method, readers, base, support, test, args) for support in supports]
+            scores = [
+                _score(method, readers, base, support, test, args, read) for support in supports
+            ]
             metric = MultiLabelMetric(keep_in_memory=True)
             results = [
                 metric.compute(predictions=p.int().tolist(), references=truth.int().tolist())
@@ -113,35 +115,41 @@ def evaluate_multilabel(
     return rows
 
 
-def _score(method, readers, base, support, test, args) -> torch.Tensor:
+def _score(method, readers, base, support, test, args, read: dict) -> torch.Tensor:
     """(test texts, labels) booleans: the labels ``method`` turns on."""
     if support.names != test.names:
         support = MultiLabelData(support.texts, support.labels, list(test.names))
     if method in readers:
         run = readers[method]
         fit, _, _ = fit_on_run(run, support, args)
-        features = read_features(run, test.texts, run.maml.mean_pooling)
-        return features @ fit.weight.T + fit.bias > 0
+        if method not in read:
+            read[method] = read_features(run, test.texts, run.maml.mean_pooling)
+        return read[method] @ fit.weight.T + fit.bias > 0
     if method == "setfit":
         return _setfit(base, support, test)
-    return _logreg(base, support, test, names=method == "logreg-names")
+    if "base" not in read:
+        read["base"] = _embedding(base, test.texts)
+    return _logreg(base, support, test, read["base"], names=method == "logreg-names")
 
 
-def _logreg(base, support: MultiLabelData, test: MultiLabelData, names: bool) -> torch.Tensor:
+def _embedding(base, texts: list[str]) -> torch.Tensor:
+    """The frozen encoder's normalised mean-pooled embeddings (what the baselines read)."""
+    return torch.nn.functional.normalize(base.features(texts, pooling="mean"), dim=-1)
+
+
+def _logreg(base, support: MultiLabelData, test: MultiLabelData, query, names: bool):
     """scikit-learn's one-vs-rest logistic regression (C = 10, balanced classes, threshold
     0.5) on the frozen encoder's normalised mean-pooled embeddings."""
     from ..evaluation.methods import require_module
 
     linear_model = require_module("sklearn.linear_model", "logreg", "baselines", "scikit-learn")
 
-    def embed(texts):
-        return torch.nn.functional.normalize(base.features(texts, pooling="mean"), dim=-1)
-
-    x, y = embed(support.texts).numpy(), support.matrix().numpy()
+    x, y = _embedding(base, support.texts).numpy(), support.matrix().numpy()
     if names:
-        x = np.concatenate([x, embed([label_name_text(n) for n in test.names]).numpy()])
+        label_texts = [label_name_text(n) for n in test.names]
+        x = np.concatenate([x, _embedding(base, label_texts).numpy()])
         y = np.concatenate([y, np.eye(len(test.names))])
-    query = embed(test.texts).numpy()
+    query = query.numpy()
     out = np.zeros((len(test.texts), len(test.names)), dtype=bool)
     for j in range(len(test.names)):
         if y[:, j].min() == y[:, j].max():  # one class only: that answer everywhere

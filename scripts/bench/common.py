@@ -62,14 +62,14 @@ class Results:
 def dataset_names(data_dir: str) -> list[str]:
     """The single-label datasets of ``data_dir`` (a multi-label one, whose rows carry
     ``labels``, is no meta-training source)."""
-    names = []
-    for folder in sorted(Path(data_dir).iterdir()):
-        train = folder / "train.jsonl"
-        if train.is_file():
-            with train.open(encoding="utf-8") as file:
-                if "label" in json.loads(file.readline()):
-                    names.append(folder.name)
-    return names
+    from fewshot_nlp.data.files import first_record_has
+
+    folders = sorted(Path(data_dir).iterdir())
+    return [
+        f.name
+        for f in folders
+        if (f / "train.jsonl").is_file() and first_record_has(f / "train.jsonl", "label")
+    ]
 
 
 def mean_pooling_base(out: Path) -> Path:
