@@ -4,6 +4,8 @@ functions and under TYPE_CHECKING), and no module reads another's private names.
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_graph.py"
 
 
@@ -61,11 +63,12 @@ def test_the_public_names_are_the_functions_not_their_modules():
     assert out.stdout.strip() == "True"
 
 
-def test_wings_stand_beside_the_core():
-    """A feature wing (multilabel) is imported only by the commands and by itself: the
-    core (meta, modeling, data, evaluation, the classifier, export) knows nothing of it."""
+@pytest.mark.parametrize("wing", ["multilabel", "deploy", "unlabeled"])
+def test_wings_stand_beside_the_core(wing):
+    """A feature wing is imported only by the commands and by itself: the core (meta,
+    modeling, data, evaluation, the classifier, export) knows nothing of it."""
     edges = import_graph().module_graph()
-    wing = "fewshot_nlp.multilabel"
+    wing = f"fewshot_nlp.{wing}"
     users = sorted(
         module
         for module, targets in edges.items()

@@ -185,7 +185,9 @@ def fit_classifier(
     if not is_peft(classifier):  # an unmerged adapter's export cannot grow
         # a head-only adaptation without a rejection layer reads as the run does
         same_encoder = set(fast) <= {HEAD_WEIGHT, HEAD_BIAS} and rejection is None
-        reader = run if same_encoder else _reader_of(classifier, run)
+        reader = (
+            run if same_encoder else reader_of(classifier, run.tokenizer, run.collator.max_length)
+        )
         classifier.fewshot_nlp_classes = class_memory_for(
             reader,
             run.config,
@@ -201,11 +203,12 @@ def fit_classifier(
     return classifier
 
 
-def _reader_of(classifier, run: FewShotModel) -> FewShotModel:
-    """The exported ``classifier`` read as ``run`` reads texts: its head inputs are the
-    features the export computes (what a later growth reads new texts with)."""
+def reader_of(classifier, tokenizer, max_length: int) -> FewShotModel:
+    """The exported ``classifier`` reading texts as the run did (its tokenizer and length):
+    its head inputs are the features the export computes (what a later growth reads new
+    texts with)."""
     maml = MAML(classifier, plain_checkpoint_config(classifier))
-    return FewShotModel(maml, run.tokenizer, max_length=run.collator.max_length)
+    return FewShotModel(maml, tokenizer, max_length=max_length)
 
 
 def _run_for(run: FewShotModel, args: AdaptationArguments, names: list[str]) -> FewShotModel:

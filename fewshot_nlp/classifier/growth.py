@@ -86,7 +86,7 @@ def grow(
     added = [n for n in names if n not in memory.label_names]
     if memory.names_used and added:
         add_name_rows(grown, reader, [names.index(n) for n in added])
-    classifier, rejection = _refit(reader, grown)
+    classifier, rejection = refit(reader, grown)
     grown.encoder_fingerprint = encoder_fingerprint(classifier, reader.maml.head_name)
     classifier.fewshot_nlp_classes = grown
     removed = remove + ([rejection_label] if drop_rejection else [])
@@ -189,7 +189,7 @@ def _rows_for(memory: ClassMemory, names: list[str]) -> ClassMemory:
     return grown
 
 
-def _refit(reader, memory: ClassMemory):
+def refit(reader, memory: ClassMemory):
     """A copy of the loaded classifier whose head is refitted on every row, and the new
     rejection fit if it has a rejection label (re-chosen on the same rows)."""
     head = EpisodeHead(memory.head_init, memory.logit_scale, memory.regularization)

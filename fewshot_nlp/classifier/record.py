@@ -36,6 +36,7 @@ class AdaptationRecord:
     base_encoder: str | None = None
     rejection: dict | None = None
     multi_label: dict | None = None
+    unlabeled: dict | None = None  # the unlabeled pool an adaptation read, and what it did
     grown_from: str | None = None
     added_labels: list[str] = field(default_factory=list)
     removed_labels: list[str] = field(default_factory=list)

@@ -14,11 +14,15 @@ DESCRIPTION = (
 
 
 def main(argv: list[str]) -> int:
+    from ..unlabeled.arguments import UnlabeledArguments
     from .arguments import AdaptArguments
 
-    args, adaptation = parse_with_adaptation(AdaptArguments, argv, "adapt", DESCRIPTION)
+    args, adaptation, unlabeled = parse_with_adaptation(
+        AdaptArguments, argv, "adapt", DESCRIPTION, wings=(UnlabeledArguments,)
+    )
     path, grows = _check_request(args, adaptation)
     multi_label = _multi_label_request(args, adaptation, path, grows)
+    _check_pool_request(unlabeled, adaptation, args, grows, multi_label)
 
     from transformers import AutoTokenizer
 
@@ -29,6 +33,8 @@ def main(argv: list[str]) -> int:
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=args.trust_remote_code)
     if multi_label is not None:
         adapted = _multi_label_classifier(args, multi_label, path, tokenizer, grows)
+    elif unlabeled.unlabeled_data is not None:
+        adapted = _classifier_with_pool(args, adaptation, unlabeled, path, tokenizer)
     else:
         adapted = _classifier(args, adaptation, path, tokenizer, grows)
     out = export(
@@ -57,8 +63,65 @@ def main(argv: list[str]) -> int:
     if record.multi_label:
         print(multi_label_summary(record.multi_label, len(labels), out))
         return 0
+    if record.unlabeled:
+        print(pool_summary(record.unlabeled))
     print(f"Adapted to {len(labels)} classes; exported to {out}")
     return 0
+
+
+def _check_pool_request(unlabeled, adaptation, args, grows: bool, multi_label) -> None:
+    """An unlabeled pool is checked with the rest of the request, before anything loads."""
+    if unlabeled.unlabeled_data is None:
+        return
+    if grows or multi_label is not None:
+        kind = "growing an export" if grows else "multi-label adaptation"
+        raise ConfigError(
+            f"--unlabeled_file is read by single-label adaptation of a meta-trained model (or "
+            f"checkpoint), not by {kind}. Drop --unlabeled_file."
+        )
+    if args.keep_adapter:
+        raise ConfigError(
+            "--unlabeled_file refits the head on merged weights; --keep-adapter keeps the "
+            "LoRA adapter apart. Drop one of them."
+        )
+    from ..unlabeled.adaptation import check_request
+    from ..unlabeled.pool import check_pool_file
+
+    check_request(adaptation, args.text_pair_column)
+    check_pool_file(unlabeled.unlabeled_data)
+
+
+def _classifier_with_pool(args, adaptation, unlabeled, path: str, tokenizer):
+    from ..unlabeled import adapt_with_unlabeled
+
+    return adapt_with_unlabeled(
+        path,
+        args.train_file or None,
+        None,
+        adaptation,
+        unlabeled,
+        labels=args.labels,
+        tokenizer=tokenizer,
+        trust_remote_code=args.trust_remote_code,
+        text_column=args.text_column,
+        label_column=args.label_column,
+    )
+
+
+def pool_summary(record: dict) -> str:
+    """What the unlabeled pool did, in one line."""
+    pool, check = record["pool"], record["check"]
+    line = f"Unlabeled pool: {pool['texts']} texts"
+    if check and check["accuracy_with"] is not None:
+        line += (
+            f"; {check['folds']}-fold held-out accuracy {100 * check['accuracy_without']:.1f} "
+            f"without it, {100 * check['accuracy_with']:.1f} with it"
+        )
+    elif check:
+        line += f"; not checked ({check['reason']})"
+    if record["used"]:
+        return line + f": used ({record['pseudo_labelled']} texts pseudo-labelled)."
+    return line + ": not used (pool_rule always uses it)."
 
 
 def _classifier(args, adaptation, path: str, tokenizer, grows: bool):

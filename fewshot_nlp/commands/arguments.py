@@ -10,6 +10,7 @@ from typing import Literal
 from ..argument_parsing import help_field
 from ..evaluation.methods import DEFAULT_METHODS, METHODS
 from ..multilabel.arguments import METHODS as MULTI_LABEL_METHODS
+from ..unlabeled.arguments import POOL_METHODS
 from .common import TRUST_REMOTE_CODE
 
 
@@ -93,9 +94,10 @@ class EvaluateArguments:
     seed: int = help_field("Seed of the episode stream.", default=0)
     method: list[str] = help_field(
         "Methods to compare (maml-base: the same adaptation without meta-training, the "
-        "meta-value row; label-cosine: 0 shots only).",
+        "meta-value row; label-cosine: 0 shots only; X+pool: X self-trained on the unlabeled "
+        "pool, with --unlabeled_file or --episode_pool).",
         default_factory=lambda: list(DEFAULT_METHODS),
-        metadata={"choices": list(dict.fromkeys([*METHODS, *MULTI_LABEL_METHODS]))},
+        metadata={"choices": list(dict.fromkeys([*METHODS, *MULTI_LABEL_METHODS, *POOL_METHODS]))},
     )
     max_episodes: list[str] | None = help_field(
         "Cap slow methods to the first N of the same episodes: METHOD=N pairs, e.g. finetune=100.",

@@ -39,13 +39,16 @@ def model_with_outputs(args, outputs: dict[str, str | None]) -> str:
     return model_folder(path, args.trust_remote_code)
 
 
-def parse_with_adaptation(arguments, argv: list[str], command: str, description: str):
-    """``(the command's arguments, AdaptationArguments)`` from the flags (and ``--config``)."""
+def parse_with_adaptation(
+    arguments, argv: list[str], command: str, description: str, wings: tuple = ()
+):
+    """``(the command's arguments, AdaptationArguments, *wings)`` from the flags (and
+    ``--config``); ``wings``: the option dataclasses of the wings the command reads."""
     from ..argument_parsing import parse_dataclasses
     from ..classifier.arguments import AdaptationArguments
 
     return parse_dataclasses(
-        (arguments, AdaptationArguments),
+        (arguments, AdaptationArguments, *wings),
         argv,
         prog=f"fewshot-nlp {command}",
         description=description,

@@ -16,11 +16,16 @@ DESCRIPTION = (
 
 
 def main(argv: list[str]) -> int:
+    from ..unlabeled.arguments import UnlabeledArguments
     from .arguments import EvaluateArguments
 
-    args, adaptation = parse_with_adaptation(EvaluateArguments, argv, "evaluate", DESCRIPTION)
+    args, adaptation, unlabeled = parse_with_adaptation(
+        EvaluateArguments, argv, "evaluate", DESCRIPTION, wings=(UnlabeledArguments,)
+    )
     if _is_multi_label(args):
+        _check_no_pool(unlabeled, "multi-label evaluation")
         return _evaluate_multi_label(args, adaptation, argv)
+    _check_pool_request(args, adaptation, unlabeled)
     caps, model_path, baseline_path = _check_request(args, adaptation)
 
     from ..data.episodes import parse_n_way
@@ -28,6 +33,8 @@ def main(argv: list[str]) -> int:
     from ..evaluation import evaluate_episodes, evaluate_files, format_table
 
     model, baseline = _method_runners(args, adaptation, model_path, baseline_path)
+    if _pool_methods(args):
+        _attach_pools(args, unlabeled, model, baseline)
     if args.train_file or args.test_file:
         results, table = evaluate_files(
             model,
@@ -57,8 +64,99 @@ def main(argv: list[str]) -> int:
         )
         table = format_table(results)
     print(table)
-    _write(results, {**asdict(args), **asdict(adaptation)}, argv, args.output_file, args.plot)
+    settings = {**asdict(args), **asdict(adaptation), **asdict(unlabeled)}
+    _write(results, settings, argv, args.output_file, args.plot)
     return 0
+
+
+def _pool_methods(args) -> list[str]:
+    from ..unlabeled.arguments import POOL_METHODS
+
+    return [m for m in args.method if m in POOL_METHODS]
+
+
+def _check_no_pool(unlabeled, what: str) -> None:
+    if unlabeled.unlabeled_data is not None or unlabeled.episode_pool:
+        raise ConfigError(f"--unlabeled_file / --episode_pool are not read by {what}.")
+
+
+def _check_pool_request(args, adaptation, unlabeled) -> None:
+    """The pool methods and the pool go together; the pool file is checked before loading."""
+    wanted = _pool_methods(args)
+    fixed = bool(args.train_file or args.test_file)
+    given = unlabeled.unlabeled_data if fixed else unlabeled.episode_pool
+    if not wanted:
+        if unlabeled.unlabeled_data is not None or unlabeled.episode_pool:
+            raise ConfigError(
+                "An unlabeled pool is read by the +pool methods: add --method maml+pool "
+                "(and maml-base+pool, logreg+pool for the paired rows)."
+            )
+        return
+    if not given:
+        need = "--unlabeled_file FILE" if fixed else "--episode_pool N"
+        raise ConfigError(
+            f"--method {wanted} read(s) an unlabeled pool: the "
+            f"{'fixed-shot' if fixed else 'episodic'} protocol takes it from {need}."
+        )
+    if fixed and unlabeled.episode_pool:
+        raise ConfigError("--episode_pool is for the episodic protocol (--dataset).")
+    if not fixed and unlabeled.unlabeled_data is not None:
+        raise ConfigError(
+            "--unlabeled_file is for the fixed-shot protocol; episodes draw their own pool "
+            "(--episode_pool N)."
+        )
+    if args.out_of_scope_file or adaptation.unknown_label:
+        raise ConfigError("The +pool methods do not run the out-of-scope protocol.")
+    import fewshot_nlp.unlabeled.evaluation  # noqa: F401  (registers the +pool methods)
+
+    if fixed:
+        from ..unlabeled.pool import check_pool_file
+
+        check_pool_file(unlabeled.unlabeled_data)
+
+
+def _attach_pools(args, unlabeled, model, baseline) -> None:
+    """Every runner reads the same pools (``unlabeled.evaluation.TaskPools``)."""
+    from ..unlabeled.evaluation import TaskPools
+    from ..unlabeled.pool import read_pool
+
+    if args.train_file or args.test_file:
+        labelled = _labelled_texts(args)
+        pool = read_pool(
+            unlabeled.unlabeled_data,
+            labelled=labelled,
+            max_unlabeled=unlabeled.max_unlabeled,
+            text_column="text",
+            seed=unlabeled.pool_seed,
+        )
+        print(f"Unlabeled pool: {pool.summary()}.")
+        pools = TaskPools(unlabeled, texts=pool.texts)
+    else:
+        from ..data.sources import TaskSource
+
+        source = TaskSource.from_data_dir(
+            args.dataset, args.data_dir, split=args.split, fold=args.fold, part=args.part
+        )
+        pools = TaskPools(
+            unlabeled,
+            source=source,
+            size=unlabeled.episode_pool,
+            distractor_share=unlabeled.distractor_share,
+        )
+    for runner in (model, baseline):
+        if runner is not None and not isinstance(runner, str):
+            runner.unlabeled_pool = pools
+
+
+def _labelled_texts(args) -> list[str]:
+    """The training and test texts: a pool text that is one of them is taken out."""
+    from ..data.sources import TaskSource
+
+    files = [f for f in (args.train_file, args.test_file) if f]
+    texts: list[str] = []
+    for f in files:
+        texts += TaskSource.from_files([f], name="pool-check").texts
+    return texts
 
 
 def _is_multi_label(args) -> bool:

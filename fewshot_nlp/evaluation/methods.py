@@ -55,8 +55,9 @@ class Task:
 
 
 class FewShotMethod(Protocol):
-    """``adaptation``: runs on the (meta-)model being evaluated, not on the base encoder;
-    ``zero_shot``: has a 0-shot row (needs no support examples)."""
+    """``adaptation``: runs on the (meta-)model being evaluated, not on the base encoder
+    (``runs_on = "start"``: on that model before meta-training); ``zero_shot``: has a 0-shot
+    row (needs no support examples)."""
 
     name: str
     adaptation: bool
@@ -161,7 +162,7 @@ class Maml(_Adaptation):
 class MamlBase(_Adaptation):
     """Runs on ``model.without_meta_training()`` (see ``method_runners``)."""
 
-    name = "maml-base"
+    name, runs_on = "maml-base", "start"
 
 
 @register_method

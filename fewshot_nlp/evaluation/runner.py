@@ -93,9 +93,10 @@ def method_runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
         return m if isinstance(m, MethodRunner) else MethodRunner(m)
 
     main = load(model)
-    runners = {}
-    if "maml-base" in methods:
-        runners["maml-base"] = main.with_model(main.model.without_meta_training())
+    runs_on = {m: getattr(kind, "runs_on", "model") for m, kind in kinds.items()}
+    start = None
+    if "start" in runs_on.values():
+        start = main.with_model(main.model.without_meta_training())
     if baseline_model is None and any(not kind.adaptation for kind in kinds.values()):
         origin = main.model.base_encoder if main.model.meta_trained else None
         baseline_model = origin if origin and Path(origin).is_dir() else None
@@ -105,5 +106,17 @@ def method_runners(model, baseline_model, methods) -> dict[str, MethodRunner]:
                 "run on the meta-trained model itself. Pass baseline_model=... to choose.",
                 stacklevel=3,
             )
-    base = main if baseline_model is None else load(baseline_model)
-    return {m: runners.get(m, main if m == "maml" else base) for m in methods}
+    base = main
+    if isinstance(baseline_model, MethodRunner):
+        base = baseline_model
+    elif baseline_model is not None:  # the main runner's settings (logreg_c, pools, ...)
+        if not isinstance(baseline_model, FewShotModel):
+            baseline_model = FewShotModel.from_pretrained(baseline_model)
+        base = main.with_model(baseline_model)
+    chosen = {}
+    for m, kind in kinds.items():
+        if runs_on[m] == "start":
+            chosen[m] = start
+        else:
+            chosen[m] = main if kind.adaptation else base
+    return chosen
