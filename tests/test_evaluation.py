@@ -354,6 +354,11 @@ def test_baselines_default_to_the_base_encoder(tmp_path, tokenizer, toy_source, 
     )
     assert rows[0]["model"] == str(tmp_path / "run")
     assert rows[1]["model"] == str(base)
+    # the loaded base encoder runs the baselines with the runner's settings (--logreg_c)
+    from fewshot_nlp.evaluation.runner import method_runners
+
+    chosen = method_runners(MethodRunner(str(tmp_path / "run"), logreg_c=0.5), None, ["logreg"])
+    assert chosen["logreg"].path == str(base) and chosen["logreg"].logreg_c == 0.5
 
 
 def test_cli_evaluate_overrides_the_adaptation(tiny_run, data_dir, tmp_path):

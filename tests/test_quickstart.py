@@ -31,8 +31,13 @@ def test_quickstart_reads_the_recipe_and_runs_end_to_end(tmp_path, tokenizer, da
     out = capsys.readouterr().out
     assert code == 0, out
     summary = json.loads((tmp_path / "qs" / "quickstart.json").read_text())
-    methods = {"maml", "maml-base", "logreg", "prototype", "label-cosine"}
+    methods = {"maml", "maml+pool", "maml-base", "logreg", "prototype", "label-cosine"}
     assert set(summary["held_out_accuracy"]) == methods
+    assert set(summary["held_out_accuracy"]["maml+pool"]) == {"1", "5"}
+    # the pool row sits beside the row without it
+    assert (
+        "with 100 unlabeled banking77 texts per episode (30 % of other classes): 1-shot ours" in out
+    )
     assert "ours without meta-training" in out  # the meta-value, printed beside ours
     assert set(summary["held_out_accuracy"]["maml"]) == {"0", "1", "5"}
     assert set(summary["held_out_accuracy"]["logreg"]) == {"1", "5"}  # it needs examples

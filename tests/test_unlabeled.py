@@ -138,13 +138,14 @@ def test_self_training_learns_the_clusters_from_the_pool():
     test, truth = clusters(300, 1.0, seed=5)
     fit = head_fit(EpisodeHead("logreg"), 3)
     weights = torch.ones(len(labels))
-    options = UnlabeledArguments(self_training_rounds=2)
+    options = UnlabeledArguments()
     plain = (fit(support, labels, weights)(test).argmax(-1) == truth).float().mean()
     scorer, chosen = self_train(fit, support, labels, weights, pool, 3, options)
     trained = (scorer(test).argmax(-1) == truth).float().mean()
     assert trained > plain + 0.05
     # class-balanced: the last round keeps at most share * pool / classes per class
-    assert torch.bincount(chosen.labels, minlength=3).max() <= 0.5 * 600 / 3
+    share = options.pseudo_label_share
+    assert torch.bincount(chosen.labels, minlength=3).max() <= share * 600 / 3
     assert chosen.weight == options.pseudo_label_weight
 
 
@@ -201,11 +202,17 @@ def test_adapt_with_a_pool_exports_a_standard_checkpoint_that_records_it(mean_mo
     grown = grow(out, [("freeze my card", "card_block"), ("block the card", "card_block")])
     assert grown.config.num_labels == 4
     assert grown.fewshot_nlp_classes.weights.eq(0.5).sum() == record["pseudo_labelled"]
+    # an export grows (its pseudo-labelled rows kept); it is not adapted again with a pool
+    with pytest.raises(ConfigError, match="is an exported classifier"):
+        adapt_with_unlabeled(out, FEW, POOL)
 
 
 def test_the_kfold_rule_and_its_record(mean_model):
+    from fewshot_nlp import AdaptationArguments
+
     with pytest.warns(UserWarning):
-        adapted = adapt_with_unlabeled(mean_model, FEW, POOL)
+        adapted = adapt_with_unlabeled(mean_model, FEW, POOL, AdaptationArguments(max_length=12))
+    assert adapted.fewshot_nlp_classes.max_length == 12  # the pool is read as adapt reads
     record = adapted.config.fewshot_nlp_adaptation["unlabeled"]
     check = record["check"]
     assert record["rule"] == "kfold" and check["folds"] >= 2 and check["held_out"] == 9
@@ -258,6 +265,11 @@ def test_cli_refuses_pool_requests_it_cannot_do_before_the_work(mean_model, tmp_
         (["--unlabeled_file", str(pool), "--unknown_label", "other"], "do not go together"),
         (["--unlabeled_file", str(pool), "--max_unlabeled", "0"], "max_unlabeled must be"),
     ]
+    multi = tmp_path / "multi.jsonl"
+    multi.write_text(json.dumps({"text": "a b", "labels": ["x", "y"]}) + "\n")
+    cases.append(
+        (["--train_file", str(multi), "--unlabeled_file", str(pool)], "not by multi-label")
+    )
     for i, (flags, message) in enumerate(cases):
         out = tmp_path / f"o{i}"
         assert cli_main([*base, "--output_dir", str(out), *flags]) == 2, flags

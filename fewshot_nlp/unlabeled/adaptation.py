@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import torch
 
-from ..classifier.adaptation import adapt, reader_of
+from ..classifier.adaptation import adapt, load_run, reader_of
 from ..classifier.arguments import AdaptationArguments
-from ..classifier.class_memory import append_rows
+from ..classifier.class_memory import append_rows, is_exported_classifier
 from ..classifier.growth import refit
 from ..classifier.record import AdaptationRecord
 from ..data.sources import training_source
@@ -53,6 +53,11 @@ def adapt_with_unlabeled(
             "(CLI: --unlabeled_file texts.txt)."
         )
     check_request(args, text_pair_column)
+    if isinstance(model, (str, os.PathLike)) and is_exported_classifier(model):
+        raise ConfigError(
+            f"{model} is an exported classifier: a pool is read when adapting a meta-trained "
+            "model (or a checkpoint). Adapt that with all the labelled examples and the pool."
+        )
     # the request, the labelled data and the pool are read before the model is loaded
     reading = dict(text_column=text_column, label_column=label_column)
     source, _ = training_source(
@@ -65,16 +70,9 @@ def adapt_with_unlabeled(
         text_column=text_column,
         seed=options.pool_seed,
     )
-    classifier = adapt(
-        model,
-        source,
-        args,
-        labels=labels,
-        tokenizer=tokenizer,
-        trust_remote_code=trust_remote_code,
-        **reading,
-    )
-    return with_pool(classifier, tokenizer_of(model, tokenizer), pool, options, progress)
+    run = load_run(model, tokenizer, trust_remote_code)
+    classifier = adapt(run, source, args, labels=labels, **reading)
+    return with_pool(classifier, run.tokenizer, pool, options, progress)
 
 
 def check_request(args: AdaptationArguments, text_pair_column) -> None:
@@ -89,21 +87,12 @@ def check_request(args: AdaptationArguments, text_pair_column) -> None:
         raise ConfigError("An unlabeled pool is for single texts; this task has text pairs.")
 
 
-def tokenizer_of(model, tokenizer):
-    """The tokenizer ``adapt`` used: the one given, a run's own, or the folder's."""
-    if tokenizer is not None:
-        return tokenizer
-    if getattr(model, "tokenizer", None) is not None:
-        return model.tokenizer
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(model)
-
-
 def with_pool(classifier, tokenizer, pool: UnlabeledPool, options, progress: bool = True):
     """The adapted ``classifier`` with its head self-trained on ``pool`` (when the rule says
     so), its memory and record updated."""
-    memory = classifier.fewshot_nlp_classes
+    memory = getattr(classifier, "fewshot_nlp_classes", None)
+    if memory is None:  # an unmerged adapter keeps no rows to refit
+        raise ConfigError("An unlabeled pool needs the adapter merged (merge_lora=True).")
     reader = reader_of(classifier, tokenizer, memory.max_length)
     pool_features = pool_features_of(reader, pool.texts, progress)
     head = EpisodeHead(memory.head_init, memory.logit_scale, memory.regularization)
