@@ -156,3 +156,15 @@ def tiny_meta_train_argv(base, data_dir, output_dir, max_steps: int = 2) -> list
     argv += ["--train_datasets", "trec", "--output_dir", str(output_dir)]
     argv += ["--max_steps", str(max_steps), "--n_way", "3", "--k_shot", "1", "--q_query", "1"]
     return argv + ["--max_length", "16", "--use_cpu", "true"]
+
+
+@pytest.fixture(scope="module")
+def mean_model(tmp_path_factory, tokenizer):
+    """A tiny mean-pooling checkpoint folder (the class a meta-trained run is saved in)."""
+    from fewshot_nlp.modeling.pooling import mean_pooling_classifier
+
+    folder = tmp_path_factory.mktemp("mean") / "model"
+    model, tok = mean_pooling_classifier(tiny_model("bert", intermediate_size=64), tokenizer)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

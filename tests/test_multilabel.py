@@ -37,18 +37,6 @@ def write_jsonl(path, rows, key="labels"):
     return path
 
 
-@pytest.fixture(scope="module")
-def mean_model(tmp_path_factory, tokenizer):
-    """A tiny mean-pooling checkpoint folder (the class a meta-trained run is saved in)."""
-    from fewshot_nlp.modeling.pooling import mean_pooling_classifier
-
-    folder = tmp_path_factory.mktemp("mean") / "model"
-    model, tok = mean_pooling_classifier(tiny_model("bert", intermediate_size=64), tokenizer)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 def test_reading_jsonl_and_csv(tmp_path):
     jsonl = write_jsonl(tmp_path / "a.jsonl", ROWS)
     assert is_multilabel_file([jsonl]) and not is_multilabel_file([tmp_path / "none.jsonl"])

@@ -43,20 +43,6 @@ def write_jsonl(path, rows):
     return path
 
 
-@pytest.fixture(scope="module")
-def mean_model(tmp_path_factory, tokenizer):
-    """A tiny mean-pooling checkpoint folder (the class a meta-trained run is saved in)."""
-    from fewshot_nlp.modeling.pooling import mean_pooling_classifier
-
-    from .conftest import tiny_model
-
-    folder = tmp_path_factory.mktemp("mean") / "model"
-    model, tok = mean_pooling_classifier(tiny_model("bert", intermediate_size=64), tokenizer)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 # ---------------------------------------------------------------- reading the pool
 def test_pool_drops_blank_repeated_and_labelled_texts_and_says_so(tmp_path):
     labelled = [t for t, _ in FEW]
@@ -166,6 +152,12 @@ def test_the_kfold_rule_keeps_out_a_pool_that_hurts_held_out_examples():
     assert check.helps and check.held_out == 12 and check.folds == 5
     bad = check_pool(sabotaged, support, labels, weights, is_name, pool, 3, options)
     assert not bad.helps and bad.accuracy_with < bad.accuracy_without
+    # a head that gets too few held-out examples right makes pseudo-labels too noisy
+    from fewshot_nlp.unlabeled.self_training import PoolCheck
+
+    noisy = PoolCheck(5, 20, accuracy_without=0.7, accuracy_with=0.9, min_accuracy=0.75)
+    assert not noisy.helps
+    assert PoolCheck(5, 20, accuracy_without=0.8, accuracy_with=0.8, min_accuracy=0.75).helps
     # one example per class and no names: nothing can be held out, so no evidence
     lone = check_pool(real, support[::4], labels[::4], weights[::4], is_name[::4], pool, 3, options)
     assert not lone.helps and "no labelled example can be held out" in lone.reason
@@ -216,7 +208,8 @@ def test_the_kfold_rule_and_its_record(mean_model):
     record = adapted.config.fewshot_nlp_adaptation["unlabeled"]
     check = record["check"]
     assert record["rule"] == "kfold" and check["folds"] >= 2 and check["held_out"] == 9
-    assert record["used"] == (check["accuracy_with"] >= check["accuracy_without"])
+    good = check["accuracy_without"] >= check["min_accuracy"] == 0.75
+    assert record["used"] == (good and check["accuracy_with"] >= check["accuracy_without"])
     pseudo = (adapted.fewshot_nlp_classes.weights == 0.5).sum()
     assert (
         int(pseudo)

@@ -121,7 +121,14 @@ def pool_summary(record: dict) -> str:
         line += f"; not checked ({check['reason']})"
     if record["used"]:
         return line + f": used ({record['pseudo_labelled']} texts pseudo-labelled)."
-    return line + ": not used (pool_rule always uses it)."
+    if check and check["accuracy_with"] is not None:
+        if check["accuracy_without"] < check["min_accuracy"]:
+            share = 100 * check["min_accuracy"]
+            why = f"below {share:.0f} without it, its pseudo-labels are too noisy"
+        else:
+            why = "it lowered the held-out accuracy"
+        return line + f": not used ({why}; --pool_rule always uses it)."
+    return line + ": not used (--pool_rule always uses it)."
 
 
 def _classifier(args, adaptation, path: str, tokenizer, grows: bool):

@@ -21,8 +21,8 @@ class UnlabeledArguments:
     """Self-training of the head: each round labels the pool with the current head, adds the
     most confident texts of each predicted class (a share of the pool that grows every round)
     at a lower weight, and refits. ``pool_rule='kfold'`` first asks the support itself: the
-    pool is used only if, over k folds of the labelled examples, the held-out accuracy with
-    it is at least the accuracy without it."""
+    pool is used only if, over k folds of the labelled examples, the head without it gets at
+    least ``min_held_out_accuracy`` of them right and the head with it no fewer."""
 
     unlabeled_data: str | None = help_field(
         "Unlabeled texts of the same kind as the ones to classify (.txt one per line, .jsonl "
@@ -49,6 +49,12 @@ class UnlabeledArguments:
     )
     pseudo_label_weight: float = help_field(
         "Weight of a pseudo-labelled text against a labelled example.", default=0.5
+    )
+    min_held_out_accuracy: float = help_field(
+        "The k-fold rule also needs the head without the pool to classify at least this share "
+        "of the held-out examples right: below it, its pseudo-labels are too noisy to learn "
+        "from (0.75 chosen on held-out datasets, BENCHMARKS.md).",
+        default=0.75,
     )
     pool_folds: int = help_field("Folds of the k-fold rule.", default=5)
     pool_seed: int = help_field("Seed of the pool's sample when it is capped.", default=0)
@@ -85,6 +91,10 @@ class UnlabeledArguments:
         if not 0 <= self.distractor_share < 1:
             raise ConfigError(
                 f"distractor_share is a share of the pool, 0 <= x < 1; got {self.distractor_share}."
+            )
+        if not 0 <= self.min_held_out_accuracy <= 1:
+            raise ConfigError(
+                f"min_held_out_accuracy is a share, 0 <= x <= 1; got {self.min_held_out_accuracy}."
             )
         if self.pool_folds < 2:
             raise ConfigError(f"pool_folds must be >= 2, got {self.pool_folds}.")

@@ -74,13 +74,16 @@ class PoolCheck:
     accuracy_without: float | None = None
     accuracy_with: float | None = None
     reason: str | None = None
+    min_accuracy: float = 0.0
 
     @property
     def helps(self) -> bool:
-        """The rule: the pool goes in unless it lowered the held-out accuracy."""
+        """The rule: the head without the pool is good enough for its pseudo-labels to teach
+        (``min_accuracy`` held out), and the pool does not lower the held-out accuracy."""
         if self.accuracy_with is None:
             return False
-        return self.accuracy_with >= self.accuracy_without
+        confident = self.accuracy_without >= self.min_accuracy
+        return confident and self.accuracy_with >= self.accuracy_without
 
     def to_dict(self) -> dict:
         return {
@@ -89,6 +92,7 @@ class PoolCheck:
             "accuracy_without": self.accuracy_without,
             "accuracy_with": self.accuracy_with,
             "reason": self.reason,
+            "min_accuracy": self.min_accuracy,
         }
 
 
@@ -103,9 +107,10 @@ def check_pool(
     args: UnlabeledArguments,
 ) -> PoolCheck:
     """Held-out accuracy of the labelled examples, fold by fold, fitted without and with the
-    pool (self-trained by the same rule). An example is held out only if its class keeps a
-    row in the fold's fit (another example, or its label name): with one example per class
-    and no names there is nothing to hold out, and the check says so."""
+    pool (self-trained by the same rule); ``helps`` applies the rule to them. An example is
+    held out only if its class keeps a row in the fold's fit (another example, or its label
+    name): with one example per class and no names there is nothing to hold out, and the
+    check says so."""
     real = (~is_name).nonzero().flatten()
     keeps = torch.bincount(labels, minlength=n_way)  # rows per class, names included
     fold_of = _spread_folds(labels[real], n_way, args.pool_folds)
@@ -137,6 +142,7 @@ def check_pool(
         held_out=held,
         accuracy_without=hits["without"] / held,
         accuracy_with=hits["with"] / held,
+        min_accuracy=args.min_held_out_accuracy,
     )
 
 

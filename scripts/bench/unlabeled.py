@@ -107,6 +107,31 @@ def episodic_rows(args, results: Results, main, base) -> None:
         results.add(key, rows=rows, summary=summary(rows))
 
 
+def rule_rows(args, results: Results, main, base) -> None:
+    """What the k-fold rule costs or saves: maml+pool on the same episodes with the pool
+    always used."""
+    from fewshot_nlp import TaskSource
+    from fewshot_nlp.evaluation import evaluate_episodes
+    from fewshot_nlp.unlabeled import UnlabeledArguments
+    from fewshot_nlp.unlabeled.evaluation import TaskPools
+
+    for dataset in EPISODIC:
+        key = f"episodic-always/{dataset}"
+        if key in results:
+            continue
+        source = TaskSource.from_data_dir(dataset, args.data_dir, split="test")
+        main.unlabeled_pool = TaskPools(
+            UnlabeledArguments(pool_rule="always"),
+            source=source,
+            size=EPISODE_POOL,
+            distractor_share=DISTRACTORS,
+        )
+        rows = evaluate_episodes(
+            main, [source], n_way=5, k_shots=(1, 5), episodes=EPISODES, methods=["maml+pool"]
+        )
+        results.add(key, rows=rows, summary=summary(rows))
+
+
 def timing_row(args, results: Results) -> None:
     """Seconds of one adaptation, 77 classes x 5 shots, without and with 5,000 texts."""
     key = "seconds/banking77/5/5000"
@@ -179,6 +204,25 @@ def table(results: Results) -> str:
                     f"({int(100 * DISTRACTORS)} % other classes) | {m} | {a:.2f} | {b:.2f} | "
                     f"{b - a:+.2f} |"
                 )
+    always = [(d, results.rows.get(f"episodic-always/{d}")) for d in EPISODIC]
+    if any(row for _, row in always):
+        lines += [
+            "",
+            "The k-fold rule against using the pool always (maml+pool, the same episodes):",
+            "",
+            "| dataset | shots | maml | rule kfold | rule always |",
+            "|---|---|---|---|---|",
+        ]
+        for dataset, row in always:
+            if row is None:
+                continue
+            paired = results.rows[f"episodic/{dataset}"]["summary"]
+            for shots in ("1", "5"):
+                cells = [paired[f"maml/{shots}"], paired[f"maml+pool/{shots}"]]
+                cells.append(row["summary"][f"maml+pool/{shots}"])
+                lines.append(
+                    f"| {dataset} | {shots} | " + " | ".join(f"{c:.2f}" for c in cells) + " |"
+                )
     timing = results.rows.get("seconds/banking77/5/5000")
     lines.append("")
     if timing:
@@ -208,6 +252,7 @@ def main() -> None:
             timing_row(args, results)
         if args.only in (None, "episodic"):
             episodic_rows(args, results, main_runner, base)
+            rule_rows(args, results, main_runner, base)
         if args.only in (None, "fixed"):
             fixed_rows(args, results, main_runner, base)
     publish(table(results), args.benchmarks_file, START, END)
