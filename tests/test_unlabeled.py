@@ -218,17 +218,21 @@ def test_the_kfold_rule_and_its_record(mean_model):
     )
 
 
-def test_adapt_without_pool_is_unchanged_by_the_wing(mean_model):
-    """The wing adds to adapt, it does not change it: with the pool kept out, the head is
-    the plain adaptation's."""
+def test_a_pool_kept_out_leaves_the_plain_adaptation(mean_model, tokenizer):
+    """The wing adds to adapt, it does not change it: with the pool kept out by the rule,
+    the classifier scores as the plain adaptation does."""
     from fewshot_nlp.classifier import adapt
 
     plain = adapt(mean_model, FEW)
-    never = UnlabeledArguments(pool_rule="kfold", pool_folds=2)
+    strict = UnlabeledArguments(min_held_out_accuracy=1.0)
     with pytest.warns(UserWarning):
-        adapted = adapt_with_unlabeled(mean_model, FEW, POOL, unlabeled_args=never)
-    if not adapted.config.fewshot_nlp_adaptation["unlabeled"]["used"]:
-        torch.testing.assert_close(plain.classifier.weight, adapted.classifier.weight)
+        adapted = adapt_with_unlabeled(mean_model, FEW, POOL, unlabeled_args=strict)
+    record = adapted.config.fewshot_nlp_adaptation["unlabeled"]
+    assert not record["used"] and record["check"]["accuracy_without"] < 1.0
+    assert record["pseudo_labelled"] == 0
+    inputs = tokenizer(["add money please", "my card?"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**inputs).logits, adapted(**inputs).logits)
 
 
 # ---------------------------------------------------------------- the command line

@@ -113,7 +113,7 @@ def check_pool(
     check says so."""
     real = (~is_name).nonzero().flatten()
     keeps = torch.bincount(labels, minlength=n_way)  # rows per class, names included
-    fold_of = _spread_folds(labels[real], n_way, args.pool_folds)
+    fold_of = spread_folds(labels[real], n_way, args.pool_folds)
     fold_of[keeps[labels[real]] < 2] = -1  # never held out: its class would have no row
     held = int((fold_of >= 0).sum())
     folds = min(args.pool_folds, held)
@@ -146,7 +146,7 @@ def check_pool(
     )
 
 
-def _spread_folds(labels: torch.Tensor, n_way: int, folds: int) -> torch.Tensor:
+def spread_folds(labels: torch.Tensor, n_way: int, folds: int) -> torch.Tensor:
     """Each example's fold, classes spread round-robin with the count running on from one
     class to the next (seeded shuffle), so that one example per class still fills every
     fold rather than all landing in the first."""
