@@ -261,6 +261,7 @@ def test_cli_refuses_pool_requests_it_cannot_do_before_the_work(mean_model, tmp_
         (["--unlabeled_file", str(tmp_path / "p.xlsx")], "unsupported file type"),
         (["--unlabeled_file", str(pool), "--unknown_label", "other"], "do not go together"),
         (["--unlabeled_file", str(pool), "--max_unlabeled", "0"], "max_unlabeled must be"),
+        (["--unlabeled_file", str(pool), "--episode_pool", "9"], "adapt reads one pool"),
     ]
     multi = tmp_path / "multi.jsonl"
     multi.write_text(json.dumps({"text": "a b", "labels": ["x", "y"]}) + "\n")

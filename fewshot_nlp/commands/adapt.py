@@ -71,6 +71,11 @@ def main(argv: list[str]) -> int:
 
 def _check_pool_request(unlabeled, adaptation, args, grows: bool, multi_label) -> None:
     """An unlabeled pool is checked with the rest of the request, before anything loads."""
+    if unlabeled.episode_pool:
+        raise ConfigError(
+            "--episode_pool draws a pool per episode in `fewshot-nlp evaluate`; adapt reads "
+            "one pool: --unlabeled_file FILE."
+        )
     if unlabeled.unlabeled_data is None:
         return
     if grows or multi_label is not None:

@@ -36,8 +36,9 @@ class UnlabeledArguments:
         default=DEFAULT_MAX_UNLABELED,
     )
     pool_rule: Literal["kfold", "always"] = help_field(
-        "'kfold': use the pool only where k-fold held-out accuracy over the labelled examples "
-        "does not drop with it; 'always': use it without asking.",
+        "'kfold': use the pool only where, over k folds of the labelled examples, the head "
+        "without it is right on >= min_held_out_accuracy of them and the head with it no less "
+        "often; 'always': use it without asking.",
         default="kfold",
     )
     self_training_rounds: int = help_field("Rounds of pseudo-labelling and refitting.", default=2)
