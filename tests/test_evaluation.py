@@ -548,8 +548,11 @@ def test_methods_head_inits_and_scopes_come_from_registries(tiny_run, toy_source
         return tuple(next(f for f in fields(cls) if f.name == name).metadata["choices"])
 
     from fewshot_nlp.multilabel.arguments import METHODS as MULTI_LABEL
+    from fewshot_nlp.unlabeled.arguments import POOL_METHODS
 
-    offered = tuple(dict.fromkeys([*METHOD_REGISTRY, *MULTI_LABEL]))  # + multi-label's own
+    # the core's methods, then the wings' (registered when their wing is imported)
+    core = [m for m in METHOD_REGISTRY if m not in POOL_METHODS]
+    offered = tuple(dict.fromkeys([*core, *MULTI_LABEL, *POOL_METHODS]))
     assert choices(EvaluateArguments, "method") == offered
     assert choices(AdaptationArguments, "adapt_head_init") == tuple(HEAD_INIT_REGISTRY)
     assert choices(MAMLConfig, "adapt_head_init") == tuple(HEAD_INIT_REGISTRY)
