@@ -184,7 +184,8 @@ def test_adapt_with_a_pool_exports_a_standard_checkpoint_that_records_it(mean_mo
     assert record["pseudo_labelled"] == len(adapted.fewshot_nlp_classes.labels) - 9 - 3
     out = export(adapted, AutoTokenizer.from_pretrained(mean_model), tmp_path / "clf")
     card = (out / "README.md").read_text()
-    assert "**Unlabeled text:** a pool of 6 unlabeled texts" in card and "self-trained" in card
+    assert "**Unlabeled text:** a pool of 6 unlabeled texts; dropped 1 blank" in card
+    assert "self-trained" in card
     memory = ClassMemory.load(out)
     assert (memory.weights == 0.5).sum() == record["pseudo_labelled"]
     loaded = AutoModelForSequenceClassification.from_pretrained(out)

@@ -58,6 +58,7 @@ class UnlabeledPool:
             "duplicates": self.duplicates,
             "labelled": self.labelled,
             "sampled_from": self.sampled_from,
+            "summary": self.summary(),
         }
 
 
