@@ -172,11 +172,13 @@ class LogReg:
     name, adaptation, zero_shot = "logreg", False, False
     requires = ("sklearn", "baselines", "scikit-learn")
 
-    def fit(self, runner: Runner, features: torch.Tensor, labels):
-        """The fitted scikit-learn classifier on (normalised) support features."""
+    def fit(self, runner: Runner, features: torch.Tensor, labels, weights=None):
+        """The fitted scikit-learn classifier on (normalised) support features, each
+        example at its ``weights`` (default 1)."""
         linear_model = require_module("sklearn.linear_model", "logreg", "baselines", "scikit-learn")
         classifier = linear_model.LogisticRegression(C=runner.logreg_c, max_iter=1000)
-        return classifier.fit(features.numpy(), np.asarray(labels))
+        sample_weight = None if weights is None else np.asarray(weights)
+        return classifier.fit(features.numpy(), np.asarray(labels), sample_weight=sample_weight)
 
     def predict(self, runner: Runner, task: Task) -> np.ndarray:
         features = runner.model.features

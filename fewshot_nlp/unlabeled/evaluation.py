@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..data.labels import label_name_text
 from ..errors import ConfigError
-from ..evaluation.methods import LogReg, Runner, Task, register_method, require_module
+from ..evaluation.methods import LogReg, Runner, Task, register_method
 from ..meta.maml import HEAD_BIAS, HEAD_WEIGHT
 from .adaptation import head_fit
 from .arguments import UnlabeledArguments
@@ -90,24 +90,28 @@ class _AdaptationWithPool:
         is_name = torch.arange(len(labels)) >= len(task.support_labels)
         head = model.maml.episode_head(model.config.adaptation_head_init)
         fit = head_fit(head, task.n_way)
-        query = model.features(task.query_texts).float()
-        return _with_pool(fit, feats, labels, weights, is_name, query, task, pools, model.features)
+        rows = (feats, labels, weights, is_name)
+        scorer = _self_trained(fit, rows, task, pools, model.features)
+        if scorer is None:  # the pool kept out: the adapted head, as the plain method scores
+            return model.logits(fast, list(task.query_texts)).argmax(-1).cpu().numpy()
+        return scorer(model.features(task.query_texts).float()).argmax(-1).numpy()
 
 
-def _with_pool(fit, feats, labels, weights, is_name, query, task, pools, features):
-    """Query predictions of the self-trained head, or of the plain one where the k-fold
-    rule keeps the pool out."""
+def _self_trained(fit, rows, task, pools, features):
+    """The head self-trained on the task's pool, or None where there is no pool or the
+    k-fold rule keeps it out (the method's plain prediction stands then)."""
+    feats, labels, weights, is_name = rows
     options = pools.options
     texts = pools.pool_for(task)
     if not texts:
-        return fit(feats, labels, weights)(query).argmax(-1).numpy()
+        return None
     pool = features(texts).float()
     if options.pool_rule == "kfold":
         check = check_pool(fit, feats, labels, weights, is_name, pool, task.n_way, options)
         if not check.helps:
-            return fit(feats, labels, weights)(query).argmax(-1).numpy()
+            return None
     scorer, _ = self_train(fit, feats, labels, weights, pool, task.n_way, options)
-    return scorer(query).argmax(-1).numpy()
+    return scorer
 
 
 @register_method
@@ -132,21 +136,19 @@ class LogRegWithPool:
 
     def predict(self, runner: Runner, task: Task) -> np.ndarray:
         pools = _pools(runner, self.name)
-        linear_model = require_module(
-            "sklearn.linear_model", self.name, "baselines", "scikit-learn"
-        )
+        baseline = LogReg()
 
         def features(texts):
             return F.normalize(runner.model.features(texts, None, "mean").float(), dim=-1)
 
         def fit(x, y, w):
-            classifier = linear_model.LogisticRegression(C=runner.logreg_c, max_iter=1000)
-            classifier.fit(x.numpy(), y.numpy(), sample_weight=w.numpy())
+            classifier = baseline.fit(runner, x, y.numpy(), w.numpy())
             return lambda f: torch.as_tensor(classifier.predict_log_proba(f.numpy()))
 
-        feats = features(task.support_texts)
         labels = torch.as_tensor(task.support_labels, dtype=torch.long)
-        weights = torch.ones(len(labels))
-        is_name = torch.zeros(len(labels), dtype=torch.bool)
-        query = features(task.query_texts)
-        return _with_pool(fit, feats, labels, weights, is_name, query, task, pools, features)
+        rows = (features(task.support_texts), labels, torch.ones(len(labels)))
+        rows += (torch.zeros(len(labels), dtype=torch.bool),)
+        scorer = _self_trained(fit, rows, task, pools, features)
+        if scorer is None:  # the pool kept out: the baseline itself
+            return baseline.predict(runner, task)
+        return scorer(features(task.query_texts)).argmax(-1).numpy()
